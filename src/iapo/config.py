@@ -1,0 +1,256 @@
+"""Typed, validated `params.yaml`: paper hyperparameters, variants and scales, resolved per run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+Family = Literal["direct", "iterative"]
+ArchName = Literal["A", "B"]
+
+
+class ConfigError(ValueError):
+    """A bad `params.yaml` or a bad command-line choice; the message names the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Training(_Strict):
+    """Table 7 and the settings the paper leaves to the code (see params.yaml comments)."""
+
+    gamma: float = Field(gt=0, le=1)
+    tau: float = Field(gt=0, le=1)
+    lr: float = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    initial_random_steps: int = Field(ge=0)
+    replay_size: int = Field(gt=0)
+    updates_per_step: int = Field(gt=0)
+    update_schedule: Literal["per_step", "per_episode"]
+    target_hard_copy_every: int = Field(ge=0)
+    n_action_samples: int = Field(gt=0)
+    n_target_action_samples: int = Field(gt=0)
+    beta_acting: float
+    pessimism_std: Literal["population", "unbiased"]
+    policy_q: Literal["target", "online"]
+    alpha_init: float = Field(gt=0)
+    log_sigma_bounds: list[float] = Field(min_length=2, max_length=2)
+    log_sigma_bound_reg: float = Field(ge=0)
+    truncated_obs: bool
+
+    @model_validator(mode="after")
+    def _check(self) -> Training:
+        lo, hi = self.log_sigma_bounds
+        if not lo < hi:
+            raise ValueError(f"log_sigma_bounds must be [low, high] with low < high, got {lo}, {hi}")
+        if self.n_target_action_samples > self.n_action_samples:
+            raise ValueError("n_target_action_samples cannot exceed n_action_samples")
+        return self
+
+
+class Network(_Strict):
+    """Table 2 (policy networks)."""
+
+    n_layers: int = Field(gt=0)
+    n_units: int = Field(gt=0)
+    nonlinearity: Literal["relu", "elu", "leaky_relu", "tanh"]
+
+
+class QArchitecture(Network):
+    """Tables 3 and 4 (Q-value network architectures A and B)."""
+
+    layer_norm: bool
+    connectivity: Literal["sequential", "highway"]
+
+
+class PerFamily(_Strict):
+    direct: float
+    iterative: float
+
+
+class ArchPerFamily(_Strict):
+    direct: ArchName
+    iterative: ArchName
+
+
+class EnvParams(_Strict):
+    """Tables 5-6 (Q architecture) and A.4 (training β) for one environment."""
+
+    q_arch: ArchPerFamily
+    beta: PerFamily
+
+
+class Variant(_Strict):
+    """A named agent: an optimizer family plus overrides of the per-environment tables."""
+
+    family: Family
+    beta: float | None = None
+    q_arch: ArchName | None = None
+    n_iters: int = Field(default=1, gt=0)
+    init_sigma: float = Field(default=1.0, gt=0)
+    input_norm: Literal["layernorm", "standardize"] = "layernorm"
+
+    @model_validator(mode="after")
+    def _check(self) -> Variant:
+        if self.family == "direct" and self.n_iters != 1:
+            raise ValueError("n_iters applies to the iterative family only (direct is one pass)")
+        return self
+
+
+class Scale(_Strict):
+    """How much is run: environments, variants, seeds, steps, and logging cadence."""
+
+    envs: list[str] = Field(min_length=1)
+    variants: list[str] = Field(min_length=1)
+    seeds: int = Field(gt=0)
+    steps: int = Field(gt=0)
+    steps_per_env: dict[str, int] = Field(default_factory=dict)
+    initial_random_steps: int | None = Field(default=None, ge=0)
+    eval_every: int = Field(gt=0)
+    eval_episodes: int = Field(gt=0)
+    log_every: int = Field(gt=0)
+    checkpoint_steps: list[int] = Field(min_length=1)
+    resume_every: int = Field(gt=0)
+
+
+class Params(_Strict):
+    """The whole of `params.yaml`."""
+
+    scale: str
+    training: Training
+    policy: Network
+    q_architectures: dict[ArchName, QArchitecture]
+    envs: dict[str, EnvParams]
+    variants: dict[str, Variant]
+    scales: dict[str, Scale]
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Params:
+        _one_of("scale", self.scale, self.scales)
+        for arch in ("A", "B"):
+            if arch not in self.q_architectures:
+                raise ValueError(f"q_architectures: architecture {arch!r} is missing")
+        for name, scale in self.scales.items():
+            for env in [*scale.envs, *scale.steps_per_env]:
+                _one_of(f"scales.{name}.envs", env, self.envs)
+            for variant in scale.variants:
+                _one_of(f"scales.{name}.variants", variant, self.variants)
+        return self
+
+
+def _one_of(key: str, value: str, allowed: dict | list) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"{key}: unknown value {value!r}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate `params.yaml`; every problem is reported with its key path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: file not found. Run from the repository root or pass --params PATH."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+            lines.append(f"  {key}: {e['msg']}{got}")
+        raise ConfigError(
+            f"{path}: {err.error_count()} invalid setting(s):\n" + "\n".join(lines)
+            + "\nFix these keys (see the comments in params.yaml for the allowed values)."
+        ) from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs, resolved from params.yaml for (env, variant, seed, scale)."""
+
+    env: str
+    variant: str
+    seed: int
+    scale: str
+    family: Family
+    steps: int
+    beta: float
+    q_arch: ArchName
+    n_iters: int
+    init_sigma: float
+    input_norm: str
+    initial_random_steps: int
+    eval_every: int
+    eval_episodes: int
+    log_every: int
+    checkpoint_steps: tuple[int, ...]
+    resume_every: int
+    training: Training
+    policy: Network
+    q_architecture: QArchitecture
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("training", "policy", "q_architecture"):
+            d[key] = getattr(self, key).model_dump()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        """Inverse of `to_dict` (checkpoints carry their run's settings)."""
+        d = dict(d)
+        d["training"] = Training.model_validate(d["training"])
+        d["policy"] = Network.model_validate(d["policy"])
+        d["q_architecture"] = QArchitecture.model_validate(d["q_architecture"])
+        d["checkpoint_steps"] = tuple(d["checkpoint_steps"])
+        return cls(**d)
+
+    def params_hash(self) -> str:
+        """sha256 of the settings that decide how the run is computed (not how long it runs)."""
+        d = self.to_dict()
+        for key in ("steps", "checkpoint_steps", "resume_every"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve(
+    params: Params, env: str, variant: str, seed: int, scale: str | None = None,
+    steps: int | None = None,
+) -> RunConfig:
+    """Resolve one run; unknown env / variant / scale raise `ConfigError` listing the choices."""
+    scale = scale or params.scale
+    _one_of("scale", scale, params.scales)
+    _one_of("environment", env, params.envs)
+    _one_of("variant", variant, params.variants)
+    sc, v, e = params.scales[scale], params.variants[variant], params.envs[env]
+    n_steps = steps if steps is not None else sc.steps_per_env.get(env, sc.steps)
+    if n_steps <= 0:
+        raise ConfigError(f"--steps must be positive, got {n_steps}")
+    arch = v.q_arch or getattr(e.q_arch, v.family)
+    warmup = sc.initial_random_steps
+    return RunConfig(
+        env=env, variant=variant, seed=seed, scale=scale, family=v.family, steps=n_steps,
+        beta=v.beta if v.beta is not None else getattr(e.beta, v.family),
+        q_arch=arch, n_iters=v.n_iters, init_sigma=v.init_sigma, input_norm=v.input_norm,
+        initial_random_steps=params.training.initial_random_steps if warmup is None else warmup,
+        eval_every=sc.eval_every, eval_episodes=sc.eval_episodes, log_every=sc.log_every,
+        checkpoint_steps=tuple(sorted({s for s in sc.checkpoint_steps if s <= n_steps} | {n_steps})),
+        resume_every=sc.resume_every, training=params.training, policy=params.policy,
+        q_architecture=params.q_architectures[arch],
+    )

@@ -1,0 +1,285 @@
+"""The training loop: act, store, update, log, evaluate, checkpoint; resumable bit for bit."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from iapo import checkpoint
+from iapo.agent import Agent
+from iapo.config import RunConfig
+from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
+from iapo.provenance import provenance, write_json_atomic
+from iapo.replay import ReplayBuffer
+
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
+KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, or an output folder from other settings)."""
+
+
+@dataclass
+class Counters:
+    """Loop state that is not inside the agent, the buffer or the environment."""
+
+    step: int = 0
+    episodes: int = 0
+    episode_return: float = 0.0
+    episode_length: int = 0
+    n_evals: int = 0
+    wall_time: float = 0.0
+    finished_returns: list[float] = field(default_factory=list)
+    pending: dict[str, list[float]] = field(default_factory=dict)
+    metrics_rows: list[dict] = field(default_factory=list)
+    eval_rows: list[dict] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)
+
+
+class Run:
+    """One training run of `cfg` writing into `out` (see `iapo train --help` for the files)."""
+
+    def __init__(self, cfg: RunConfig, out: Path, device: str = "cpu") -> None:
+        self.cfg, self.out, self.device = cfg, Path(out), torch.device(device)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        truncated = cfg.training.truncated_obs
+        self.env, self.obs = make_env(cfg.env, cfg.seed, truncated_obs=truncated)
+        obs_dim, act_dim = env_dims(cfg.env, truncated_obs=truncated)
+        self.agent = Agent(cfg, obs_dim, act_dim, device)
+        self.buffer = ReplayBuffer(obs_dim, act_dim, cfg.training.replay_size)
+        self.rng = np.random.default_rng(cfg.seed)  # warm-up actions and replay sampling
+        self.c = Counters()
+        self.stop_requested = False
+        self.bar_postfix: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- one environment step
+    def env_step(self) -> int:
+        """Act, step the environment, store the transition; the episode's length if it ended, else 0."""
+        if self.c.step < self.cfg.initial_random_steps:
+            action = self.rng.uniform(-1.0, 1.0, self.agent.act_dim).astype(np.float32)
+        else:
+            action = self.agent.act(self.obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(scale_action(self.env, action))
+        # Only a true termination stops bootstrapping; a time-limit truncation does not.
+        self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
+        self.c.step += 1
+        self.c.episode_return += float(reward)
+        self.c.episode_length += 1
+        self.obs = next_obs
+        if not (terminated or truncated):
+            return 0
+        ended_length = self.c.episode_length
+        self.c.finished_returns.append(self.c.episode_return)
+        self.c.episodes += 1
+        self.c.episode_return, self.c.episode_length = 0.0, 0
+        self.obs, _ = self.env.reset()
+        return ended_length
+
+    def updates_due(self, ended_length: int) -> int:
+        """Updates after this step: UTD ratio per step, or a burst per episode (code §1.7)."""
+        t = self.cfg.training
+        if self.c.step < self.cfg.initial_random_steps:
+            return 0
+        if t.update_schedule == "per_step":
+            return t.updates_per_step
+        return t.updates_per_step * ended_length
+
+    def update(self) -> None:
+        t = self.cfg.training
+        batch = self.buffer.sample(t.batch_size, self.rng, self.device)
+        try:
+            metrics = self.agent.update(batch)
+        except FloatingPointError as err:
+            newest = checkpoint.by_step(self.out / "resume")
+            last = f"{newest[0][1]} (env step {newest[0][0]})" if newest else "none yet"
+            raise TrainingError(
+                f"training diverged: {err} (env step {self.c.step}). Nothing was saved for this "
+                f"step; the last good checkpoint is {last}. Rerunning with the same seed and "
+                "settings repeats the divergence: change the seed or the settings (e.g. lr, β)."
+            ) from err
+        for key, value in metrics.items():
+            self.c.pending.setdefault(key, []).append(value)
+
+    # ---------------------------------------------------------------- logging and evaluation
+    def log(self) -> None:
+        """One metrics row: means over the interval since the previous row."""
+        returns = self.c.finished_returns
+        row = {
+            "env_step": self.c.step, "updates": self.agent.n_updates, "episodes": self.c.episodes,
+            "train_return": float(np.mean(returns)) if returns else math.nan,
+        } | {k: float(np.mean(v)) for k, v in self.c.pending.items()}
+        self.c.metrics_rows.append(row)
+        self.bar_postfix["train_return"] = f"{row['train_return']:.1f}"
+        self.c.pending, self.c.finished_returns = {}, []
+        write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
+
+    def evaluate(self) -> float:
+        """Deterministic episodes (tanh μ) on a separate, freshly seeded environment."""
+        returns = []
+        base_seed = 1_000_003 * (self.cfg.seed + 1) + 1_000 * self.c.n_evals
+        for episode in range(self.cfg.eval_episodes):
+            env, obs = make_env(
+                self.cfg.env, base_seed + episode, truncated_obs=self.cfg.training.truncated_obs
+            )
+            total, length, done = 0.0, 0, False
+            while not done:
+                a = self.agent.act(obs, deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(scale_action(env, a))
+                total, length, done = total + float(reward), length + 1, terminated or truncated
+            env.close()
+            returns.append(total)
+            self.c.eval_rows.append({"env_step": self.c.step, "updates": self.agent.n_updates,
+                                     "episode": episode, "return": total, "length": length})
+        self.c.n_evals += 1
+        write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
+        return float(np.mean(returns))
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_snapshot(self) -> None:
+        """checkpoints/step_<N>.pt: the agent and its settings, what the diagnostics read."""
+        checkpoint.save(
+            {"step": self.c.step, "n_updates": self.agent.n_updates,
+             "model": self.agent.state_dict(), "config": self.cfg.to_dict(),
+             "obs_dim": self.buffer.obs.shape[1], "act_dim": self.agent.act_dim},
+            self.out / "checkpoints" / f"step_{self.c.step}.pt",
+        )
+
+    def save_resume(self) -> None:
+        """resume/step_<N>.pt: everything needed to continue exactly; keeps the newest two."""
+        state = {
+            "params_hash": self.cfg.params_hash(), "counters": asdict(self.c),
+            "agent": self.agent.training_state(), "replay": self.buffer.state_dict(),
+            "env": get_state(self.env), "obs": self.obs, "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+        folder = self.out / "resume"
+        checkpoint.save(state, folder / f"step_{self.c.step}.pt")
+        for _, old in checkpoint.by_step(folder)[KEEP_RESUME:]:
+            old.unlink(missing_ok=True)
+
+    def try_resume(self) -> bool:
+        """Restore the newest valid resume checkpoint, if any; skip (and report) corrupt ones."""
+        found = checkpoint.load_newest_valid(self.out / "resume", self.device,
+                                             warn=lambda m: print(m, file=sys.stderr))
+        if found is None:
+            return False
+        step, state = found
+        if state["params_hash"] != self.cfg.params_hash():
+            raise TrainingError(
+                f"{self.out}: holds a run with other settings (params hash {state['params_hash']} "
+                f"!= {self.cfg.params_hash()}). Use another --out, or delete that folder to restart."
+            )
+        self.c = Counters(**state["counters"])
+        self.agent.load_training_state(state["agent"])
+        self.buffer.load_state_dict(state["replay"])
+        set_state(self.env, state["env"])
+        self.obs = state["obs"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.c.resumed_at.append(step)
+        # Rows written after the checkpoint are dropped: the CSVs restart from the saved rows.
+        write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
+        write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
+        return True
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "run.json").unlink(missing_ok=True)  # the completion marker comes last
+        resumed = self.try_resume()
+        where = f"resumed at env step {self.c.step}" if resumed else "new run"
+        print(f"iapo train {cfg.env} {cfg.variant} seed {cfg.seed} ({cfg.scale}, {cfg.steps} "
+              f"steps, {where}) -> {self.out}/", file=sys.stderr)
+        if not resumed:
+            self.evaluate()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        start, start_step = time.perf_counter(), self.c.step
+        bar = tqdm(total=cfg.steps, initial=self.c.step, unit="step", file=sys.stderr,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+        try:
+            while self.c.step < cfg.steps:
+                for _ in range(self.updates_due(self.env_step())):
+                    self.update()
+                self._after_step(bar)
+                if self.stop_requested:
+                    self.c.wall_time += time.perf_counter() - start
+                    self.save_resume()
+                    print(f"SIGTERM: saved {self.out}/resume/step_{self.c.step}.pt; rerun the same "
+                          "command to continue", file=sys.stderr)
+                    raise SystemExit(EXIT_PREEMPTED)
+        finally:
+            bar.close()
+            signal.signal(signal.SIGTERM, previous)
+        elapsed = time.perf_counter() - start
+        self.c.wall_time += elapsed
+        info = self.finish((self.c.step - start_step) / max(elapsed, 1e-9))
+        print(f"done: {self.out}/ (metrics.csv, eval.csv, checkpoints/, run.json)", file=sys.stderr)
+        return info
+
+    def _after_step(self, bar: tqdm) -> None:
+        cfg, step = self.cfg, self.c.step
+        if step % cfg.log_every == 0:
+            self.log()
+        if step % cfg.eval_every == 0:
+            self.bar_postfix["eval_return"] = f"{self.evaluate():.1f}"
+        if step % cfg.log_every == 0 or step % cfg.eval_every == 0:
+            bar.set_postfix(self.bar_postfix, refresh=False)
+        if step in cfg.checkpoint_steps:
+            self.save_snapshot()
+        if step % cfg.resume_every == 0 or step in cfg.checkpoint_steps or step == cfg.steps:
+            self.save_resume()
+        bar.update(1)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def finish(self, steps_per_s: float) -> dict:
+        """run.json, written last and atomically: its presence marks a complete run."""
+        evals = pd.DataFrame(self.c.eval_rows)
+        final = evals[evals.env_step == evals.env_step.max()]["return"].mean()
+        info = provenance(self.device) | {
+            "env": self.cfg.env, "variant": self.cfg.variant, "seed": self.cfg.seed,
+            "scale": self.cfg.scale, "steps": self.c.step, "updates": self.agent.n_updates,
+            "episodes": self.c.episodes, "params_hash": self.cfg.params_hash(),
+            "final_eval_return": float(final), "wall_time_s": round(self.c.wall_time, 2),
+            "env_steps_per_s_last_session": round(steps_per_s, 2),
+            "resumed_at": self.c.resumed_at, "threads": torch.get_num_threads(),
+            "config": self.cfg.to_dict(),
+        }
+        write_json_atomic(info, self.out / "run.json")
+        return info
+
+
+def write_csv_atomic(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def train(cfg: RunConfig, out: str | Path, device: str = "cpu", threads: int = 1) -> dict:
+    """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way."""
+    torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda asked for, but torch sees no CUDA device here")
+    return Run(cfg, Path(out), device).run()
