@@ -31,13 +31,17 @@ def save(obj: Any, path: str | Path) -> Path:
     torch.save(obj, buf)
     payload = buf.getbuffer()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC)
-        f.write(payload)
-        f.write(hashlib.sha256(payload).digest())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC)
+            f.write(payload)
+            f.write(hashlib.sha256(payload).digest())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -59,7 +63,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
         raise CheckpointError(f"{path}: checksum ok but torch.load failed ({err})") from err
 
 
-STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
 
 def by_step(folder: str | Path) -> list[tuple[int, Path]]:
@@ -67,7 +71,8 @@ def by_step(folder: str | Path) -> list[tuple[int, Path]]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_FILE.search(p.name))]
+    found = [(int(m.group(1)), p) for p in folder.iterdir()
+             if (m := STEP_FILE.fullmatch(p.name)) and p.is_file()]
     return sorted(found, reverse=True)
 
 

@@ -169,15 +169,17 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     except ValidationError as err:
         lines = []
         for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
-            lines.append(f"  {key}: {e['msg']}{got}")
+            key = ".".join(str(p) for p in e["loc"])
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "value_error":  # our own validators: the message names key and value
+                lines.append(f"  {key}: {msg}" if key else f"  {msg}")
+            else:
+                got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+                lines.append(f"  {key or '(top level)'}: {msg}{got}")
         raise ConfigError(
             f"{path}: {err.error_count()} invalid setting(s):\n" + "\n".join(lines)
             + "\nFix these keys (see the comments in params.yaml for the allowed values)."
         ) from None
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real params.yaml and run configs resolved from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from iapo.config import Params, RunConfig, load_params, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def make_cfg(params: Params):
+    def make(env: str = "HalfCheetah-v2", variant: str = "direct", seed: int = 0, **kw) -> RunConfig:
+        return resolve(params, env, variant, seed, kw.pop("scale", "smoke"), kw.pop("steps", None))
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_seed():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)

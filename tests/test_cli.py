@@ -1,0 +1,110 @@
+"""Tests for the `iapo` command line: bad input exits with code 2 and a message, before any output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iapo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+ALL_ENVS = sorted(yaml.safe_load(PARAMS.read_text())["envs"])
+
+
+def train_args(out: Path, env: str = "HalfCheetah-v2", variant: str = "direct",
+               params: Path = PARAMS) -> list[str]:
+    return ["--params", str(params), "train", "--env", env, "--variant", variant, "--out", str(out)]
+
+
+def assert_nothing_written(out: Path) -> None:
+    assert not (out / "run.json").exists()
+    assert not (out / "metrics.csv").exists()
+    assert not out.exists() or not any(out.iterdir()), f"{out} was written to: {list(out.iterdir())}"
+
+
+def test_bad_params_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["training"]["batch_size"] = "big"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    assert main(train_args(out, params=bad)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("iapo train: error: ")
+    assert "training.batch_size" in captured.err and "'big'" in captured.err
+    assert str(bad) in captured.err
+    assert captured.out == ""
+    assert_nothing_written(out)
+
+
+def test_missing_params_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(train_args(out, params=tmp_path / "nope.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "iapo train: error:" in err and "file not found" in err and "--params" in err
+    assert_nothing_written(out)
+
+
+def test_unknown_env_lists_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(train_args(out, env="Foo-v2")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo train: error: ")
+    assert "'Foo-v2'" in err
+    for env in ALL_ENVS:
+        assert env in err
+    assert_nothing_written(out)
+
+
+def test_unknown_variant_lists_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(train_args(out, variant="fancy")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo train: error: ")
+    assert "variant" in err and "'fancy'" in err and "direct" in err and "iterative" in err
+    assert_nothing_written(out)
+
+
+def test_unknown_scale_lists_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main([*train_args(out), "--scale", "huge"]) == 2
+    err = capsys.readouterr().err
+    assert "'huge'" in err and "mini" in err and "smoke" in err and "paper" in err
+    assert_nothing_written(out)
+
+
+def test_train_help_describes_outputs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ("metrics.csv", "run.json", "eval.csv", "--env", "--variant", "--out"):
+        assert needle in text
+
+
+def test_missing_required_argument_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--env", "Hopper-v2"])
+    assert exc.value.code == 2
+    assert "--variant" in capsys.readouterr().err
+
+
+def test_console_script_rejects_unknown_env(tmp_path: Path) -> None:
+    """The installed entry point, run as a user would from the repository root."""
+    script = Path(sys.executable).parent / "iapo"
+    assert script.is_file(), f"{script} missing: install the project with `pip install -e .`"
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [str(script), "train", "--env", "Nope-v2", "--variant", "direct", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "iapo train: error:" in result.stderr
+    assert "'Nope-v2'" in result.stderr and "Hopper-v2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert_nothing_written(out)

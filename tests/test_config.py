@@ -1,0 +1,295 @@
+"""Tests for iapo.config: params.yaml follows the paper's tables; bad files fail loudly with the key."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iapo.config import ConfigError, Params, RunConfig, load_params, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+
+# Appendix A.4, Tables 5 and 6: Q-value architecture per environment, (direct, iterative).
+PAPER_Q_ARCH = {
+    "InvertedPendulum-v2": ("A", "A"),
+    "InvertedDoublePendulum-v2": ("A", "A"),
+    "Hopper-v2": ("A", "A"),
+    "HalfCheetah-v2": ("B", "A"),
+    "Walker2d-v2": ("A", "B"),
+    "Ant-v2": ("B", "B"),
+    "Reacher-v2": ("A", "A"),
+    "Swimmer-v2": ("A", "A"),
+    "Humanoid-v2": ("B", "B"),
+    "HumanoidStandup-v2": ("B", "B"),
+}
+# Appendix A.4, "Value Pessimism": direct β = 1 everywhere; iterative β = 1.5 on Hopper, 2.5 elsewhere.
+PAPER_BETA = {env: (1.0, 1.5 if env == "Hopper-v2" else 2.5) for env in PAPER_Q_ARCH}
+# Tables 3 and 4.
+PAPER_ARCHS = {
+    "A": {"n_layers": 2, "n_units": 256, "nonlinearity": "relu", "layer_norm": False,
+          "connectivity": "sequential"},
+    "B": {"n_layers": 3, "n_units": 512, "nonlinearity": "elu", "layer_norm": True,
+          "connectivity": "highway"},
+}
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return load_params(PARAMS)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(PARAMS.read_text())
+
+
+@pytest.fixture
+def write_params(raw: dict, tmp_path: Path) -> Callable[[Callable[[dict], None]], Path]:
+    """Copy the real params.yaml, apply `mutate` to the dict, dump it into tmp_path."""
+
+    def write(mutate: Callable[[dict], None]) -> Path:
+        data = copy.deepcopy(raw)
+        mutate(data)
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+# ------------------------------------------------------------------ the real file
+def test_real_params_load(params: Params) -> None:
+    assert params.scale in params.scales
+    assert set(params.envs) == set(PAPER_Q_ARCH), "params.yaml should cover the paper's 10 environments"
+    assert {"direct", "iterative"} <= set(params.variants)
+
+
+def test_unmodified_copy_loads(write_params: Callable) -> None:
+    """The round trip through yaml.safe_dump used by the failure tests is itself harmless."""
+    assert load_params(write_params(lambda d: None)) == load_params(PARAMS)
+
+
+def test_resolve_every_env_variant_scale(params: Params) -> None:
+    count = 0
+    for scale_name, scale in params.scales.items():
+        for env in params.envs:
+            for variant in params.variants:
+                cfg = resolve(params, env, variant, seed=3, scale=scale_name)
+                count += 1
+                assert (cfg.env, cfg.variant, cfg.seed, cfg.scale) == (env, variant, 3, scale_name)
+                assert cfg.family == params.variants[variant].family
+                assert cfg.steps == scale.steps_per_env.get(env, scale.steps)
+                assert cfg.checkpoint_steps[-1] == cfg.steps
+                assert list(cfg.checkpoint_steps) == sorted(set(cfg.checkpoint_steps))
+                assert cfg.q_architecture == params.q_architectures[cfg.q_arch]
+                expected_warmup = (params.training.initial_random_steps
+                                   if scale.initial_random_steps is None else scale.initial_random_steps)
+                assert cfg.initial_random_steps == expected_warmup
+    assert count == len(params.scales) * len(params.envs) * len(params.variants)
+
+
+def test_scales_only_list_known_names(params: Params) -> None:
+    for scale in params.scales.values():
+        assert set(scale.envs) <= set(params.envs)
+        assert set(scale.variants) <= set(params.variants)
+
+
+@pytest.mark.parametrize("env", sorted(PAPER_Q_ARCH))
+def test_beta_and_q_arch_follow_paper_tables(params: Params, env: str) -> None:
+    for column, family in enumerate(("direct", "iterative")):
+        cfg = resolve(params, env, family, seed=0)
+        assert cfg.family == family
+        assert cfg.beta == PAPER_BETA[env][column], f"{env} {family}: β (Appendix A.4)"
+        assert cfg.q_arch == PAPER_Q_ARCH[env][column], f"{env} {family}: Q architecture (Tables 5-6)"
+        assert cfg.q_architecture.model_dump() == PAPER_ARCHS[cfg.q_arch], "Tables 3-4"
+
+
+def test_paper_table_spot_checks(params: Params) -> None:
+    """The brief's examples, stated literally so a typo in PAPER_Q_ARCH cannot hide one."""
+    q = {(e, v): resolve(params, e, v, seed=0).q_arch
+         for e in ("HalfCheetah-v2", "Walker2d-v2", "Hopper-v2") for v in ("direct", "iterative")}
+    assert q == {("HalfCheetah-v2", "direct"): "B", ("HalfCheetah-v2", "iterative"): "A",
+                 ("Walker2d-v2", "direct"): "A", ("Walker2d-v2", "iterative"): "B",
+                 ("Hopper-v2", "direct"): "A", ("Hopper-v2", "iterative"): "A"}
+    assert resolve(params, "Hopper-v2", "iterative", seed=0).beta == 1.5
+    assert resolve(params, "Ant-v2", "iterative", seed=0).beta == 2.5
+    assert resolve(params, "Ant-v2", "direct", seed=0).beta == 1.0
+
+
+def test_training_and_policy_follow_tables_2_and_7(params: Params) -> None:
+    t = params.training
+    assert (t.gamma, t.tau, t.lr, t.batch_size) == (0.99, 5e-3, 3e-4, 256)
+    assert (t.initial_random_steps, t.replay_size) == (5000, 1_000_000)
+    assert t.beta_acting == 1.0, "A.4: β = 1 while collecting data"
+    assert params.policy.model_dump() == {"n_layers": 2, "n_units": 256, "nonlinearity": "relu"}
+
+
+def test_variant_override_of_beta_and_q_arch(write_params: Callable) -> None:
+    def add_variant(d: dict) -> None:
+        d["variants"]["iterative_b1"] = {"family": "iterative", "n_iters": 2, "beta": 1.0, "q_arch": "B"}
+
+    params = load_params(write_params(add_variant))
+    cfg = resolve(params, "Hopper-v2", "iterative_b1", seed=0, scale="smoke")
+    assert (cfg.family, cfg.beta, cfg.q_arch, cfg.n_iters) == ("iterative", 1.0, "B", 2)
+    assert cfg.q_architecture.n_units == 512
+
+
+def test_steps_override_filters_checkpoints(params: Params) -> None:
+    cfg = resolve(params, "HalfCheetah-v2", "direct", seed=0, scale="smoke", steps=1000)
+    assert cfg.steps == 1000
+    assert cfg.checkpoint_steps == (750, 1000)
+    with pytest.raises(ConfigError, match="positive"):
+        resolve(params, "HalfCheetah-v2", "direct", seed=0, scale="smoke", steps=0)
+
+
+# ------------------------------------------------------------------ bad files
+BAD_FILES: dict[str, tuple[Callable[[dict], None], list[str]]] = {
+    "unknown top-level key": (lambda d: d.update(bogus_key=1), ["bogus_key"]),
+    "unknown nested key": (lambda d: d["training"].update(bogus=1), ["training.bogus"]),
+    "wrong type": (lambda d: d["training"].update(batch_size="big"), ["training.batch_size", "'big'"]),
+    "float for int": (lambda d: d["training"].update(batch_size=256.5), ["training.batch_size", "256.5"]),
+    "invalid literal": (lambda d: d["training"].update(pessimism_std="median"),
+                        ["training.pessimism_std", "'median'", "population", "unbiased"]),
+    "invalid arch name": (lambda d: d["envs"]["Hopper-v2"]["q_arch"].update(direct="C"),
+                          ["envs.Hopper-v2.q_arch.direct", "'C'"]),
+    "missing key": (lambda d: d["training"].pop("gamma"), ["training.gamma"]),
+    "out of range": (lambda d: d["training"].update(gamma=1.5), ["training.gamma", "1.5"]),
+    "scale lists unknown env": (lambda d: d["scales"]["smoke"]["envs"].append("Foo-v2"),
+                                ["scales.smoke.envs", "'Foo-v2'", "HalfCheetah-v2"]),
+    "scale lists unknown variant": (lambda d: d["scales"]["smoke"]["variants"].append("fancy"),
+                                    ["scales.smoke.variants", "'fancy'", "direct"]),
+    "unknown default scale": (lambda d: d.update(scale="huge"), ["scale", "'huge'", "mini", "smoke"]),
+    "direct with iterations": (lambda d: d["variants"]["direct"].update(n_iters=3),
+                               ["variants.direct", "n_iters"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_file_names_key_and_value(write_params: Callable, case: str) -> None:
+    mutate, expected = BAD_FILES[case]
+    path = write_params(mutate)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert str(path) in message
+    for text in expected:
+        assert text in message, f"{case}: {text!r} not in message:\n{message}"
+
+
+def test_cross_check_error_is_short_and_keyed(write_params: Callable) -> None:
+    path = write_params(lambda d: d.update(scale="huge"))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    message = str(err.value)
+    assert "(top level)" not in message
+    assert len(message) < 500, f"{len(message)} characters: the whole file is echoed back"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match="file not found") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("training: [unclosed\n  gamma: :\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["", "- a list\n- not a mapping\n"])
+def test_empty_or_non_mapping_file(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="invalid setting"):
+        load_params(path)
+
+
+# ------------------------------------------------------------------ bad command-line choices
+@pytest.mark.parametrize(
+    ("kwargs", "key", "allowed"),
+    [
+        ({"env": "Foo-v2"}, "environment", ["Hopper-v2", "HalfCheetah-v2", "HumanoidStandup-v2"]),
+        ({"variant": "fancy"}, "variant", ["direct", "iterative"]),
+        ({"scale": "huge"}, "scale", ["mini", "paper", "smoke"]),
+    ],
+)
+def test_resolve_unknown_choice_lists_allowed(params: Params, kwargs: dict, key: str,
+                                              allowed: list[str]) -> None:
+    args = {"env": "Hopper-v2", "variant": "direct", "seed": 0} | kwargs
+    with pytest.raises(ConfigError) as err:
+        resolve(params, **args)
+    message = str(err.value)
+    assert message.startswith(f"{key}:")
+    bad = next(iter(kwargs.values()))
+    assert repr(bad) in message
+    for name in allowed:
+        assert name in message
+
+
+# ------------------------------------------------------------------ RunConfig
+def test_run_config_round_trip(params: Params) -> None:
+    for env, variant in [("HalfCheetah-v2", "iterative"), ("Hopper-v2", "direct")]:
+        cfg = resolve(params, env, variant, seed=7, scale="paper")
+        assert RunConfig.from_dict(cfg.to_dict()) == cfg
+        # checkpoints and run.json carry the dict through JSON (tuples become lists)
+        assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_run_config_from_dict_validates(params: Params) -> None:
+    d = resolve(params, "Hopper-v2", "direct", seed=0).to_dict()
+    d["training"] = d["training"] | {"pessimism_std": "median"}
+    with pytest.raises(ValueError, match="pessimism_std"):
+        RunConfig.from_dict(d)
+
+
+def test_params_hash(params: Params, write_params: Callable) -> None:
+    cfg = resolve(params, "HalfCheetah-v2", "iterative", seed=0, scale="mini")
+    h = cfg.params_hash()
+    assert len(h) == 16 and int(h, 16) >= 0
+    assert h == cfg.params_hash() == resolve(load_params(PARAMS), "HalfCheetah-v2", "iterative",
+                                             seed=0, scale="mini").params_hash()
+    assert RunConfig.from_dict(cfg.to_dict()).params_hash() == h
+    # how long a run is does not change how it is computed
+    assert resolve(params, "HalfCheetah-v2", "iterative", 0, "mini", steps=7000).params_hash() == h
+    # anything that changes the computation does
+    others = [
+        resolve(params, "HalfCheetah-v2", "direct", 0, "mini"),
+        resolve(params, "HalfCheetah-v2", "iterative", 1, "mini"),
+        resolve(params, "Hopper-v2", "iterative", 0, "mini"),
+    ]
+    hashes = {o.params_hash() for o in others}
+    assert h not in hashes and len(hashes) == len(others)
+
+    def set_beta(d: dict) -> None:
+        d["envs"]["HalfCheetah-v2"]["beta"]["iterative"] = 3.0
+
+    def set_lr(d: dict) -> None:
+        d["training"]["lr"] = 1.0e-3
+
+    for mutate in (set_beta, set_lr):
+        changed = resolve(load_params(write_params(mutate)), "HalfCheetah-v2", "iterative", 0, "mini")
+        assert changed.params_hash() != h
+
+
+def test_params_hash_stable_across_processes(params: Params) -> None:
+    """No dependence on dict order, hash randomisation or object ids."""
+    cfg = resolve(params, "Walker2d-v2", "iterative", seed=2, scale="paper")
+    code = ("import sys; from iapo.config import load_params, resolve; "
+            "print(resolve(load_params(sys.argv[1]), 'Walker2d-v2', 'iterative', 2, 'paper').params_hash())")
+    env = os.environ | {"PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, str(PARAMS)], capture_output=True, text=True,
+                         env=env, check=True, timeout=60)
+    assert out.stdout.strip() == cfg.params_hash()

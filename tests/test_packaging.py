@@ -1,0 +1,125 @@
+"""Packaging: pyproject.toml pins every dependency exactly and environment.yml carries the same pins."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = ROOT / "pyproject.toml"
+ENVIRONMENT = ROOT / "environment.yml"
+
+# name, optional extras, operator, version; anything after (markers, comments) is ignored
+REQUIREMENT = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<op>[=<>!~]=?=?)?\s*(?P<version>[^\s;#,]*)"
+)
+
+
+def normalise(name: str) -> str:
+    """PEP 503-ish: lowercase, `_` and `.` become `-`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse(requirement: str) -> tuple[str, str, str]:
+    """`Name[extra] == 1.2  # comment` -> ("name", "==", "1.2")."""
+    match = REQUIREMENT.match(requirement.split("#", 1)[0])
+    assert match, f"cannot parse requirement {requirement!r}"
+    return normalise(match["name"]), match["op"] or "", match["version"]
+
+
+def pins(requirements: list[str], where: str) -> dict[str, str]:
+    """name -> exact version; fails on unpinned or duplicated requirements."""
+    found: dict[str, str] = {}
+    for requirement in requirements:
+        name, op, version = parse(requirement)
+        assert op == "==" and version, f"{where}: {requirement!r} is not pinned with =="
+        assert name not in found, f"{where}: {name} is listed twice"
+        found[name] = version
+    return found
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads(PYPROJECT.read_text())
+
+
+@pytest.fixture(scope="module")
+def environment() -> dict:
+    assert ENVIRONMENT.is_file(), "environment.yml is missing from the repository root"
+    return yaml.safe_load(ENVIRONMENT.read_text())
+
+
+def pyproject_pins(pyproject: dict) -> dict[str, str]:
+    project = pyproject["project"]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    return pins(requirements, "pyproject.toml")
+
+
+def environment_pip_list(environment: dict) -> list[str]:
+    pip_sections = [d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1, "environment.yml needs exactly one `pip:` list"
+    return [str(item) for item in pip_sections[0]]
+
+
+def test_parse_normalises_names_extras_and_comments() -> None:
+    assert parse("Snakemake_Executor.Plugin-slurm == 2.8.0  # why") == (
+        "snakemake-executor-plugin-slurm", "==", "2.8.0")
+    assert parse("gymnasium[mujoco]==1.4.0") == ("gymnasium", "==", "1.4.0")
+    assert parse("numpy>=2") == ("numpy", ">=", "2")
+    assert parse("numpy") == ("numpy", "", "")
+
+
+def test_pins_rejects_loose_and_duplicate_requirements() -> None:
+    with pytest.raises(AssertionError, match="not pinned"):
+        pins(["numpy>=2.0"], "x")
+    with pytest.raises(AssertionError, match="not pinned"):
+        pins(["numpy"], "x")
+    with pytest.raises(AssertionError, match="twice"):
+        pins(["PyYAML==6.0.3", "pyyaml==6.0.3"], "x")
+
+
+def test_every_pyproject_dependency_is_pinned_exactly(pyproject: dict) -> None:
+    found = pyproject_pins(pyproject)
+    assert "pytest" in found and "ruff" in found, "the dev extra must pin pytest and ruff"
+    assert len(found) >= 10
+
+
+def test_torch_pin_is_exact(pyproject: dict, environment: dict) -> None:
+    torch_pyproject = [r for r in pyproject["project"]["dependencies"] if parse(r)[0] == "torch"]
+    requirements = [r for r in environment_pip_list(environment) if not r.startswith("-")]
+    torch_environment = [r for r in requirements if parse(r)[0] == "torch"]
+    assert [r.split("#")[0].strip() for r in torch_pyproject] == ["torch==2.13.0"]
+    assert [r.split("#")[0].strip() for r in torch_environment] == ["torch==2.13.0"]
+
+
+def test_environment_yml_mirrors_pyproject(pyproject: dict, environment: dict) -> None:
+    expected = pyproject_pins(pyproject)
+    pip_list = environment_pip_list(environment)
+    assert pip_list[-1] == "-e .", "environment.yml must install the project itself last (`-e .`)"
+    actual = pins(pip_list[:-1], "environment.yml")
+    missing = {n: v for n, v in expected.items() if n not in actual}
+    extra = {n: v for n, v in actual.items() if n not in expected}
+    differ = {n: (v, actual[n]) for n, v in expected.items() if n in actual and actual[n] != v}
+    assert not missing, f"in pyproject.toml but not environment.yml: {missing}"
+    assert not extra, f"in environment.yml but not pyproject.toml: {extra}"
+    assert not differ, f"versions differ (pyproject, environment.yml): {differ}"
+
+
+def test_environment_yml_header(environment: dict, pyproject: dict) -> None:
+    assert environment["name"] == "iapo"
+    assert environment["channels"] == ["conda-forge"]
+    conda = [d for d in environment["dependencies"] if isinstance(d, str)]
+    assert "pip" in conda
+    assert "python=3.11" in conda
+    assert pyproject["project"]["requires-python"] == ">=3.11,<3.12", "keep python=3.11 in sync"
+
+
+def test_console_script_points_to_cli_main(pyproject: dict) -> None:
+    assert pyproject["project"]["scripts"] == {"iapo": "iapo.cli:main"}
+    module, _, attr = pyproject["project"]["scripts"]["iapo"].partition(":")
+    target = getattr(__import__(module, fromlist=[attr]), attr)
+    assert callable(target)

@@ -1,0 +1,208 @@
+"""Training runs for real: exact resume after SIGKILL / SIGTERM, corrupt checkpoints, NaN, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from iapo import checkpoint
+from iapo.config import load_params, resolve
+from iapo.envs import make_env, scale_action
+from iapo.train import EXIT_PREEMPTED, Run, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+IAPO = str(Path(sys.executable).with_name("iapo"))
+
+
+def small_params(tmp_path: Path, **scale) -> Path:
+    """params.yaml with a tiny `smoke` scale (same algorithm settings as the real file)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["scales"]["smoke"] |= {
+        "steps": 400, "initial_random_steps": 150, "eval_every": 200, "eval_episodes": 1,
+        "log_every": 50, "checkpoint_steps": [200, 400], "resume_every": 100,
+    } | scale
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def train_cmd(params: Path, out: Path, variant: str = "direct", env: str = "InvertedPendulum-v2"):
+    return [IAPO, "--params", str(params), "train", "--env", env, "--variant", variant,
+            "--scale", "smoke", "--seed", "3", "--out", str(out), "--threads", "1"]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    start = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"training ended before {path} appeared"
+        assert time.time() - start < timeout, f"{path} did not appear in {timeout} s"
+        time.sleep(0.05)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical logs and final weights."""
+    assert (a / "metrics.csv").read_bytes() == (b / "metrics.csv").read_bytes()
+    assert (a / "eval.csv").read_bytes() == (b / "eval.csv").read_bytes()
+    final_a, final_b = (checkpoint.load(p / "checkpoints" / "step_400.pt")["model"] for p in (a, b))
+    assert final_a.keys() == final_b.keys()
+    for key in final_a:
+        assert torch.equal(final_a[key], final_b[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Uninterrupted runs, one per variant, to compare resumed runs against."""
+    tmp = tmp_path_factory.mktemp("reference")
+    params = small_params(tmp)
+    runs = {}
+    for variant in ("direct", "iterative"):
+        out = tmp / variant
+        subprocess.run(train_cmd(params, out, variant), check=True, cwd=tmp, capture_output=True)
+        runs[variant] = (params, out)
+    return runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["direct", "iterative"])
+def test_sigkill_then_resume_is_bit_identical(reference_runs, tmp_path, variant):
+    params, reference = reference_runs[variant]
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(params, out, variant), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(out / "resume" / "step_200.pt", proc)
+    time.sleep(0.3)  # somewhere after it: mid-episode, mid-interval
+    proc.kill()
+    proc.wait()
+    assert not (out / "run.json").exists()
+    done = subprocess.run(train_cmd(params, out, variant), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resumed at env step" in done.stderr
+    assert_same_run(out, reference)
+    assert json.loads((out / "run.json").read_text())["resumed_at"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_mid_run_and_resumes_exactly(reference_runs, tmp_path):
+    params, reference = reference_runs["direct"]
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(params, out), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for(out / "resume" / "step_200.pt", proc)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_PREEMPTED, err
+    saved = checkpoint.by_step(out / "resume")[0][0]
+    assert saved > 200 and f"step_{saved}.pt" in err
+    assert not (out / "run.json").exists()
+    done = subprocess.run(train_cmd(params, out), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed at env step {saved}" in done.stderr
+    assert_same_run(out, reference)
+
+
+@pytest.mark.slow
+def test_corrupt_newest_checkpoint_falls_back_to_previous(reference_runs, tmp_path):
+    params, reference = reference_runs["direct"]
+    out = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(params, out), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(out / "resume" / "step_300.pt", proc)
+    proc.kill()
+    proc.wait()
+    newest = out / "resume" / "step_300.pt"
+    newest.write_bytes(newest.read_bytes()[:-1000])  # truncated, as by a full disk
+    done = subprocess.run(train_cmd(params, out), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "step_300.pt" in done.stderr and "truncated or corrupt" in done.stderr
+    assert "resumed at env step 200" in done.stderr
+    assert_same_run(out, reference)
+
+
+def test_nan_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    params = load_params(small_params(tmp_path, steps=300))
+    cfg = resolve(params, "InvertedPendulum-v2", "direct", 0, "smoke")
+    run = Run(cfg, tmp_path / "run")
+    real_update = run.agent.critic_loss
+
+    def poisoned(batch):
+        loss, metrics = real_update(batch)
+        return (loss * torch.nan if run.agent.n_updates >= 60 else loss), metrics
+
+    monkeypatch.setattr(run.agent, "critic_loss", poisoned)
+    with pytest.raises(TrainingError, match="diverged") as err:
+        run.run()
+    assert "q_loss is nan" in str(err.value)
+    assert "resume/step_200.pt" in str(err.value)          # the last good checkpoint, by name
+    assert not (tmp_path / "run" / "run.json").exists()    # not marked complete
+    assert checkpoint.load(tmp_path / "run" / "resume" / "step_200.pt")["counters"]["step"] == 200
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    params = load_params(small_params(tmp_path, steps=120, initial_random_steps=200))
+    out = tmp_path / "run"
+    Run(resolve(params, "InvertedPendulum-v2", "direct", 0, "smoke"), out).run()
+    other = resolve(params, "InvertedPendulum-v2", "iterative", 0, "smoke")
+    with pytest.raises(TrainingError, match="other settings"):
+        Run(other, out).run()
+
+
+def test_outputs_and_provenance(tmp_path):
+    params = load_params(small_params(tmp_path, steps=220, initial_random_steps=150))
+    cfg = resolve(params, "InvertedPendulum-v2", "iterative", 0, "smoke")
+    Run(cfg, tmp_path / "run").run()
+    out = tmp_path / "run"
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.env_step) == [50, 100, 150, 200]
+    for col in ("q_loss", "q1", "q2", "sigma_q", "alpha", "entropy", "J", "J_iter0", "J_iter5"):
+        assert col in metrics.columns
+    # updates start once the 150 random transitions are stored: steps 150…200
+    assert metrics.loc[metrics.env_step == 200, "updates"].item() == 51
+    evals = pd.read_csv(out / "eval.csv")
+    assert set(evals.env_step) == {0, 200}
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_200.pt", "step_220.pt"]
+    info = json.loads((out / "run.json").read_text())
+    for key in ("git_commit", "params_hash", "versions", "machine", "device", "seed", "wall_time_s",
+                "env_steps_per_s_last_session"):
+        assert key in info
+    assert info["versions"]["torch"].startswith("2.13.0")
+
+
+def baseline_return(policy: str, episodes: int = 5) -> float:
+    """InvertedPendulum return of a zero-action or uniform-random policy (what a broken agent gets)."""
+    rng, returns = np.random.default_rng(0), []
+    for seed in range(episodes):
+        env, _ = make_env("InvertedPendulum-v2", 100 + seed)
+        total, done = 0.0, False
+        while not done:
+            a = np.zeros(1) if policy == "zero" else rng.uniform(-1, 1, 1)
+            _, r, terminated, truncated, _ = env.step(scale_action(env, a))
+            total, done = total + r, terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+@pytest.mark.slow
+def test_direct_sac_learns_inverted_pendulum(tmp_path):
+    """3000 env steps (2000 updates): far above what a zero or random policy can reach."""
+    params = load_params(small_params(
+        tmp_path, steps=3000, initial_random_steps=1000, eval_every=1000, eval_episodes=3,
+        log_every=500, checkpoint_steps=[3000], resume_every=3000,
+    ))
+    cfg = resolve(params, "InvertedPendulum-v2", "direct", 0, "smoke")
+    info = Run(cfg, tmp_path / "run").run()
+    broken = max(baseline_return("zero"), baseline_return("random"))
+    assert broken < 40
+    assert info["final_eval_return"] > 2.5 * broken, (info["final_eval_return"], broken)
+    assert os.path.exists(tmp_path / "run" / "checkpoints" / "step_3000.pt")
