@@ -86,21 +86,25 @@ class Agent(nn.Module):
             a, _ = rsample(trace.mu, trace.log_sigma, 1)
         return a.reshape(-1).cpu().numpy()
 
-    def critic_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
-        """Soft Bellman regression of both Q-networks (code §1.4).
+    @torch.no_grad()
+    def bellman_target(self, b: Batch) -> Tensor:
+        """y = r + γ (1 − d) [Q̂^β_targ(s', a') − α KL̂(s')] (code §1.4).
 
-        y = r + γ (1 − d) [Q̂^β_targ(s', a') − α KL̂(s')], a' the first of N policy samples at s',
-        KL̂ from all N; loss = ½ Σ_i (Q_i(s, a) − y)², averaged over the batch.
+        The policy estimate at s' comes from the optimizer under the training β; a' is the first of
+        its N samples (n_target_action_samples = 1) while KL̂ uses all N, including n ln 2.
         """
         t = self.cfg.training
-        with torch.no_grad():
-            trace = self.optimizer.optimize(self.objective(b.next_obs, self.cfg.beta), score=False)
-            actions, u = rsample(trace.mu, trace.log_sigma, t.n_action_samples)
-            kl = kl_to_uniform(log_prob(u, trace.mu, trace.log_sigma), self.act_dim)
-            k = t.n_target_action_samples
-            next_obs = b.next_obs.expand(k, *b.next_obs.shape)
-            q_next = self.value_fn(self.cfg.beta)(next_obs, actions[:k]).mean(0)
-            y = b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
+        trace = self.optimizer.optimize(self.objective(b.next_obs, self.cfg.beta), score=False)
+        actions, u = rsample(trace.mu, trace.log_sigma, t.n_action_samples)
+        kl = kl_to_uniform(log_prob(u, trace.mu, trace.log_sigma), self.act_dim)
+        k = t.n_target_action_samples
+        next_obs = b.next_obs.expand(k, *b.next_obs.shape)
+        q_next = self.value_fn(self.cfg.beta)(next_obs, actions[:k]).mean(0)
+        return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
+
+    def critic_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
+        """Soft Bellman regression of both Q-networks: ½ Σ_i (Q_i(s, a) − y)², batch mean (code §1.4)."""
+        y = self.bellman_target(b)
         qs = self.q(b.obs, b.action)
         loss = 0.5 * (qs - y).square().sum(0).mean()
         return loss, {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from iapo.agent import Agent, Batch
 from iapo.config import load_params, resolve
+from iapo.envs import env_dims
 from iapo.provenance import machine, write_json_atomic
 
 __all__ = ["ARCHS", "BENCH_ENV", "OPS", "VARIANTS", "bench_dims", "format_table", "run_bench"]
@@ -22,22 +22,12 @@ BENCH_ENV = "HalfCheetah-v2"
 OPS = ("update", "act")
 VARIANTS = ("direct", "iterative")
 ARCHS = ("A", "B")
-# HalfCheetah (gymnasium v5, same as -v2): 17-dim observation, 6-dim action. Used only if the
-# environment cannot be built here (e.g. a missing optional dependency of gymnasium's MuJoCo envs).
-_HALFCHEETAH_DIMS = (17, 6)
 _QUICK_REPEATS, _QUICK_WARMUP = 3, 1
 
 
 def bench_dims() -> tuple[int, int]:
-    """(observation dim, action dim) of HalfCheetah, from `iapo.envs.env_dims` when it can run."""
-    try:
-        from iapo.envs import env_dims
-
-        return env_dims(BENCH_ENV)
-    except ImportError as err:  # env stack not importable: the sizes are known, fall back to them
-        warnings.warn(f"env_dims({BENCH_ENV!r}) unavailable ({err}); using {_HALFCHEETAH_DIMS}",
-                      RuntimeWarning, stacklevel=2)
-        return _HALFCHEETAH_DIMS
+    """(observation dim, action dim) of HalfCheetah: 17 and 6."""
+    return env_dims(BENCH_ENV)
 
 
 def _synthetic_batch(batch_size: int, obs_dim: int, act_dim: int, seed: int = 0) -> Batch:

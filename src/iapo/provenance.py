@@ -38,10 +38,21 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict:
     return {
         "host": socket.gethostname(), "platform": platform.platform(),
-        "python": platform.python_version(), "processor": platform.processor() or "unknown",
+        "python": platform.python_version(), "processor": cpu_model(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
     }
 
@@ -52,6 +63,8 @@ def provenance(device: torch.device | str) -> dict:
 
 
 def write_json_atomic(obj: dict, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
