@@ -39,9 +39,16 @@ class Objective:
         self.n_samples = n_samples
 
     def __call__(self, mu: Tensor, log_sigma: Tensor) -> Estimate:
+        """J at a tanh-Normal λ = (μ, log σ): N fresh reparameterised samples, then `score`."""
         actions, u = rsample(mu, log_sigma, self.n_samples)
-        log_pi = log_prob(u, mu, log_sigma)
-        obs = self.obs.expand(self.n_samples, *self.obs.shape)
+        return self.score(actions, log_prob(u, mu, log_sigma))
+
+    def score(self, actions: Tensor, log_pi: Tensor) -> Estimate:
+        """J from samples a_k [N, B, n] of any policy and their log-densities log π(a_k) [N, B].
+
+        This is the one definition of eq. 8 (a flow policy brings its own samples and densities).
+        """
+        obs = self.obs.expand(actions.shape[0], *self.obs.shape)
         q = self.value_fn(obs, actions).mean(0)
-        kl = kl_to_uniform(log_pi, mu.shape[-1])
+        kl = kl_to_uniform(log_pi, actions.shape[-1])
         return Estimate(J=q - self.alpha * kl, q=q, kl=kl, actions=actions, log_pi=log_pi)
