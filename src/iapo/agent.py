@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,10 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from iapo.config import RunConfig
-from iapo.distributions import LOG2, kl_to_uniform, log_prob, rsample
+from iapo.distributions import LOG2, gaussian_kl, kl_to_uniform
 from iapo.objective import Objective, ValueFn
+from iapo.optimizers.base import Trace, mode_action, sample_policy
 from iapo.optimizers.direct import DirectOptimizer
+from iapo.optimizers.flow import DirectFlowOptimizer
 from iapo.optimizers.iterative import IterativeOptimizer
+from iapo.values.model_based import DynamicsModel, retrace_value
 from iapo.values.q_ensemble import QEnsemble, ensemble_std, pessimistic
 
 
@@ -30,13 +34,21 @@ class Batch:
 
 
 def make_optimizer(cfg: RunConfig, obs_dim: int, act_dim: int) -> nn.Module:
-    """The policy optimizer of the run's family: direct (eq. 10) or iterative (eq. 11-12)."""
+    """The policy optimizer of the run's family: direct (eq. 10), iterative (eq. 11-12), direct+flow."""
     bounds = cfg.training.log_sigma_bounds
     if cfg.family == "direct":
         return DirectOptimizer(obs_dim, act_dim, cfg.policy, bounds)
+    if cfg.family == "direct_flow":
+        return DirectFlowOptimizer(obs_dim, act_dim, cfg.policy, bounds, cfg.n_flows)
     return IterativeOptimizer(
         obs_dim, act_dim, cfg.policy, bounds, cfg.n_iters, cfg.init_sigma, cfg.input_norm
     )
+
+
+def frozen(module: nn.Module) -> Callable:
+    """`module` as a function of its inputs only: same weights, detached from their gradients."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return lambda *args: torch.func.functional_call(module, params, args)
 
 
 class Agent(nn.Module):
@@ -53,21 +65,54 @@ class Agent(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(t.alpha_init)))
         # KL̂ ≤ κ = n (1 + ln 2) ⇔ entropy ≥ −n = −|A| (A.4 temperature; code §1.5)
         self.kl_target = act_dim * (1.0 + LOG2)
+        self.model_based = cfg.value == "model_based"
+        if self.model_based:  # A.5: a learned model, and a direct rollout policy for iterative agents
+            mb = cfg.model_based
+            self.model = DynamicsModel(obs_dim, act_dim, mb.n_layers, mb.n_units)
+            self.rollout_policy = (
+                DirectOptimizer(obs_dim, act_dim, cfg.policy, t.log_sigma_bounds)
+                if cfg.family == "iterative" else self.optimizer
+            )
         self.to(self.device)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=t.lr)
         self.pi_opt = torch.optim.Adam(self.optimizer.parameters(), lr=t.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=t.lr)
+        self.extra_opts: dict[str, torch.optim.Optimizer] = {}
+        if self.model_based:
+            self.extra_opts["model"] = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+            if self.rollout_policy is not self.optimizer:
+                self.extra_opts["rollout"] = torch.optim.Adam(self.rollout_policy.parameters(), lr=t.lr)
         self.n_updates = 0
 
     @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
 
-    def value_fn(self, beta: float, online: bool = False) -> ValueFn:
-        """Q̂^β(s, a) of eq. 13 from the target nets (code §1.5) or, if asked, the online nets."""
+    def q_value_fn(self, beta: float, online: bool = False) -> ValueFn:
+        """Model-free Q̂^β(s, a) of eq. 13 from the target nets (code §1.5) or the online nets."""
         q = self.q if online else self.q_target
         std = self.cfg.training.pessimism_std
         return lambda obs, action: pessimistic(q(obs, action), beta, std)
+
+    def value_fn(self, beta: float, online: bool = False) -> ValueFn:
+        """The agent's value estimator: Q̂^β, or the model-based Retrace estimate on top of it (eq. 14)."""
+        q_fn = self.q_value_fn(beta, online)
+        if not self.model_based:
+            return q_fn
+        mb, t = self.cfg.model_based, self.cfg.training
+        model = frozen(self.model)
+        return retrace_value(model, q_fn, self.rollout_sample, self.alpha, t.gamma,
+                             mb.retrace_lambda, mb.horizon)
+
+    def rollout_sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """One action and its log π from the direct rollout policy at model-predicted states (A.5).
+
+        Its parameters are held fixed inside J (code §4.2): the gradient reaches the first action
+        through the rollout, never the rollout policy's or the model's weights.
+        """
+        mu, log_sigma = frozen(self.rollout_policy)(obs)
+        actions, log_pi = sample_policy(self.rollout_policy, Trace(mu, log_sigma), 1)
+        return actions[0], log_pi[0]
 
     def objective(self, obs: Tensor, beta: float) -> Objective:
         """J(s, ·) under the pessimism β with the Q-networks named by `policy_q`."""
@@ -81,25 +126,35 @@ class Agent(nn.Module):
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         trace = self.optimizer.optimize(self.objective(s, self.cfg.training.beta_acting), score=False)
         if deterministic:
-            a = torch.tanh(trace.mu)
+            a = mode_action(self.optimizer, trace)
         else:
-            a, _ = rsample(trace.mu, trace.log_sigma, 1)
+            a = sample_policy(self.optimizer, trace, 1)[0]
         return a.reshape(-1).cpu().numpy()
+
+    def target_policy(self, next_obs: Tensor) -> tuple[nn.Module, Trace]:
+        """The policy at s' for the Bellman target: the agent's optimizer under the training β;
+        for a model-based iterative agent its distilled direct policy (code §4.3)."""
+        if self.model_based and self.rollout_policy is not self.optimizer:
+            return self.rollout_policy, Trace(*self.rollout_policy(next_obs))
+        return self.optimizer, self.optimizer.optimize(self.objective(next_obs, self.cfg.beta), score=False)
 
     @torch.no_grad()
     def bellman_target(self, b: Batch) -> Tensor:
         """y = r + γ (1 − d) [Q̂^β_targ(s', a') − α KL̂(s')] (code §1.4).
 
-        The policy estimate at s' comes from the optimizer under the training β; a' is the first of
-        its N samples (n_target_action_samples = 1) while KL̂ uses all N, including n ln 2.
+        The policy estimate at s' comes from `target_policy`; a' is the first of its N samples
+        (n_target_action_samples = 1) while KL̂ uses all N, including n ln 2. Model-based agents
+        bootstrap from the model-based estimate of eq. 14 (A.5, Table 9) unless told otherwise.
         """
         t = self.cfg.training
-        trace = self.optimizer.optimize(self.objective(b.next_obs, self.cfg.beta), score=False)
-        actions, u = rsample(trace.mu, trace.log_sigma, t.n_action_samples)
-        kl = kl_to_uniform(log_prob(u, trace.mu, trace.log_sigma), self.act_dim)
+        policy, trace = self.target_policy(b.next_obs)
+        actions, log_pi = sample_policy(policy, trace, t.n_action_samples)
+        kl = kl_to_uniform(log_pi, self.act_dim)
         k = t.n_target_action_samples
         next_obs = b.next_obs.expand(k, *b.next_obs.shape)
-        q_next = self.value_fn(self.cfg.beta)(next_obs, actions[:k]).mean(0)
+        mb_targets = self.model_based and self.cfg.model_based.model_value_targets
+        value = self.value_fn if mb_targets else self.q_value_fn
+        q_next = value(self.cfg.beta)(next_obs, actions[:k]).mean(0)
         return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
 
     def critic_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
@@ -112,10 +167,10 @@ class Agent(nn.Module):
             "sigma_q": ensemble_std(qs).mean().item(), "q_target": y.mean().item(),
         }
 
-    def policy_loss(self, b: Batch) -> tuple[Tensor, Tensor, dict[str, float]]:
+    def policy_loss(self, b: Batch) -> tuple[Tensor, Trace, dict[str, float]]:
         """−J(s, λ) for the optimizer's estimate (its own loss) + the log σ bound regulariser.
 
-        Returns the loss, KL̂(s) at the final estimate (for α) and metrics (J per iteration).
+        Returns the loss, the optimizer's trace (its final estimate gives KL̂(s) for α) and metrics.
         """
         t = self.cfg.training
         trace = self.optimizer.optimize(self.objective(b.obs, self.cfg.beta), train=True)
@@ -129,32 +184,65 @@ class Agent(nn.Module):
         }
         if isinstance(self.optimizer, IterativeOptimizer):
             metrics |= {f"J_iter{i}": J.mean().item() for i, J in enumerate(trace.J)}
-        return trace.loss + reg, est.kl.detach(), metrics
+        return trace.loss + reg, trace, metrics
 
     def alpha_loss(self, kl: Tensor) -> Tensor:
         """−α (KL̂ − κ): α grows when KL̂ > κ (entropy below −|A|), shrinks otherwise (code §1.5)."""
         return -(self.log_alpha.exp() * (kl - self.kl_target)).mean()
 
+    def model_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
+        """Maximum likelihood of the state and reward models on replayed transitions (A.5)."""
+        state_nll, reward_nll = self.model.nll(b.obs, b.action, b.reward, b.next_obs)
+        return state_nll + reward_nll, {"model_state_nll": state_nll.item(),
+                                        "model_reward_nll": reward_nll.item()}
+
+    def distill_loss(self, b: Batch, trace: Trace) -> Tensor:
+        """KL(π_it ‖ π_dir) from the iterative estimate (fixed) to the direct rollout policy (A.5)."""
+        mu, log_sigma = self.rollout_policy(b.obs)
+        return gaussian_kl(trace.mu.detach(), trace.log_sigma.detach(), mu, log_sigma).mean()
+
     def update(self, b: Batch) -> dict[str, float]:
-        """One gradient step on the critics, the policy optimizer and α, then the targets."""
+        """One gradient step on the critics, the policy optimizer and α (and, model-based, the model
+        and the rollout policy), then the target networks."""
         q_loss, q_metrics = self.critic_loss(b)
-        pi_loss, kl, pi_metrics = self.policy_loss(b)
-        a_loss = self.alpha_loss(kl)
-        losses = {"q_loss": q_loss, "policy_loss": pi_loss, "alpha_loss": a_loss}
-        for name, value in losses.items():
-            if not torch.isfinite(value):
-                raise FloatingPointError(f"{name} is {value.item()} at update {self.n_updates + 1}")
-        # Policy first: with policy_q=online its graph holds the online Q weights, which the critic
-        # step changes in place; the critic's zero_grad then drops what the policy put on them.
-        for opt, loss in ((self.pi_opt, pi_loss), (self.q_opt, q_loss), (self.alpha_opt, a_loss)):
+        pi_loss, trace, pi_metrics = self.policy_loss(b)
+        a_loss = self.alpha_loss(trace.final.kl.detach())
+        # Policy first: with policy_q=online (or a model-based J) its graph holds weights that
+        # later steps change in place; each later zero_grad drops what the policy put on them.
+        steps = [("policy_loss", self.pi_opt, pi_loss), ("q_loss", self.q_opt, q_loss),
+                 ("alpha_loss", self.alpha_opt, a_loss)]
+        extra: dict[str, float] = {}
+        if self.model_based:
+            m_loss, extra = self.model_loss(b)
+            steps.append(("model_loss", self.extra_opts["model"], m_loss))
+            if "rollout" in self.extra_opts:
+                d_loss = self.distill_loss(b, trace)
+                steps.append(("distill_kl", self.extra_opts["rollout"], d_loss))
+                extra["distill_kl"] = d_loss.item()
+        for name, _, loss in steps:
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{name} is {loss.item()} at update {self.n_updates + 1}")
+        for _, opt, loss in steps:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         self.n_updates += 1
         self.update_targets()
-        return q_metrics | pi_metrics | {
+        return q_metrics | pi_metrics | extra | {
             "policy_loss": pi_loss.item(), "alpha": self.alpha.item(), "alpha_loss": a_loss.item(),
         }
+
+    def pretrain_model(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """Model-only updates on the random warm-up data before the first agent update (A.5)."""
+        metrics: dict[str, float] = {}
+        for b in batches:
+            loss, metrics = self.model_loss(b)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"model loss is {loss.item()} during model pre-training")
+            self.extra_opts["model"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.extra_opts["model"].step()
+        return metrics
 
     @torch.no_grad()
     def update_targets(self) -> None:
@@ -172,6 +260,7 @@ class Agent(nn.Module):
         return {
             "model": self.state_dict(), "q_opt": self.q_opt.state_dict(),
             "pi_opt": self.pi_opt.state_dict(), "alpha_opt": self.alpha_opt.state_dict(),
+            "extra_opts": {k: opt.state_dict() for k, opt in self.extra_opts.items()},
             "n_updates": self.n_updates,
         }
 
@@ -180,4 +269,6 @@ class Agent(nn.Module):
         self.q_opt.load_state_dict(state["q_opt"])
         self.pi_opt.load_state_dict(state["pi_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
+        for key, opt in self.extra_opts.items():
+            opt.load_state_dict(state["extra_opts"][key])
         self.n_updates = state["n_updates"]

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
-Family = Literal["direct", "iterative"]
+Family = Literal["direct", "iterative", "direct_flow"]
 ArchName = Literal["A", "B"]
 
 
@@ -88,21 +88,39 @@ class EnvParams(_Strict):
     beta: PerFamily
 
 
+class ModelBased(_Strict):
+    """Appendix A.5: model networks (Table 8) and model-based value estimation (Table 9)."""
+
+    n_layers: int = Field(gt=0)
+    n_units: int = Field(gt=0)
+    horizon: int = Field(ge=0)
+    retrace_lambda: float = Field(ge=0, le=1)
+    pretrain_updates: int = Field(ge=0)
+    model_value_targets: bool
+
+
 class Variant(_Strict):
-    """A named agent: an optimizer family plus overrides of the per-environment tables."""
+    """A named agent: an optimizer family, a value estimator, and overrides of the per-env tables."""
 
     family: Family
+    value: Literal["model_free", "model_based"] = "model_free"
     beta: float | None = None
     q_arch: ArchName | None = None
     n_iters: int = Field(default=1, gt=0)
     init_sigma: float = Field(default=1.0, gt=0)
     input_norm: Literal["layernorm", "standardize"] = "layernorm"
+    n_flows: int = Field(default=2, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> Variant:
-        if self.family == "direct" and self.n_iters != 1:
+        if self.family != "iterative" and self.n_iters != 1:
             raise ValueError("n_iters applies to the iterative family only (direct is one pass)")
         return self
+
+    @property
+    def table_family(self) -> Literal["direct", "iterative"]:
+        """Column of the per-environment tables (Tables 5-6, A.4): direct+flow is a direct agent."""
+        return "iterative" if self.family == "iterative" else "direct"
 
 
 class Scale(_Strict):
@@ -128,6 +146,7 @@ class Params(_Strict):
     training: Training
     policy: Network
     q_architectures: dict[ArchName, QArchitecture]
+    model_based: ModelBased
     envs: dict[str, EnvParams]
     variants: dict[str, Variant]
     scales: dict[str, Scale]
@@ -191,12 +210,14 @@ class RunConfig:
     seed: int
     scale: str
     family: Family
+    value: str
     steps: int
     beta: float
     q_arch: ArchName
     n_iters: int
     init_sigma: float
     input_norm: str
+    n_flows: int
     initial_random_steps: int
     eval_every: int
     eval_episodes: int
@@ -206,10 +227,11 @@ class RunConfig:
     training: Training
     policy: Network
     q_architecture: QArchitecture
+    model_based: ModelBased
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("training", "policy", "q_architecture"):
+        for key in ("training", "policy", "q_architecture", "model_based"):
             d[key] = getattr(self, key).model_dump()
         return d
 
@@ -220,6 +242,7 @@ class RunConfig:
         d["training"] = Training.model_validate(d["training"])
         d["policy"] = Network.model_validate(d["policy"])
         d["q_architecture"] = QArchitecture.model_validate(d["q_architecture"])
+        d["model_based"] = ModelBased.model_validate(d["model_based"])
         d["checkpoint_steps"] = tuple(d["checkpoint_steps"])
         return cls(**d)
 
@@ -244,15 +267,16 @@ def resolve(
     n_steps = steps if steps is not None else sc.steps_per_env.get(env, sc.steps)
     if n_steps <= 0:
         raise ConfigError(f"--steps must be positive, got {n_steps}")
-    arch = v.q_arch or getattr(e.q_arch, v.family)
+    arch = v.q_arch or getattr(e.q_arch, v.table_family)
     warmup = sc.initial_random_steps
     return RunConfig(
-        env=env, variant=variant, seed=seed, scale=scale, family=v.family, steps=n_steps,
-        beta=v.beta if v.beta is not None else getattr(e.beta, v.family),
+        env=env, variant=variant, seed=seed, scale=scale, family=v.family, value=v.value,
+        steps=n_steps, beta=v.beta if v.beta is not None else getattr(e.beta, v.table_family),
         q_arch=arch, n_iters=v.n_iters, init_sigma=v.init_sigma, input_norm=v.input_norm,
+        n_flows=v.n_flows,
         initial_random_steps=params.training.initial_random_steps if warmup is None else warmup,
         eval_every=sc.eval_every, eval_episodes=sc.eval_episodes, log_every=sc.log_every,
         checkpoint_steps=tuple(sorted({s for s in sc.checkpoint_steps if s <= n_steps} | {n_steps})),
         resume_every=sc.resume_every, training=params.training, policy=params.policy,
-        q_architecture=params.q_architectures[arch],
+        q_architecture=params.q_architectures[arch], model_based=params.model_based,
     )

@@ -40,6 +40,7 @@ class Counters:
     episode_return: float = 0.0
     episode_length: int = 0
     n_evals: int = 0
+    model_pretrained: bool = False
     wall_time: float = 0.0
     finished_returns: list[float] = field(default_factory=list)
     pending: dict[str, list[float]] = field(default_factory=dict)
@@ -100,9 +101,10 @@ class Run:
 
     def update(self) -> None:
         t = self.cfg.training
-        batch = self.buffer.sample(t.batch_size, self.rng, self.device)
         try:
-            metrics = self.agent.update(batch)
+            if self.agent.model_based and not self.c.model_pretrained:
+                self.pretrain_model()
+            metrics = self.agent.update(self.buffer.sample(t.batch_size, self.rng, self.device))
         except FloatingPointError as err:
             newest = checkpoint.by_step(self.out / "resume")
             last = f"{newest[0][1]} (env step {newest[0][0]})" if newest else "none yet"
@@ -113,6 +115,15 @@ class Run:
             ) from err
         for key, value in metrics.items():
             self.c.pending.setdefault(key, []).append(value)
+
+    def pretrain_model(self) -> None:
+        """A.5: model-only updates on the warm-up data, once, before the first agent update."""
+        t, n = self.cfg.training, self.cfg.model_based.pretrain_updates
+        batches = (self.buffer.sample(t.batch_size, self.rng, self.device) for _ in range(n))
+        metrics = self.agent.pretrain_model(batches)
+        self.c.model_pretrained = True
+        print(f"model pre-trained: {n} updates, " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
+              file=sys.stderr)
 
     # ---------------------------------------------------------------- logging and evaluation
     def log(self) -> None:

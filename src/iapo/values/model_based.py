@@ -58,9 +58,13 @@ def gaussian_nll(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     return 0.5 * ((x - mean) * torch.exp(-log_std)).square() + log_std + 0.5 * math.log(2 * math.pi)
 
 
+ModelFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""(s, a) → (mean next state, mean reward), e.g. a `DynamicsModel`."""
+
+
 def retrace_value(
-    model: DynamicsModel, q_fn: ValueFn, policy: PolicySampler, alpha: float | Tensor,
-    gamma: float, lam: float, horizon: int,
+    model: ModelFn, q_fn: ValueFn, policy: PolicySampler, alpha: float | Tensor, gamma: float,
+    lam: float, horizon: int,
 ) -> ValueFn:
     """Q̂_π(s, a) = Q̂_ψ(s, a) + Σ_{t<h} (γλ)^t δ_t over a model rollout (eq. 14).
 
