@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", type=Path, default=None, help="also write the results here")
     be.add_argument("--repeats", type=int, default=20)
     be.add_argument("--threads", type=int, default=1)
+
+    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix from params.yaml",
+                        description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
+                        "(LaTeX) from params.yaml, to diff against the paper's Appendix A.4-A.5.")
+    ta.add_argument("--out", type=Path, default=Path("paper_figures/tables"))
     return parser
 
 
@@ -65,11 +70,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tables(args: argparse.Namespace) -> int:
+    from iapo.tables import write_tables
+
+    written = write_tables(load_params(args.params), args.out)
+    print(f"wrote {len(written)} files to {args.out}/", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from iapo.train import TrainingError
 
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "bench": cmd_bench}
+    commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError, TrainingError) as err:
