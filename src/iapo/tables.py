@@ -60,7 +60,8 @@ def build_tables(params: Params) -> list[Table]:
     qa, qb = params.q_architectures["A"], params.q_architectures["B"]
 
     def q_rows(q) -> list[list[str]]:
-        return [*_network_rows(q.n_layers, q.n_units, q.nonlinearity), ["Layer Normalization", _fmt(q.layer_norm)], ["Connectivity", q.connectivity.title()]]
+        return [*_network_rows(q.n_layers, q.n_units, q.nonlinearity),
+                ["Layer Normalization", _fmt(q.layer_norm)], ["Connectivity", q.connectivity.title()]]
 
     def arch_table(number: int, envs: tuple[str, ...]) -> Table:
         rows = [[family.title(), *(getattr(params.envs[e].q_arch, family) for e in envs)]
