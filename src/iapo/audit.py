@@ -1,0 +1,267 @@
+"""The claims audit: evaluate every claim of `claims.yaml` on the summary tables, with statistics.
+
+Each claim names a tidy table (`<summary dir>/<table>.csv`), the value column, an optional
+pandas `where` filter, and a test. The unit of replication is the seed: rows are first averaged
+per (group, arm, seed). Verdicts are `supported`, `contradicted` or `inconclusive` (with the reason).
+
+Test kinds (a = arm `a`, b = arm `b` of `column`; intervals are 95% bootstrap CIs over seeds):
+  greater / less     mean(a) − mean(b) > 0 (< 0): the CI excludes 0 on that side → supported,
+                     on the other side → contradicted
+  not_worse          mean(a) − mean(b) > −margin·|mean(b)|: CI above → supported, below → contradicted
+  similar            |mean(a) − mean(b)| ≤ margin·|mean(b)|: CI inside → supported, CI outside → contradicted
+  positive           mean > 0 over seeds
+  at_least           mean ≥ threshold
+  within             low ≤ mean ≤ high
+With `by`, the test runs per group (e.g. per environment); the claim is supported if every group
+is, contradicted if any group is, and inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from iapo.stats import Interval, mean, probability_of_improvement, stratified_bootstrap
+
+Verdict = Literal["supported", "contradicted", "inconclusive"]
+TWO_ARM = ("greater", "less", "not_worse", "similar")
+ONE_ARM = ("positive", "at_least", "within")
+MIN_SEEDS = 2
+
+
+class AuditError(ValueError):
+    """A malformed claims file or a missing input; the message names it."""
+
+
+class Test(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["greater", "less", "not_worse", "similar", "positive", "at_least", "within"]
+    column: str | None = None  # the arm column for two-arm tests (e.g. variant)
+    a: str | None = None
+    b: str | None = None
+    by: list[str] = Field(default_factory=list)  # one verdict per group (e.g. env)
+    margin: float = 0.1
+    threshold: float = 0.0
+    low: float | None = None
+    high: float | None = None
+
+
+class Claim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    section: str
+    figures: dict[str, str] = Field(default_factory=dict)  # figure number in each paper version
+    claim: str
+    metric: str
+    table: str
+    value: str
+    where: str | None = None
+    test: Test
+
+
+def load_claims(path: str | Path) -> list[Claim]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+        claims = [Claim.model_validate(c) for c in raw["claims"]]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise AuditError(f"{path}: cannot read the claims ({err})") from err
+    except ValidationError as err:
+        raise AuditError(f"{path}: invalid claim: {err}") from None
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise AuditError(f"{path}: duplicate claim ids")
+    for c in claims:
+        if c.test.kind in TWO_ARM and not (c.test.column and c.test.a and c.test.b):
+            raise AuditError(f"{path}: claim {c.id}: a {c.test.kind} test needs column, a and b")
+        if c.test.kind == "within" and (c.test.low is None or c.test.high is None):
+            raise AuditError(f"{path}: claim {c.id}: a within test needs low and high")
+    return claims
+
+
+@dataclass
+class GroupResult:
+    group: str
+    verdict: Verdict
+    reason: str
+    estimate: float = float("nan")
+    low: float = float("nan")
+    high: float = float("nan")
+    p_improvement: float | None = None
+    n_seeds: str = ""
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    verdict: Verdict
+    reason: str
+    groups: list[GroupResult] = field(default_factory=list)
+
+
+def _per_seed(df: pd.DataFrame, value: str, keys: list[str]) -> pd.DataFrame:
+    return df.groupby([*keys, "seed"], as_index=False)[value].mean()
+
+
+def _decide(ci: Interval, lower_ok: float, upper_bad: float | None = None) -> Verdict:
+    """supported if the CI lies above `lower_ok`; contradicted if it lies below `upper_bad`."""
+    if ci.low > lower_ok:
+        return "supported"
+    if ci.high < (lower_ok if upper_bad is None else upper_bad):
+        return "contradicted"
+    return "inconclusive"
+
+
+def _two_arm(test: Test, x: np.ndarray, y: np.ndarray, seed: int) -> GroupResult:
+    n = f"{len(x)} vs {len(y)}"
+    if min(len(x), len(y)) < MIN_SEEDS:
+        return GroupResult("", "inconclusive", f"too few seeds ({n}; need ≥ {MIN_SEEDS} per arm)",
+                           float(np.mean(x) - np.mean(y)) if len(x) and len(y) else float("nan"),
+                           n_seeds=n)
+    ci = stratified_bootstrap(lambda a, b: mean(a) - mean(b), x, y, seed=seed)
+    p_imp = probability_of_improvement(x, y)
+    scale = abs(float(np.mean(y))) or 1.0
+    tol = test.margin * scale
+    if test.kind == "greater":
+        verdict = _decide(ci, 0.0)
+    elif test.kind == "less":
+        verdict = _decide(Interval(-ci.estimate, -ci.high, -ci.low), 0.0)
+    elif test.kind == "not_worse":
+        verdict = _decide(ci, -tol)
+    else:  # similar: equivalence within ± tol
+        inside, outside = ci.low > -tol and ci.high < tol, ci.low > tol or ci.high < -tol
+        verdict = "supported" if inside else "contradicted" if outside else "inconclusive"
+    reason = f"difference {ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}], P(a > b) = {p_imp:.2f}"
+    if test.kind in ("not_worse", "similar"):
+        reason += f", margin ±{tol:.3g}"
+    return GroupResult("", verdict, reason, ci.estimate, ci.low, ci.high, p_imp, n)
+
+
+def _one_arm(test: Test, x: np.ndarray, seed: int) -> GroupResult:
+    n = str(len(x))
+    if len(x) < MIN_SEEDS:
+        est = float(np.mean(x)) if len(x) else float("nan")
+        return GroupResult("", "inconclusive", f"too few seeds ({n}; need ≥ {MIN_SEEDS})", est, n_seeds=n)
+    ci = stratified_bootstrap(mean, x, seed=seed)
+    if test.kind == "positive":
+        verdict = _decide(ci, 0.0)
+    elif test.kind == "at_least":
+        verdict = _decide(ci, test.threshold)
+    else:
+        inside = ci.low >= test.low and ci.high <= test.high
+        outside = ci.high < test.low or ci.low > test.high
+        verdict = "supported" if inside else "contradicted" if outside else "inconclusive"
+    return GroupResult("", verdict, f"mean {ci.estimate:.3g} [{ci.low:.3g}, {ci.high:.3g}]",
+                       ci.estimate, ci.low, ci.high, None, n)
+
+
+def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0) -> ClaimResult:
+    """Run a claim's test on its table (already loaded)."""
+    t = claim.test
+    missing = {claim.value, "seed", *t.by, *([t.column] if t.column else [])} - set(df.columns)
+    if missing:
+        return ClaimResult(claim, "inconclusive", f"table {claim.table} lacks columns {sorted(missing)}")
+    if claim.where:
+        df = df.query(claim.where)
+    df = df.dropna(subset=[claim.value])
+    if df.empty:
+        return ClaimResult(claim, "inconclusive", f"no data in {claim.table} for this claim at this scale")
+    keys = [*t.by, *([t.column] if t.column else [])]
+    per_seed = _per_seed(df, claim.value, keys)
+    groups = per_seed.groupby(t.by) if t.by else [((), per_seed)]
+    results = []
+    for name, g in groups:
+        label = ", ".join(map(str, name if isinstance(name, tuple) else (name,))) or "all"
+        if t.kind in TWO_ARM:
+            x = g.loc[g[t.column] == t.a, claim.value].to_numpy()
+            y = g.loc[g[t.column] == t.b, claim.value].to_numpy()
+            if len(x) == 0 or len(y) == 0:
+                results.append(GroupResult(label, "inconclusive", f"no runs of {t.a if not len(x) else t.b}"))
+                continue
+            r = _two_arm(t, x, y, seed)
+        else:
+            r = _one_arm(t, g[claim.value].to_numpy(), seed)
+        r.group = label
+        results.append(r)
+    verdicts = {r.verdict for r in results}
+    if "contradicted" in verdicts:
+        bad = [r.group for r in results if r.verdict == "contradicted"]
+        return ClaimResult(claim, "contradicted", f"contradicted for {', '.join(bad)}", results)
+    if verdicts == {"supported"}:
+        return ClaimResult(claim, "supported", f"supported in all {len(results)} group(s)", results)
+    open_ = [f"{r.group}: {r.reason}" for r in results if r.verdict == "inconclusive"]
+    return ClaimResult(claim, "inconclusive", "; ".join(open_[:3]) + (" …" if len(open_) > 3 else ""),
+                       results)
+
+
+def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimResult]:
+    """Evaluate every claim on the tables in `summary_dir` (a missing table → inconclusive)."""
+    summary_dir, results, cache = Path(summary_dir), [], {}
+    for i, claim in enumerate(load_claims(claims_path)):
+        path = summary_dir / f"{claim.table}.csv"
+        if claim.table not in cache:
+            cache[claim.table] = pd.read_csv(path) if path.is_file() else None
+        df = cache[claim.table]
+        if df is None:
+            results.append(ClaimResult(claim, "inconclusive", f"{path} not produced at this scale"))
+        else:
+            results.append(evaluate_claim(claim, df, seed=i))
+    return results
+
+
+def _scale_note(summary_dir: Path) -> str:
+    info_path = summary_dir / "scale.json"
+    if not info_path.is_file():
+        return "scale: unknown (no scale.json)"
+    info = json.loads(info_path.read_text())
+    return "\n".join(f"- **{k}**: {v}" for k, v in info.items())
+
+
+def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: str | Path,
+                 deviations: str | Path | None = None) -> tuple[Path, Path]:
+    """`audit.md` and `audit.html`: verdict table, per-group statistics, scale, deviations."""
+    summary_dir, out_md = Path(summary_dir), Path(out_md)
+    counts = pd.Series([r.verdict for r in results]).value_counts().to_dict()
+    lines = ["# Claims audit", "", "## Scale of the results", "", _scale_note(summary_dir), "",
+             "## Verdicts", "",
+             f"{len(results)} claims: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), "",
+             "| id | claim | paper | metric | verdict | reason |", "|---|---|---|---|---|---|"]
+    for r in results:
+        c = r.claim
+        figs = "; ".join(f"{k}: {v}" for k, v in c.figures.items())
+        paper = c.section + (f" · {figs}" if figs else "")
+        lines.append(f"| {c.id} | {c.claim} | {paper} | {c.metric} | **{r.verdict}** | {r.reason} |")
+    lines += ["", "## Per group", "", "| id | group | seeds | estimate | 95% CI | P(a > b) | verdict |",
+              "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for g in r.groups:
+            p = "" if g.p_improvement is None else f"{g.p_improvement:.2f}"
+            lines.append(f"| {r.claim.id} | {g.group} | {g.n_seeds} | {g.estimate:.4g} | "
+                         f"[{g.low:.4g}, {g.high:.4g}] | {p} | {g.verdict} |")
+    if deviations and Path(deviations).is_file():
+        lines += ["", Path(deviations).read_text().replace("# Deviations", "## Deviations", 1)]
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text("\n".join(lines) + "\n")
+    table = pd.DataFrame([{"id": r.claim.id, "claim": r.claim.claim, "paper": r.claim.section,
+                           "metric": r.claim.metric, "verdict": r.verdict, "reason": r.reason}
+                          for r in results])
+    out_html = out_md.with_suffix(".html")
+    out_html.write_text(
+        "<!doctype html><meta charset='utf-8'><title>IAPO claims audit</title>"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}td,th{padding:4px;"
+        "border:1px solid #ccc;vertical-align:top}</style><h1>Claims audit</h1>"
+        f"<pre>{html.escape(_scale_note(summary_dir))}</pre>"
+        + table.to_html(index=False, escape=True) + "<h2>Full report</h2>"
+        f"<pre>{html.escape(out_md.read_text())}</pre>"
+    )
+    return out_md, out_html
