@@ -66,6 +66,8 @@ class Claim(BaseModel):
     table: str
     value: str
     where: str | None = None
+    at: Literal["all", "first", "last"] = "all"  # checkpoints: all, or each run's first / last
+    derive: str | None = None  # a named derivation (DERIVATIONS) applied before the test
     test: Test
 
 
@@ -82,6 +84,9 @@ def load_claims(path: str | Path) -> list[Claim]:
     if len(set(ids)) != len(ids):
         raise AuditError(f"{path}: duplicate claim ids")
     for c in claims:
+        if c.derive and c.derive not in DERIVATIONS:
+            raise AuditError(f"{path}: claim {c.id}: unknown derive {c.derive!r}; "
+                             f"allowed: {', '.join(sorted(DERIVATIONS))}")
         if c.test.kind in TWO_ARM and not (c.test.column and c.test.a and c.test.b):
             raise AuditError(f"{path}: claim {c.id}: a {c.test.kind} test needs column, a and b")
         if c.test.kind == "within" and (c.test.low is None or c.test.high is None):
@@ -107,6 +112,60 @@ class ClaimResult:
     verdict: Verdict
     reason: str
     groups: list[GroupResult] = field(default_factory=list)
+
+
+RUN = ["env", "variant", "seed"]
+
+
+def _at(df: pd.DataFrame, at: str) -> pd.DataFrame:
+    """Keep each run's first or last checkpoint (`step`, or `env_step` for training logs)."""
+    step = "step" if "step" in df.columns else "env_step"
+    if at == "all" or step not in df.columns:
+        return df
+    keys = [k for k in RUN if k in df.columns]
+    pick = df.groupby(keys)[step].transform("max" if at == "last" else "min")
+    return df[df[step] == pick]
+
+
+def iters_to_match(df: pd.DataFrame) -> pd.DataFrame:
+    """Optimizer comparison (B.4): for Adam and CEM, the iterations needed to reach the J that the
+    iterative optimizer reaches after K iterations (its training K), divided by K. Curves are
+    means over states per (env, seed, step). A curve that never gets there counts its length + 1
+    (a lower bound, so the ratio is conservative)."""
+    rows = []
+    for (env, seed, step), g in df.groupby(["env", "seed", "step"]):
+        curves = g.groupby(["optimizer", "iteration"])["J"].mean()
+        if "iterative" not in curves.index.get_level_values(0):
+            continue
+        k = int(g["n_iters_trained"].iloc[0]) if "n_iters_trained" in g else 5
+        target = curves["iterative"].get(k, curves["iterative"].iloc[-1])
+        for opt in ("adam", "cem"):
+            if opt not in curves.index.get_level_values(0):
+                continue
+            curve = curves[opt]
+            reached = curve.index[curve.to_numpy() >= target]
+            n = int(reached.min()) if len(reached) else int(curve.index.max()) + 1
+            rows.append({"env": env, "seed": seed, "step": step, "optimizer": opt, "ratio": n / k})
+    return pd.DataFrame(rows, columns=["env", "seed", "step", "optimizer", "ratio"])
+
+
+def surface_suboptimality(df: pd.DataFrame) -> pd.DataFrame:
+    """2-D surfaces (A.1, B.5): J at the best grid point minus J at the agent's own estimate."""
+    keys = ["env", "variant", "seed", "step", "state"]
+    wide = df[df["kind"].isin(["optimum", "estimate"])].pivot_table(index=keys, columns="kind", values="J")
+    wide["suboptimality"] = wide["optimum"] - wide["estimate"]
+    return wide.reset_index()
+
+
+def mode_spread(df: pd.DataFrame) -> pd.DataFrame:
+    """Multiple modes (B.7): per checkpoint the largest pairwise ‖tanh μ_i − tanh μ_j‖ over states,
+    as a fraction of the largest possible distance 2√|A|."""
+    g = df.groupby(["env", "variant", "seed", "step"])
+    out = (g["l2_tanh_mu"].max() / g["max_l2"].first()).rename("max_fraction").reset_index()
+    return out
+
+
+DERIVATIONS = {f.__name__: f for f in (iters_to_match, surface_suboptimality, mode_spread)}
 
 
 def _per_seed(df: pd.DataFrame, value: str, keys: list[str]) -> pd.DataFrame:
@@ -168,11 +227,20 @@ def _one_arm(test: Test, x: np.ndarray, seed: int) -> GroupResult:
 def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0) -> ClaimResult:
     """Run a claim's test on its table (already loaded)."""
     t = claim.test
+    if claim.where:
+        try:
+            df = df.query(claim.where)
+        except Exception as err:  # a bad filter is a claims-file bug: say which claim
+            return ClaimResult(claim, "inconclusive", f"filter {claim.where!r} failed: {err}")
+    df = _at(df, claim.at)
+    if claim.derive:
+        try:
+            df = DERIVATIONS[claim.derive](df)
+        except KeyError as err:
+            return ClaimResult(claim, "inconclusive", f"{claim.derive}: table lacks {err}")
     missing = {claim.value, "seed", *t.by, *([t.column] if t.column else [])} - set(df.columns)
     if missing:
         return ClaimResult(claim, "inconclusive", f"table {claim.table} lacks columns {sorted(missing)}")
-    if claim.where:
-        df = df.query(claim.where)
     df = df.dropna(subset=[claim.value])
     if df.empty:
         return ClaimResult(claim, "inconclusive", f"no data in {claim.table} for this claim at this scale")
