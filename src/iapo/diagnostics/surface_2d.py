@@ -1,0 +1,170 @@
+"""2-D optimization surfaces (A.1, B.5, Figures 1, 19): J over a grid of two action-mean dimensions
+(tanh space, a ∈ [−1, 1)), the other dimensions of μ and all of σ fixed at the agent's estimate;
+with the agent's estimate, the grid optimum, and iterative optimizers' trajectories.
+
+The grid follows the code (§6): tanh-space means, μ_d = atanh(a_d), J from 10 samples; here the
+same noise is used at every grid point (common random numbers), so the surface is smooth. A
+trajectory is an iterative optimizer run with the fixed dimensions held in J (A.1; the optimizer
+still sees its own values of them as input, where the code reset them after every iteration).
+`--optimizer-from ITERATIVE_RUN` adds that run's optimizer on this run's objective: on a direct
+run, the iterative optimizer generalizing to a direct agent's Q (Figures 1, 19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from iapo.agent import Agent
+from iapo.diagnostics.common import (
+    IDENTITY,
+    DiagnosticError,
+    Options,
+    RecordingObjective,
+    amortized,
+    chunks,
+    collect_on_policy,
+    doc,
+    evaluate_J,
+    fixed_noise,
+    frame,
+    iter_snapshots,
+    objective,
+    option,
+    require_tanh_normal,
+    reseed,
+    resolve_beta,
+    transfer_snapshot,
+)
+
+NAME = "surface_2d"
+
+COLUMNS = {"main": {
+    **IDENTITY,
+    "state": "index of the on-policy state",
+    "kind": "grid | estimate (the agent's λ) | optimum (best grid point) | trajectory",
+    "optimizer": "trajectory: iterative (the run's own) | iterative_transfer (--optimizer-from)",
+    "run": "trajectory: index of the optimization run (they differ by sample noise only)",
+    "iteration": "trajectory: i of λ_i (0 = λ_0)",
+    "dim_x": "action dimension on x",
+    "dim_y": "action dimension on y (empty for a 1-D action space: a 1-D curve)",
+    "x": "tanh(μ_{dim_x}), in [−1, 1]",
+    "y": "tanh(μ_{dim_y})",
+    "J": "J(s, λ) with the common noise (eval_samples samples), return units",
+}}
+
+
+@dataclass
+class Surface2dOptions(Options):
+    """Rows: per checkpoint × state: grid² grid points, 1 estimate, 1 optimum, and runs × (iters+1)
+    trajectory points per optimizer."""
+
+    checkpoints: str = option("last", "which snapshots: all | last | first | N,M (env steps)")
+    states: int = option(1, "on-policy states (one surface each)")
+    collect_steps: int | None = option(None, "on-policy steps the states are spread over (default: "
+                                             "the episode limit)")
+    dims: str | None = option(None, "two action dimensions, e.g. 1,3 (default 0,1; 0 for 1-D actions)")
+    grid: int = option(200, "grid points per axis over [−1, 1) (code: 200, step 0.01)")
+    eval_samples: int = option(10, "samples of common noise for J (code: 10)")
+    iters: int = option(50, "iterations per trajectory (code: 50)")
+    runs: int = option(10, "trajectories per optimizer (code: 10)")
+    optimizer_from: Path | None = field(default=None, metadata=doc(
+        "also run the iterative optimizer of this run folder (same task) on this run's objective"))
+    optimizer_step: str = option("same", "its checkpoint: same (this step, else its last) | last | N")
+    beta: str = option("train", "β of J: train | acting (code: eval mode, 1) | a number")
+
+
+def parse_dims(spec: str | None, act_dim: int) -> list[int]:
+    if spec is None:
+        return [0] if act_dim == 1 else [0, 1]
+    try:
+        dims = [int(d) for d in spec.split(",")]
+    except ValueError:
+        raise DiagnosticError(f"--dims {spec!r}: expected two integers like 1,3") from None
+    if len(dims) != min(2, act_dim) or len(set(dims)) != len(dims) or not all(0 <= d < act_dim for d in dims):
+        raise DiagnosticError(
+            f"--dims {spec!r}: need {min(2, act_dim)} distinct dimensions in 0…{act_dim - 1}")
+    return dims
+
+
+def grid_values(n: int) -> torch.Tensor:
+    """n tanh-space values over [−1, 1) (code: −1 + 0.01 k), kept inside (−1, 1) for atanh."""
+    return torch.linspace(-1.0, 1.0, n + 1)[:-1].clamp(-1 + 1e-6, 1 - 1e-6)
+
+
+@torch.no_grad()
+def surface(agent: Agent, s: torch.Tensor, beta: float, mu: torch.Tensor, log_sigma: torch.Tensor,
+            dims: list[int], values: torch.Tensor, eps: torch.Tensor,
+            batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """J at every grid point for one state s [1, S]: points [P, len(dims)] (tanh space), J [P].
+    μ takes the grid values on `dims`, the estimate's elsewhere; σ is the estimate's."""
+    axes = torch.meshgrid(*([values] * len(dims)), indexing="ij")
+    points = torch.stack([a.reshape(-1) for a in axes], -1).to(mu.device)
+    Js = []
+    for sl in chunks(len(points), batch):
+        p = points[sl]
+        m = mu.expand(len(p), -1).clone()
+        m[:, dims] = torch.atanh(p)
+        obj = objective(agent, s.expand(len(p), -1), beta, eps.shape[0])
+        Js.append(evaluate_J(obj, m, log_sigma.expand(len(p), -1), eps).J)
+    return points.cpu(), torch.cat(Js).cpu()
+
+
+def xy(mu: torch.Tensor, dims: list[int]) -> dict:
+    """x, y = tanh(μ) on the plotted dimensions."""
+    t = torch.tanh(mu.reshape(-1)).cpu()
+    return {"x": t[dims[0]].item(), "y": t[dims[1]].item() if len(dims) > 1 else np.nan}
+
+
+def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
+    rows: list[dict] = []
+    for snap in iter_snapshots(opts):
+        require_tanh_normal(snap, NAME)
+        agent, cfg = snap.agent, snap.cfg
+        dims = parse_dims(opts.dims, agent.act_dim)
+        reseed(opts.seed, snap.step)
+        beta = resolve_beta(cfg, opts.beta)
+        states = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
+                                 device=agent.device)
+        eps = fixed_noise(opts.eval_samples, agent.act_dim, opts.seed + snap.step, agent.device)
+        optimizers = {}
+        if cfg.family == "iterative":
+            optimizers["iterative"] = agent.optimizer
+        if opts.optimizer_from is not None:
+            other = transfer_snapshot(opts.optimizer_from, opts.optimizer_step, snap, opts.device, NAME)
+            optimizers["iterative_transfer"] = other.agent.optimizer
+        values = grid_values(opts.grid)
+        ident = snap.identity()
+        for b in range(len(states)):
+            s = states[b : b + 1]
+            est = amortized(agent, s, beta)
+            obj_eval = objective(agent, s, beta, opts.eval_samples)
+            base = ident | {"state": b, "dim_x": dims[0], "dim_y": dims[1] if len(dims) > 1 else np.nan}
+
+            points, J = surface(agent, s, beta, est.mu, est.log_sigma, dims, values, eps)
+            for p, j in zip(points.tolist(), J.tolist(), strict=True):
+                rows.append(base | {"kind": "grid", "x": p[0], "y": p[1] if len(dims) > 1 else np.nan,
+                                    "J": j})
+            best = int(J.argmax())
+            rows.append(base | {"kind": "optimum", "x": points[best, 0].item(),
+                                "y": points[best, 1].item() if len(dims) > 1 else np.nan,
+                                "J": J[best].item()})
+            J_est = evaluate_J(obj_eval, est.mu, est.log_sigma, eps).J.item()
+            rows.append(base | {"kind": "estimate", "J": J_est} | xy(est.mu, dims))
+            # trajectories: the fixed dimensions of μ and all of σ held at the agent's estimate
+            for name, optimizer in optimizers.items():
+                s_runs = s.expand(opts.runs, -1)
+                fixed = (est.mu.expand(opts.runs, -1), est.log_sigma.expand(opts.runs, -1))
+                rec = RecordingObjective(objective(agent, s_runs, beta), fixed, dims)
+                optimizer.optimize(rec, n_iters=opts.iters)
+                obj_runs = objective(agent, s_runs, beta, opts.eval_samples)
+                for i, (mu, ls) in enumerate(rec.visited):
+                    Ji = evaluate_J(obj_runs, mu, ls, eps).J
+                    for r in range(opts.runs):
+                        rows.append(base | {"kind": "trajectory", "optimizer": name, "run": r,
+                                            "iteration": i, "J": Ji[r].item()} | xy(mu[r], dims))
+    return {"main": frame(rows, COLUMNS["main"])}

@@ -1,0 +1,250 @@
+"""Every diagnostic end to end through `iapo diagnose` on real run folders (direct and iterative,
+InvertedPendulum and HalfCheetah), checking each CSV against its documented schema."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from iapo.cli import main
+from iapo.config import load_params, resolve
+from iapo.diagnostics import REGISTRY
+from iapo.diagnostics.runner import load
+from iapo.train import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ("InvertedPendulum-v2", "HalfCheetah-v2")
+VARIANTS = ("direct", "iterative")
+STEPS = (150, 300)
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> dict[tuple[str, str], Path]:
+    """Four real runs of `iapo.train.Run`: 300 env steps, 150 of them random warm-up, snapshots at
+    150 and 300. Networks are shrunk to 32 units and batches to 32 so the whole set takes seconds;
+    everything else is the real params.yaml."""
+    tmp = tmp_path_factory.mktemp("diag_runs")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["scales"]["smoke"] |= {
+        "steps": STEPS[-1], "initial_random_steps": STEPS[0], "eval_every": 10_000, "eval_episodes": 1,
+        "log_every": 50, "checkpoint_steps": list(STEPS), "resume_every": 10_000,
+    }
+    raw["training"]["batch_size"] = 32
+    raw["policy"]["n_units"] = 32
+    for arch in raw["q_architectures"].values():
+        arch["n_units"] = 32
+    raw["model_based"] |= {"n_units": 32, "pretrain_updates": 20}
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params(tmp / "params.yaml")
+    out = {}
+    for env in ENVS:
+        for variant in VARIANTS:
+            cfg = resolve(params, env, variant, 0, "smoke")
+            folder = tmp / env / variant
+            Run(cfg, folder).run()
+            out[env, variant] = folder
+    mb = resolve(params, "HalfCheetah-v2", "iterative_mb", 0, "smoke")  # for the model-based analyses
+    Run(mb, tmp / "HalfCheetah-v2" / "iterative_mb").run()
+    out["HalfCheetah-v2", "iterative_mb"] = tmp / "HalfCheetah-v2" / "iterative_mb"
+    torch.set_num_threads(1)
+    return out
+
+
+def diagnose(name: str, run: Path, out: Path, *args: str) -> dict[str, pd.DataFrame]:
+    """Run through the real CLI; return every table it wrote, checked against the schema."""
+    start = time.perf_counter()
+    assert main(["diagnose", name, "--run", str(run), "--out", str(out), *args]) == 0
+    TIMINGS[f"{name} {run.parent.name}/{run.name}"] = time.perf_counter() - start
+    tables = {}
+    for table, columns in load(name).COLUMNS.items():
+        path = out if table == "main" else out.with_name(f"{out.stem}_{table}{out.suffix}")
+        df = pd.read_csv(path)
+        assert list(df.columns) == list(columns), f"{path}: columns differ from the documented schema"
+        assert not list(out.parent.glob(".*.tmp")), "a temporary file was left behind"
+        tables[table] = df
+    return tables
+
+
+ALL = [(e, v) for e in ENVS for v in VARIANTS]
+COLLECT = ("--collect-steps", "12")
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_value_bias(runs, tmp_path, env, variant):
+    df = diagnose("value_bias", runs[env, variant], tmp_path / "vb.csv",
+                  "--states", "3", "--rollouts", "3", "--horizon", "25", "--batch-envs", "4")["main"]
+    assert len(df) == 2 * 3 and sorted(df.step.unique()) == list(STEPS)
+    assert (df.rollout_length <= 25).all() and (df.rollout_length >= 1).all()
+    np.testing.assert_allclose(df.bias, df.q_hat - df.q_mc)
+    np.testing.assert_allclose(df.q_hat, df.q_mean - df.beta * df.q_sigma, rtol=1e-3, atol=1e-3)
+    assert (df.gamma == 0.99).all() and df.alpha.between(0, 2).all()
+    # the pairs are the same for every checkpoint: a checkpoint's q is all that changes
+    assert df[df.step == 150].pair.tolist() == df[df.step == 300].pair.tolist()
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_policy_change(runs, tmp_path, env, variant):
+    df = diagnose("policy_change", runs[env, variant], tmp_path / "pc.csv", "--horizon", "20")["main"]
+    assert set(df.step) == {300} and set(df.prev_step) == {150}
+    assert 1 <= len(df) <= 20 and (df.kl >= 0).all() and df.state.tolist() == list(range(len(df)))
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_amortization_gap(runs, tmp_path, env, variant):
+    df = diagnose("amortization_gap", runs[env, variant], tmp_path / "gap.csv",
+                  "--states", "4", *COLLECT, "--iters", "15", "--eval-samples", "50")["main"]
+    estimates = {"amortized", "amortized_extra"} if variant == "iterative" else {"amortized"}
+    assert set(df.estimate) == estimates and len(df) == 2 * 4 * len(estimates)
+    assert (df.opt_steps == 15).all()
+    np.testing.assert_allclose(df.gap, df.J_optimized - df.J_amortized, rtol=1e-6, atol=1e-6)
+    if variant == "iterative":
+        assert set(df[df.estimate == "amortized_extra"].amortized_iters) == {10}
+    code = diagnose("amortization_gap", runs[env, variant], tmp_path / "gap_code.csv", "--states", "3",
+                    *COLLECT, "--estimator", "code", "--extra-iters", "0")["main"]
+    assert (code.gap >= 0).all() and set(code.estimator) == {"code"}
+
+
+def test_rows_of_a_checkpoint_do_not_depend_on_the_others(runs, tmp_path):
+    """Each checkpoint is seeded from (--seed, step): reruns and subsets give the same rows."""
+    run, args = runs["HalfCheetah-v2", "iterative"], ("--states", "3", *COLLECT, "--iters", "5")
+    both = diagnose("amortization_gap", run, tmp_path / "a.csv", *args)["main"]
+    again = diagnose("amortization_gap", run, tmp_path / "b.csv", *args)["main"]
+    last = diagnose("amortization_gap", run, tmp_path / "c.csv", *args, "--checkpoints", "300")["main"]
+    pd.testing.assert_frame_equal(both, again)
+    pd.testing.assert_frame_equal(both[both.step == 300].reset_index(drop=True), last)
+    other = diagnose("amortization_gap", run, tmp_path / "d.csv", *args, "--seed", "1")["main"]
+    assert not np.allclose(other.J_amortized, both.J_amortized)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_improvement(runs, tmp_path, env, capsys):
+    df = diagnose("improvement", runs[env, "iterative"], tmp_path / "imp.csv", "--states", "3", *COLLECT,
+                  "--iters", "7")["main"]
+    training, states = df[df.source == "training"], df[df.source == "states"]
+    metrics = pd.read_csv(runs[env, "iterative"] / "metrics.csv").dropna(subset=["J_iter5"])
+    assert len(training) == 6 * len(metrics) and set(training.iteration) == set(range(6))
+    first = training[training.step == metrics.env_step.iloc[0]].set_index("iteration").J
+    np.testing.assert_allclose(first.values, metrics.iloc[0][[f"J_iter{i}" for i in range(6)]].values)
+    assert len(states) == 2 * 3 * 8 and (states[states.iteration == 0].dJ == 0).all()
+    assert set(df.n_iters_trained) == {5}
+    # a direct agent has no iterations: a clear error, exit code 2, nothing written
+    assert main(["diagnose", "improvement", "--run", str(runs[env, "direct"]),
+                 "--out", str(tmp_path / "no.csv")]) == 2
+    assert "needs an iterative agent" in capsys.readouterr().err and not (tmp_path / "no.csv").exists()
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_test_time(runs, tmp_path, env, variant):
+    df = diagnose("test_time", runs[env, variant], tmp_path / "tt.csv", "--episodes", "2",
+                  "--horizon", "15", "--iters", "3", "--samples", "8")["main"]
+    assert len(df) == 2 * 2 * 2 and set(df["mode"]) == {"amortized", "optimized"}
+    kind = "iterations" if variant == "iterative" else "adam"
+    assert set(df[df["mode"] == "optimized"].extra_kind) == {kind}
+    assert (df.length <= 15).all()
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_optimizer_comparison(runs, tmp_path, env, variant):
+    extra = ["--optimizer-from", str(runs[env, "iterative"])] if variant == "direct" else []
+    df = diagnose("optimizer_comparison", runs[env, variant], tmp_path / "oc.csv", "--states", "3",
+                  *COLLECT, "--iters", "12", "--cem-samples", "20", "--cem-top", "4", *extra)["main"]
+    iterative = "iterative_transfer" if variant == "direct" else "iterative"
+    assert set(df.optimizer) == {iterative, "adam", "cem"} and set(df.step) == {300}
+    assert len(df) == 3 * 3 * 13
+    assert np.allclose(df[df.optimizer == iterative].time_ratio, 1.0) and (df.sec_per_iter > 0).all()
+    assert set(df[df.optimizer == "cem"].n_samples) == {20} and set(df.n_iters_trained) == {5}
+    # every optimizer starts from the same λ_0: the iteration-0 estimates agree in distribution,
+    # and CEM's 20-sample J at λ_0 is finite
+    assert np.isfinite(df.J).all()
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_surface_2d(runs, tmp_path, env, variant):
+    df = diagnose("surface_2d", runs[env, variant], tmp_path / "s2d.csv", *COLLECT, "--grid", "8",
+                  "--iters", "4", "--runs", "2", "--optimizer-from", str(runs[env, "iterative"]))["main"]
+    one_d = env == "InvertedPendulum-v2"
+    grid = df[df.kind == "grid"]
+    assert len(grid) == (8 if one_d else 64) and grid.x.between(-1, 1).all()
+    assert grid.dim_y.isna().all() == one_d and grid.y.isna().all() == one_d
+    (optimum,) = df[df.kind == "optimum"].J
+    assert optimum == grid.J.max() and len(df[df.kind == "estimate"]) == 1
+    optimizers = {"iterative_transfer"} | ({"iterative"} if variant == "iterative" else set())
+    traj = df[df.kind == "trajectory"]
+    assert set(traj.optimizer) == optimizers and len(traj) == len(optimizers) * 2 * 5
+
+
+@pytest.mark.parametrize(("env", "variant"), ALL)
+def test_modes(runs, tmp_path, env, variant):
+    tables = diagnose("modes", runs[env, variant], tmp_path / "modes.csv", "--states", "3", *COLLECT,
+                      "--runs", "4", "--grid", "5", "--density-points", "7")
+    pairs, state = tables["main"], tables["state"]
+    n = 1 if env == "InvertedPendulum-v2" else 6
+    assert len(pairs) == 3 * 6 and (pairs.l2_tanh_mu <= pairs.max_l2).all()
+    np.testing.assert_allclose(pairs.max_l2, 2 * np.sqrt(n))
+    if variant == "direct":  # one feedforward estimate: every run is the same
+        np.testing.assert_allclose(pairs.l2_tanh_mu, 0, atol=1e-6)
+    chosen = pairs.groupby("state").l2_tanh_mu.max().idxmax()
+    assert set(state.state) == {chosen}
+    counts = state.kind.value_counts()
+    assert counts["mean"] == 4 * n and counts["density"] == 4 * n * 7
+    assert counts["surface"] == (5 if n == 1 else 15 * 25)
+
+
+def test_bad_inputs_exit_2_with_a_message(runs, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    assert main(["diagnose", "value_bias", "--run", str(tmp_path), "--out", str(out)]) == 2
+    assert "no checkpoints/ folder" in capsys.readouterr().err
+    run = runs["HalfCheetah-v2", "direct"]
+    assert main(["diagnose", "modes", "--run", str(run), "--out", str(out), "--checkpoints", "999"]) == 2
+    assert "available: 150, 300" in capsys.readouterr().err
+    assert main(["diagnose", "surface_2d", "--run", str(run), "--out", str(out), "--dims", "0,9"]) == 2
+    assert "--dims" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_docs_list_every_column():
+    """docs/diagnostics.md documents each table's columns, in the order the CSV has them."""
+    text = (ROOT / "docs" / "diagnostics.md").read_text()
+    for name in REGISTRY:
+        for table, columns in load(name).COLUMNS.items():
+            title = f"### `{name}`" if table == "main" else f"### `{name}` — `{table}` table"
+            assert title in text, f"docs/diagnostics.md: no section {title!r}"
+            section = text.split(title, 1)[1].split("\n### ", 1)[0]
+            documented = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
+            assert documented == list(columns), f"{title}: documented {documented}, CSV {list(columns)}"
+
+
+def test_report_timings():
+    """Not a check: prints the wall time of each diagnostic above (pytest -s shows it)."""
+    for key, seconds in sorted(TIMINGS.items()):
+        print(f"{key:<55} {seconds:6.2f} s")
+
+
+def test_mb_transfer(runs, tmp_path):
+    mb, mf = runs["HalfCheetah-v2", "iterative_mb"], runs["HalfCheetah-v2", "iterative"]
+    df = diagnose("mb_transfer", mb, tmp_path / "t.csv", "--optimizer-from", str(mf),
+                  "--episodes", "1", "--horizon", "20", "--checkpoints", "last")["main"]
+    assert sorted(df.optimizer.unique()) == ["own", "transfer"] and (df.length == 20).all()
+    assert set(df.source_step) == {300}
+    # a model-free run as --run is refused with a clear message
+    assert main(["diagnose", "mb_transfer", "--run", str(mf), "--optimizer-from", str(mf),
+                 "--out", str(tmp_path / "bad.csv")]) == 2
+
+
+def test_mb_planning(runs, tmp_path):
+    tables = diagnose("mb_planning", runs["HalfCheetah-v2", "iterative_mb"], tmp_path / "p.csv",
+                      "--states", "2", "--collect-steps", "12")
+    main_, rollout = tables["main"], tables["rollout"]
+    assert sorted(main_.iteration.unique()) == list(range(6))  # λ_0 … λ_K
+    assert len(rollout) == 2 * 6 * 3 * 17  # states × iterates × (h + 1) × state dims
+    first = rollout[rollout.t == 0]
+    # t = 0 is the real state: the same for every iteration
+    assert first.groupby(["state", "dim"])["value"].nunique().max() == 1
