@@ -275,6 +275,9 @@ def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0) -> ClaimResult
 def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimResult]:
     """Evaluate every claim on the tables in `summary_dir` (a missing table → inconclusive)."""
     summary_dir, results, cache = Path(summary_dir), [], {}
+    if not summary_dir.is_dir():
+        raise AuditError(f"{summary_dir}: no such folder. Build the summary tables first "
+                         "(`snakemake --config scale=SCALE` or `iapo summarize`).")
     for i, claim in enumerate(load_claims(claims_path)):
         path = summary_dir / f"{claim.table}.csv"
         if claim.table not in cache:
