@@ -79,7 +79,8 @@ def run(opts: MBPlanningOptions) -> dict[str, pd.DataFrame]:
             raise DiagnosticError(f"{NAME}: {snap.path} is model-free; pass a model-based iterative run")
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
-        obs = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps), device=agent.device)
+        states = collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps)
+        obs = torch.as_tensor(states, device=agent.device)
         recording = RecordingObjective(objective(agent, obs, resolve_beta(cfg, opts.beta)))
         trace = agent.optimizer.optimize(recording, n_iters=opts.iters, score=True)
         iterates = recording.visited

@@ -23,6 +23,7 @@ from iapo.diagnostics.common import (
     progress,
     require_iterative,
     reseed,
+    task_env,
     transfer_snapshot,
 )
 from iapo.diagnostics.test_time import episode
@@ -66,12 +67,14 @@ def run(opts: MBTransferOptions) -> dict[str, pd.DataFrame]:
         transferred = copy.copy(snap.agent)  # same value estimator, α and model; other optimizer
         transferred.optimizer = donor.agent.optimizer
         agents = [("own", snap.agent, snap.step), ("transfer", transferred, donor.step)]
+        env, _ = task_env(snap.cfg, opts.seed)
         for name, agent, source_step in agents:
             reseed(opts.seed, snap.step)
             n_episodes = opts.episodes or snap.cfg.eval_episodes
             for ep in progress(range(n_episodes), f"{name} episodes (step {snap.step})", leave=False):
-                ret, length = episode(snap, 10_000 * opts.seed + ep, opts.horizon,
+                ret, length = episode(env, 10_000 * opts.seed + ep, opts.horizon,
                                       lambda obs, a=agent: a.act(obs, deterministic=True))
                 rows.append(snap.identity() | {"optimizer": name, "source_step": source_step,
                                                "episode": ep, "return": ret, "length": length})
+        env.close()
     return {"main": frame(rows, COLUMNS["main"])}
