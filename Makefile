@@ -3,9 +3,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-RUNS   := results/runs
+# the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
+SCALE  ?= $(shell sed -n 's/^scale: *\([a-z]*\).*/\1/p' params.yaml)
+CORES  ?= all
+SNAKE  := $(BIN)/snakemake --config scale=$(SCALE)
+# pipeline jobs call `iapo` (and DVC stages `iapo`) from this environment
+export PATH := $(abspath $(BIN)):$(PATH)
+# the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
+DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
 
-.PHONY: setup test test-fast lint reproduce bench clean
+.PHONY: setup test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
 
 setup: $(STAMP)
 
@@ -24,12 +31,34 @@ test: lint  ## ruff + the whole test suite (what CI runs)
 test-fast: setup  ## skip the slow (training) tests
 	$(BIN)/pytest -m "not slow"
 
-reproduce: setup  ## the main job (until the pipeline lands: both agents at smoke scale)
-	@for variant in direct iterative; do \
-	  $(BIN)/iapo train --env InvertedPendulum-v2 --variant $$variant --seed 0 --scale smoke \
-	    --out $(RUNS)/InvertedPendulum-v2/$$variant/seed0 || exit 1; \
-	done
-	@echo "outputs: $(RUNS)/InvertedPendulum-v2/{direct,iterative}/seed0/ (metrics.csv, eval.csv, checkpoints/, run.json)"
+reproduce: setup  ## the whole pipeline, locally, at SCALE (default: params.yaml `scale`)
+	$(SNAKE) --cores $(CORES)
+
+figures: setup  ## rebuild the summary tables and everything downstream from the run folders (no training)
+	$(SNAKE) --cores $(CORES) --forcerun summarize
+
+dvc-record: setup  ## record the finished pipeline at SCALE in dvc.lock and push it to the DVC remote
+	$(BIN)/dvc commit --force $(DVC_FILE)
+	$(BIN)/dvc push $(DVC_FILE)
+	@echo "recorded: commit $(dir $(DVC_FILE))dvc.lock to git to share this state"
+
+pull: setup  ## fetch the recorded results of SCALE from the DVC remote (a fresh clone: then `make figures`)
+	$(BIN)/dvc pull $(DVC_FILE)
+
+report: setup  ## HTML report of the pipeline at SCALE: results/report/$(SCALE).html
+	@mkdir -p results/report
+	$(SNAKE) --report results/report/$(SCALE).html
+
+dry-run: setup  ## the job counts of each scale's whole DAG (`snakemake -n --forceall`)
+	@for s in smoke mini paper; do echo "== scale $$s"; \
+	  $(BIN)/snakemake -n --forceall --quiet rules --config scale=$$s 2>&1 \
+	    | awk '/^Job stats/ {f = 1} f {print} /^total/ {exit}'; done
+
+rulegraph: setup  ## docs/rulegraph.svg (needs graphviz `dot`)
+	$(BIN)/snakemake --rulegraph --config scale=smoke | dot -Tsvg > docs/rulegraph.svg
+
+schema: setup  ## workflow/schemas/params.schema.json from the typed models in iapo.config
+	$(BIN)/iapo schema --out workflow/schemas/params.schema.json
 
 bench: setup  ## time update / act (one thread) and write results/bench.json
 	$(BIN)/iapo bench --json results/bench.json

@@ -1,7 +1,8 @@
-"""Tests of the update/act micro-benchmark: result shape, timings, JSON output and table."""
+"""Tests of the benchmark: result shape, FLOP counts and floors, timings, JSON output and table."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -9,37 +10,52 @@ from pathlib import Path
 import pytest
 import torch
 
-from iapo.bench import ARCHS, OPS, VARIANTS, format_table, run_bench
+from iapo.bench import OPS, SETTINGS, VARIANTS, format_table, run_bench
+from iapo.config import resolve
+from iapo.flops import Gemm, floor_ms, op_gemms, q_value, total_flops
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_ms"}
-COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS))
+OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_ms",
+           "path", "precision", "efficiency", "floor_ms_min", "efficiency_min"}
+ARCHS = ("A",)  # the test runs architecture A only (B's reference update takes seconds)
+COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS))
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     threads_before = torch.get_num_threads()
-    result = run_bench(PARAMS, json_path=path, threads=1, quick=True)
+    result = run_bench(PARAMS, json_path=path, threads=1, quick=True, archs=ARCHS)
     assert torch.get_num_threads() == threads_before  # the thread count is restored
     return result, path
 
 
 def test_ops_cover_every_combination_with_exact_keys(bench: tuple[dict, Path]) -> None:
     result, _ = bench
-    assert set(result) == {"machine", "ops"}
+    assert set(result) == {"machine", "ops", "precision"}
     ops = result["ops"]
-    assert len(ops) == 8
-    assert {(r["op"], r["variant"], r["q_arch"]) for r in ops} == COMBOS
+    assert len(ops) == len(COMBOS)
+    assert {(r["op"], r["variant"], r["q_arch"], (r["path"], r["precision"])) for r in ops} == COMBOS
     for r in ops:
         assert set(r) == OP_KEYS
-        assert r["flops"] is None and r["floor_ms"] is None
+        assert r["flops"] > 0 and r["floor_ms"] > 0
+        assert r["efficiency"] == pytest.approx(r["floor_ms"] / r["ms"])
+        assert r["efficiency_min"] == pytest.approx(r["floor_ms_min"] / r["ms_min"])
+        assert r["floor_ms_min"] <= r["floor_ms"]
 
 
 def test_timings_are_positive_and_ordered(bench: tuple[dict, Path]) -> None:
     for r in bench[0]["ops"]:
         assert r["ms"] > 0
         assert r["ms_min"] <= r["ms"] <= r["ms_max"]
+
+
+def test_bf16_errors_are_reported_per_variant(bench: tuple[dict, Path]) -> None:
+    errors = bench[0]["precision"]
+    assert {(e["variant"], e["q_arch"]) for e in errors} == set(itertools.product(VARIANTS, ARCHS))
+    for e in errors:
+        assert 0 <= e["J_rel_err"] < 0.1 and 0 <= e["grad_rel_err"] < 0.5
+        assert e["J_noise"] > 0 and e["grad_noise"] > 0  # two sample sets differ
 
 
 def test_machine_records_torch_and_threads(bench: tuple[dict, Path]) -> None:
@@ -57,7 +73,8 @@ def test_json_file_matches_result(bench: tuple[dict, Path]) -> None:
 def test_table_lists_every_combination(bench: tuple[dict, Path]) -> None:
     table = format_table(bench[0])
     rows = [line.split() for line in table.splitlines()]
-    assert {tuple(row[:3]) for row in rows if len(row) == 6 and row[0] in OPS} == COMBOS
+    listed = {(row[0], row[1], row[2], (row[3], row[4])) for row in rows if len(row) == 12 and row[0] in OPS}
+    assert listed == COMBOS
     last = table.splitlines()[-1]
     assert "threads=1" in last and torch.__version__ in last
 
@@ -65,11 +82,13 @@ def test_table_lists_every_combination(bench: tuple[dict, Path]) -> None:
 def test_table_formats_given_numbers() -> None:
     result = {
         "machine": {"processor": "cpu-x", "threads": 4, "torch_version": "9.9"},
-        "ops": [{"op": "act", "variant": "direct", "q_arch": "B", "ms": 1.5, "ms_min": 1.25,
-                 "ms_max": 2.0, "flops": None, "floor_ms": None}],
+        "ops": [{"op": "act", "variant": "direct", "q_arch": "B", "path": "fast", "precision": "fp32",
+                 "ms": 1.5, "ms_min": 1.25, "ms_max": 2.0, "flops": 3e9, "floor_ms": 0.75,
+                 "efficiency": 0.5, "floor_ms_min": 0.5, "efficiency_min": 0.4}],
     }
     lines = format_table(result).splitlines()
-    assert lines[2].split() == ["act", "direct", "B", "1.500", "1.250", "2.000"]
+    assert lines[2].split() == ["act", "direct", "B", "fast", "fp32", "1.500", "1.250", "2.000", "3.000",
+                                "0.750", "50%", "40%"]
     assert lines[-1] == "machine: processor=cpu-x, threads=4, torch=9.9"
     assert len({len(line) for line in lines[:3]}) == 1  # columns are aligned
 
@@ -78,3 +97,57 @@ def test_table_formats_given_numbers() -> None:
 def test_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="repeats"):
         run_bench(PARAMS, **kwargs)
+
+
+# ------------------------------------------------------------------ FLOP counts (iapo.flops)
+def test_gemm_flops_and_q_products_hand_counted(params) -> None:
+    assert Gemm(3, 4, 5, count=2).flops == 2 * 3 * 4 * 5 * 2
+    arch = params.q_architectures["A"]
+    # Q̂ alone: (23→256, 256→256, 256→1) × 2 members, 10 rows
+    fwd = q_value(arch, 10, 17, 6, action_grad=False)
+    assert total_flops(fwd) == 2 * 10 * (23 * 256 + 256 * 256 + 256) * 2
+    # with ∇_a Q̂: input gradients of every layer, the first only for the 6 action columns
+    both = q_value(arch, 10, 17, 6, action_grad=True)
+    assert total_flops(both) - total_flops(fwd) == 2 * 10 * (256 + 256 * 256 + 256 * 6) * 2
+
+
+def test_iterative_policy_update_matches_the_issue_calibration(make_cfg) -> None:
+    """Issue 6: ~9.1 GFLOP for the optimizer update (K=5, N=10, B=256), 88 % in the 256×256 Q layers."""
+    cfg = make_cfg(variant="iterative")
+    gemms = op_gemms("policy_update", cfg, 17, 6)
+    total = total_flops(gemms)
+    q_hidden = sum(g.flops for g in gemms if (g.k, g.n) == (256, 256) and g.m == 2560)
+    assert total == pytest.approx(9.1e9, rel=0.02)
+    assert q_hidden / total == pytest.approx(0.88, abs=0.01)
+    # the whole update adds the Bellman target's K acting iterations and the critic step
+    assert total_flops(op_gemms("update", cfg, 17, 6)) > 1.8 * total
+
+
+def test_bf16_changes_only_the_products_inside_J(params, make_cfg) -> None:
+    cfg = make_cfg(variant="direct")
+    cfg = dataclasses.replace(cfg, q_architecture=params.q_architectures["A"])
+    fp32, bf16 = op_gemms("update", cfg, 17, 6, "fp32"), op_gemms("update", cfg, 17, 6, "bf16")
+    assert total_flops(fp32) == total_flops(bf16)
+    low = [g for g in bf16 if g.dtype == "bf16"]
+    assert low and all(g.m == 2560 for g in low)  # J's N·B rows only, not the critic's B rows
+
+
+def test_floor_is_a_positive_time(params) -> None:
+    cfg = resolve(params, "HalfCheetah-v2", "iterative", 0, "smoke")
+    assert floor_ms(op_gemms("act", cfg, 17, 6), repeats=2, warmup=1) > 0
+
+
+def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
+    from iapo.bench import loop_overhead
+    from tests.test_train import small_params
+
+    params = small_params(tmp_path, steps=220, initial_random_steps=150, eval_every=220, eval_episodes=1,
+                          checkpoint_steps=[220], resume_every=220)
+    r = loop_overhead(params, env="InvertedPendulum-v2", variant="direct", repeats=3, out=tmp_path)
+    assert r["steps"] == 220 and r["updates"] == 71 and r["eval_steps"] > 0
+    spent = r["spent_s"]
+    assert spent["update_n"] == 71 and spent["act_n"] == 220 - 150 + r["eval_steps"]
+    assert spent["env_step_n"] == 220
+    assert 0 < r["in_parts_s"] < r["wall_s"]
+    assert r["overhead"] == pytest.approx(r["wall_s"] / r["in_parts_s"] - 1)
+    assert set(r["unit_s"]) == {"update", "act", "act_deterministic", "env_step"}

@@ -73,6 +73,16 @@ class Agent(nn.Module):
                 DirectOptimizer(obs_dim, act_dim, cfg.policy, t.log_sigma_bounds)
                 if cfg.family == "iterative" else self.optimizer
             )
+        # Fast path (issue 6; `training.fused`): the optimizers compute J and ∇_λ J once per
+        # iteration, and a plain Q ensemble inside J is evaluated by `FusedValue` (stacked members,
+        # hand-derived ∇_a Q̂). `fused: false` runs the reference autograd path.
+        from iapo.allocator import keep_freed_memory
+        from iapo.values.fused import supports
+
+        self.optimizer.fused = t.fused
+        self.fused_q = t.fused and not self.model_based and supports(self.q)
+        if t.fused:
+            keep_freed_memory()  # no page faults for the update's activations (process-wide)
         self.to(self.device)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=t.lr)
         self.pi_opt = torch.optim.Adam(self.optimizer.parameters(), lr=t.lr)
@@ -92,6 +102,10 @@ class Agent(nn.Module):
         """Model-free Q̂^β(s, a) of eq. 13 from the target nets (code §1.5) or the online nets."""
         q = self.q if online else self.q_target
         std = self.cfg.training.pessimism_std
+        if self.fused_q:
+            from iapo.values.fused import FusedValue
+
+            return FusedValue(q, beta, std, self.cfg.training.precision)
         return lambda obs, action: pessimistic(q(obs, action), beta, std)
 
     def value_fn(self, beta: float, online: bool = False) -> ValueFn:
@@ -124,7 +138,13 @@ class Agent(nn.Module):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting)."""
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        trace = self.optimizer.optimize(self.objective(s, self.cfg.training.beta_acting), score=False)
+        objective = self.objective(s, self.cfg.training.beta_acting)
+        if self.fused_q and isinstance(self.optimizer, IterativeOptimizer):
+            # λ_K without the J trace, same samples; in fp32 (bf16 products of N rows are slower)
+            objective.value_fn = objective.value_fn.with_precision("fp32")
+            trace = self.optimizer.act_fused(objective)
+        else:
+            trace = self.optimizer.optimize(objective, score=False)
         if deterministic:
             a = mode_action(self.optimizer, trace)
         else:
@@ -153,8 +173,13 @@ class Agent(nn.Module):
         k = t.n_target_action_samples
         next_obs = b.next_obs.expand(k, *b.next_obs.shape)
         mb_targets = self.model_based and self.cfg.model_based.model_value_targets
-        value = self.value_fn if mb_targets else self.q_value_fn
-        q_next = value(self.cfg.beta)(next_obs, actions[:k]).mean(0)
+        if self.fused_q and t.precision != "fp32":  # the target itself stays fp32
+            from iapo.values.fused import FusedValue
+
+            value = FusedValue(self.q_target, self.cfg.beta, t.pessimism_std)
+        else:
+            value = (self.value_fn if mb_targets else self.q_value_fn)(self.cfg.beta)
+        q_next = value(next_obs, actions[:k]).mean(0)
         return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
 
     def critic_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:

@@ -1,4 +1,19 @@
-"""Micro-benchmark of one agent update and one action, direct vs. iterative, Q architectures A/B."""
+"""Micro-benchmark of the agent's update and action selection against their GEMM floor (issue 6).
+
+For direct and iterative agents (HalfCheetah sizes, batch 256, N = 10, K = 5) with Q architectures
+A and B, each operation is timed on the reference path (`training.fused: false`), the fast path in
+fp32 and the fast path with the Q products inside J in bf16. Operations:
+
+* `update`: one `Agent.update` (Bellman target, critic step, policy step, α, targets);
+* `policy_update`: the policy optimizer's loss, backward and Adam step alone (the issue's calibration);
+* `act`: one stochastic `Agent.act` (one state).
+
+Every row also carries the analytic FLOP count of the matrix products the operation needs
+(`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
+bf16), timed in this process on the same threads. All timed functions, floors included, run
+interleaved, so load from other processes hits them alike. efficiency = floor / median time;
+efficiency_min = fastest floor / fastest time, the steadier figure on a shared machine.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +27,22 @@ import numpy as np
 import torch
 
 from iapo.agent import Agent, Batch
-from iapo.config import load_params, resolve
+from iapo.config import RunConfig, load_params, resolve
 from iapo.envs import env_dims
+from iapo.flops import floor_runner, op_gemms, total_flops
 from iapo.provenance import machine, write_json_atomic
 
-__all__ = ["ARCHS", "BENCH_ENV", "OPS", "VARIANTS", "bench_dims", "format_table", "run_bench"]
+__all__ = [
+    "ARCHS", "BENCH_ENV", "OPS", "SETTINGS", "VARIANTS", "bench_dims", "format_table", "loop_overhead",
+    "run_bench",
+]
 
 BENCH_ENV = "HalfCheetah-v2"
-OPS = ("update", "act")
+OPS = ("update", "policy_update", "act")
 VARIANTS = ("direct", "iterative")
 ARCHS = ("A", "B")
+SETTINGS = (("reference", "fp32"), ("fast", "fp32"), ("fast", "bf16"))
+"""(path, precision) of the timed agents: reference = `fused: false`; fast = `fused: true`."""
 _QUICK_REPEATS, _QUICK_WARMUP = 3, 1
 
 
@@ -42,27 +63,77 @@ def _synthetic_batch(batch_size: int, obs_dim: int, act_dim: int, seed: int = 0)
     )
 
 
-def _time_ms(fn: Callable[[], object], repeats: int, warmup: int) -> tuple[float, float, float]:
-    """`warmup` untimed calls, then (median, min, max) in ms over `repeats` timed calls."""
+def _time_interleaved(
+    calls: dict[tuple, Callable[[], object]], repeats: int, warmup: int,
+) -> dict[tuple, list[float]]:
+    """Times (ms) of each call over `repeats` rounds; every round runs every call once, in order."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in calls.values():
+            fn()
+    times: dict[tuple, list[float]] = {key: [] for key in calls}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), min(times), max(times)
+        for key, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _configure(base: RunConfig, arch: str, params, path: str, precision: str) -> RunConfig:
+    training = base.training.model_copy(update={"fused": path == "fast", "precision": precision})
+    return dataclasses.replace(base, q_arch=arch, q_architecture=params.q_architectures[arch],
+                               training=training)
+
+
+def _policy_update(agent: Agent, batch: Batch) -> None:
+    """The policy optimizer's step alone: loss (K iterations), backward, Adam."""
+    loss, _, _ = agent.policy_loss(batch)
+    agent.pi_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    agent.pi_opt.step()
+
+
+def precision_error(fp32: Agent, bf16: Agent, batch: Batch, seed: int = 0) -> dict[str, float]:
+    """How far bf16 Q products move J and ∇_λ J, against the sampling noise of the N-sample estimate.
+
+    At the policy the fp32 agent's optimizer returns for the batch's states (acting mode), J and
+    ∇_λ J are evaluated with the same samples in fp32 and bf16 (relative error), and twice in fp32
+    with different samples (noise). J: mean |ΔJ| / mean |J|; gradient: median over states of
+    ‖Δ∇‖ / ‖∇‖ (∇ over (μ, log σ)).
+    """
+    beta = fp32.cfg.beta
+    obj32, obj16 = fp32.objective(batch.obs, beta), bf16.objective(batch.obs, beta)
+    with torch.no_grad():
+        trace = fp32.optimizer.optimize(obj32, score=False)
+
+    def evaluate(objective, sample_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(sample_seed)
+        est, g_mu, g_ls = objective.value_and_grad(trace.mu, trace.log_sigma)
+        return est.J, torch.cat([g_mu, g_ls], -1)
+
+    (j32, g32), (j16, g16), (j_other, g_other) = (
+        evaluate(obj32, seed), evaluate(obj16, seed), evaluate(obj32, seed + 1))
+
+    def grad_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a - b).norm(dim=-1) / b.norm(dim=-1).clamp_min(1e-12)).median().item()
+
+    def j_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a - b).abs().mean() / b.abs().mean()).item()
+
+    return {"J_rel_err": j_rel(j16, j32), "grad_rel_err": grad_rel(g16, g32),
+            "J_noise": j_rel(j_other, j32), "grad_noise": grad_rel(g_other, g32)}
 
 
 def run_bench(
     params_path: str | Path = "params.yaml", repeats: int = 20, warmup: int = 3,
     json_path: str | Path | None = None, threads: int = 1, quick: bool = False,
+    variants: tuple[str, ...] = VARIANTS, archs: tuple[str, ...] = ARCHS,
 ) -> dict:
-    """Time `Agent.update` (one batch) and `Agent.act` (one state, stochastic) on CPU.
+    """Time every (op, variant, q_arch, path, precision) on CPU and compare with its GEMM floor.
 
-    Every (op, variant, q_arch) of OPS × VARIANTS × ARCHS is timed in this process on `threads`
-    torch threads; `quick` means repeats=3, warmup=1. Returns {"machine": ..., "ops": [...]}
-    and, if `json_path` is given, also writes it there.
+    Runs on `threads` torch threads (restored afterwards); `quick` means repeats=3, warmup=1.
+    Returns {"machine": ..., "ops": [one row per timed operation], "precision": [bf16 error per
+    (variant, q_arch)]} and, if `json_path` is given, also writes it there.
     """
     if quick:
         repeats, warmup = _QUICK_REPEATS, _QUICK_WARMUP
@@ -76,57 +147,165 @@ def run_bench(
     torch.set_num_threads(threads)
     try:
         info = machine() | {"torch_version": torch.__version__, "threads": threads}
-        rows: dict[tuple[str, str, str], dict] = {}
-        for variant in VARIANTS:
+        calls: dict[tuple, Callable[[], object]] = {}
+        floors: dict[tuple, Callable[[], object]] = {}
+        flops: dict[tuple, int] = {}
+        errors = []
+        for variant in variants:
             base = resolve(params, BENCH_ENV, variant, seed=0, scale="smoke")
-            for arch in ARCHS:
-                cfg = dataclasses.replace(
-                    base, q_arch=arch, q_architecture=params.q_architectures[arch]
-                )
-                torch.manual_seed(0)
-                agent = Agent(cfg, obs_dim, act_dim)
-                batch = _synthetic_batch(cfg.training.batch_size, obs_dim, act_dim)
+            for arch in archs:
+                batch = _synthetic_batch(base.training.batch_size, obs_dim, act_dim)
                 obs = np.random.default_rng(0).standard_normal(obs_dim).astype(np.float32)
-                calls: dict[str, Callable[[], object]] = {
-                    "update": lambda a=agent, b=batch: a.update(b),
-                    "act": lambda a=agent, o=obs: a.act(o, deterministic=False),
-                }
+                agents = {}
+                for path, precision in SETTINGS:
+                    torch.manual_seed(0)
+                    agent = Agent(_configure(base, arch, params, path, precision), obs_dim, act_dim)
+                    agents[path, precision] = agent
+                    calls["update", variant, arch, path, precision] = lambda a=agent, b=batch: a.update(b)
+                    calls["policy_update", variant, arch, path, precision] = (
+                        lambda a=agent, b=batch: _policy_update(a, b))
+                    calls["act", variant, arch, path, precision] = lambda a=agent, o=obs: a.act(o)
                 for op in OPS:
-                    med, lo, hi = _time_ms(calls[op], repeats, warmup)
-                    rows[op, variant, arch] = {
-                        "op": op, "variant": variant, "q_arch": arch, "ms": med,
-                        "ms_min": lo, "ms_max": hi, "flops": None, "floor_ms": None,
-                    }
+                    for precision in ("fp32", "bf16"):
+                        gemms = op_gemms(op, agents["fast", "fp32"].cfg, obs_dim, act_dim, precision)
+                        floors[op, variant, arch, precision] = floor_runner(gemms)
+                        flops[op, variant, arch, precision] = total_flops(gemms)
+                errors.append({"variant": variant, "q_arch": arch} | precision_error(
+                    agents["fast", "fp32"], agents["fast", "bf16"], batch))
+        times = _time_interleaved(calls | {("floor", *k): f for k, f in floors.items()}, repeats, warmup)
     finally:
         torch.set_num_threads(previous_threads)
-    result = {
-        "machine": info,
-        "ops": [rows[op, v, a] for op in OPS for v in VARIANTS for a in ARCHS],
-    }
+    rows = []
+    for (op, variant, arch, path, precision), t in times.items():
+        if op == "floor":
+            continue
+        floor_times = times["floor", op, variant, arch, precision]
+        floor, ms = statistics.median(floor_times), statistics.median(t)
+        rows.append({
+            "op": op, "variant": variant, "q_arch": arch, "path": path, "precision": precision,
+            "ms": ms, "ms_min": min(t), "ms_max": max(t), "flops": flops[op, variant, arch, precision],
+            "floor_ms": floor, "efficiency": floor / ms,
+            # the same ratio from the fastest repeats: less sensitive to other processes' load
+            "floor_ms_min": min(floor_times), "efficiency_min": min(floor_times) / min(t),
+        })
+    rows.sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"],
+                             SETTINGS.index((r["path"], r["precision"]))))
+    result = {"machine": info, "ops": rows, "precision": errors}
     if json_path is not None:
         write_json_atomic(result, Path(json_path))
     return result
 
 
+def _timed(fn: Callable, total: dict[str, float], key: str) -> Callable:
+    """`fn` that adds its wall time (s) to `total[key]` and counts its calls in `total[key + '_n']`."""
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            total[key] += time.perf_counter() - t0
+            total[key + "_n"] += 1
+
+    return wrapper
+
+
+def loop_overhead(
+    params_path: str | Path = "params.yaml", env: str = BENCH_ENV, variant: str = "iterative",
+    scale: str = "smoke", repeats: int = 20, out: str | Path | None = None,
+) -> dict:
+    """Training steps/s of a real run against its update + act + env step (issue 6, item 4).
+
+    Runs the `scale`'s training of (env, variant, seed 0) in `out` (a temporary folder if None; on
+    the current thread count) with timers around `Agent.update`, `Agent.act` and the training
+    environment's `step`. `overhead` = wall time not spent in them (evaluation env steps counted at
+    the training env's mean step time) / the time spent in them: what logging, replay sampling,
+    checkpointing, environment creation and the loop itself add. Measured inside the run, it is
+    robust to other processes' load. `separate_*` repeat the comparison the issue's way: update, act
+    and env step timed separately after the run (`repeats` interleaved calls on the trained agent).
+    """
+    import tempfile
+
+    from iapo.envs import make_env, scale_action
+    from iapo.train import Run
+
+    params = load_params(params_path)
+    cfg = resolve(params, env, variant, seed=0, scale=scale)
+    spent = dict.fromkeys(("update", "update_n", "act", "act_n", "env_step", "env_step_n"), 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(cfg, Path(out or tmp) / "run")
+        run.agent.update = _timed(run.agent.update, spent, "update")
+        run.agent.act = _timed(run.agent.act, spent, "act")
+        run.env.step = _timed(run.env.step, spent, "env_step")
+        t0 = time.perf_counter()
+        run.run()
+        wall = time.perf_counter() - t0
+        del run.agent.update, run.agent.act, run.env.step  # the timers go; the methods stay
+    eval_steps = sum(r["length"] for r in run.c.eval_rows)
+    mean_env_step = spent["env_step"] / max(spent["env_step_n"], 1)
+    inside = spent["update"] + spent["act"] + spent["env_step"] + eval_steps * mean_env_step
+    agent, rng, n_updates = run.agent, np.random.default_rng(1), int(spent["update_n"])
+    batch = run.buffer.sample(cfg.training.batch_size, rng, agent.device)
+    probe, obs = make_env(env, 12345, truncated_obs=cfg.training.truncated_obs)
+
+    def env_step() -> None:
+        nonlocal obs
+        a = rng.uniform(-1.0, 1.0, agent.act_dim).astype(np.float32)
+        obs, _, terminated, truncated, _ = probe.step(scale_action(probe, a))
+        if terminated or truncated:
+            obs, _ = probe.reset()
+
+    unit = {key[0]: statistics.median(t) / 1e3 for key, t in _time_interleaved({
+        ("update",): lambda: agent.update(batch), ("act",): lambda: agent.act(obs),
+        ("act_deterministic",): lambda: agent.act(obs, deterministic=True), ("env_step",): env_step,
+    }, repeats, warmup=2).items()}
+    n_policy = cfg.steps - min(cfg.initial_random_steps, cfg.steps)
+    separate = (cfg.steps * unit["env_step"] + n_policy * unit["act"] + n_updates * unit["update"]
+                + eval_steps * (unit["act_deterministic"] + unit["env_step"]))
+    return {
+        "env": env, "variant": variant, "scale": scale, "steps": cfg.steps, "updates": n_updates,
+        "eval_steps": eval_steps, "wall_s": wall, "steps_per_s": cfg.steps / wall,
+        "in_parts_s": inside, "overhead": wall / inside - 1.0, "spent_s": spent,
+        "separate_s": separate, "separate_overhead": wall / separate - 1.0, "unit_s": unit,
+    }
+
+
 def format_table(result: dict) -> str:
-    """Aligned text table of `run_bench` output, one row per op, then a line naming the machine."""
-    header = ("op", "variant", "q_arch", "median ms", "min ms", "max ms")
+    """Aligned text tables of `run_bench` output: one row per timed op, then the bf16 errors."""
+    header = ("op", "variant", "q_arch", "path", "prec", "median ms", "min ms", "max ms", "GFLOP",
+              "floor ms", "eff", "eff(min)")
     body = [
-        (r["op"], r["variant"], r["q_arch"], f"{r['ms']:.3f}", f"{r['ms_min']:.3f}",
-         f"{r['ms_max']:.3f}")
+        (r["op"], r["variant"], r["q_arch"], r.get("path", "reference"), r.get("precision", "fp32"),
+         f"{r['ms']:.3f}", f"{r['ms_min']:.3f}", f"{r['ms_max']:.3f}",
+         "-" if r["flops"] is None else f"{r['flops'] / 1e9:.3f}",
+         "-" if r["floor_ms"] is None else f"{r['floor_ms']:.3f}",
+         "-" if r.get("efficiency") is None else f"{r['efficiency']:.0%}",
+         "-" if r.get("efficiency_min") is None else f"{r['efficiency_min']:.0%}")
         for r in result["ops"]
     ]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: tuple[str, ...]) -> str:
-        text = [c.ljust(w) for c, w in zip(row[:3], widths[:3], strict=True)]
-        nums = [c.rjust(w) for c, w in zip(row[3:], widths[3:], strict=True)]
-        return "  ".join(text + nums)
-
+    lines = _aligned(header, body, n_text=5)
+    if result.get("precision"):
+        lines.append("")
+        lines.append("bf16 Q products inside J, against fp32 (same samples) and the N-sample noise:")
+        header2 = ("variant", "q_arch", "J rel err", "grad rel err", "J noise", "grad noise")
+        body2 = [(e["variant"], e["q_arch"], f"{e['J_rel_err']:.2%}", f"{e['grad_rel_err']:.2%}",
+                  f"{e['J_noise']:.2%}", f"{e['grad_noise']:.2%}") for e in result["precision"]]
+        lines += _aligned(header2, body2, n_text=2)
     m = result["machine"]
-    lines = [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
     lines.append(
         f"machine: processor={m.get('processor', 'unknown')}, threads={m.get('threads')}, "
         f"torch={m.get('torch_version')}"
     )
     return "\n".join(lines)
+
+
+def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]], n_text: int) -> list[str]:
+    """Header, rule and rows; the first `n_text` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [c.ljust(w) if i < n_text else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
+                                                                                         strict=True))]
+        return "  ".join(cells)
+
+    return [line(header), "  ".join("-" * w for w in widths), *map(line, body)]

@@ -18,6 +18,14 @@ TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
   run.json             provenance; written last, so its presence marks a finished run
 Rerunning the same command after a crash or SIGTERM resumes from the newest valid checkpoint."""
 
+SUMMARIZE_HELP = """Aggregate the finished runs of one scale (its env × variant × seed grid from params.yaml).
+Reads RUNS/<scale>/<env>/<variant>/seed<k>/{run.json,metrics.csv,eval.csv} and writes into OUT:
+  runs.csv             one row per run: settings, final evaluation return, wall time, provenance
+  eval.csv             one row per evaluation episode (env, variant, seed, env_step, return, …)
+  metrics.csv          one row per training log interval (env, variant, seed, then metrics.csv)
+  scale.json           the scale preset, the paper preset and the keys reduced at this scale
+A missing or unfinished run is an error (exit 2) and leaves the previous tables in place."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iapo", description=__doc__)
@@ -47,6 +55,43 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
                         "(LaTeX) from params.yaml, to diff against the paper's Appendix A.4-A.5.")
     ta.add_argument("--out", type=Path, default=Path("paper_figures/tables"))
+
+    su = sub.add_parser("summarize", help="aggregate a scale's finished runs into tidy tables",
+                        description=SUMMARIZE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    su.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
+    su.add_argument("--runs", type=Path, default=Path("results/runs"),
+                    help="root of the run folders RUNS/<scale>/<env>/<variant>/seed<k> "
+                    "(default: %(default)s)")
+    su.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: results/summary/<scale>)")
+
+    sc = sub.add_parser("schema", help="print the JSON schema of params.yaml",
+                        description="Prints the JSON schema of params.yaml generated from the typed "
+                        "models in iapo.config (the pipeline validates its config against it; "
+                        "`make schema` writes it to workflow/schemas/params.schema.json).")
+    sc.add_argument("--out", type=Path, default=None, help="write here instead of stdout")
+
+    au = sub.add_parser("audit", help="evaluate the paper's claims on the summary tables",
+                        description="Reads CLAIMS (the registry of the paper's testable claims) and the "
+                        "tidy tables in SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: "
+                        "per claim the statistic, its 95% bootstrap CI, P(improvement) for two-arm "
+                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason), "
+                        "plus the scale the results come from and the deviations table.")
+    au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
+    au.add_argument("--summary", type=Path, required=True, help="e.g. results/summary/smoke")
+    au.add_argument("--out", type=Path, default=Path("paper_figures/audit.md"))
+    au.add_argument("--deviations", type=Path, default=Path("docs/deviations.md"))
+
+    from iapo.diagnostics import REGISTRY
+
+    dg = sub.add_parser("diagnose", help="run one analysis of the paper on a run's checkpoints",
+                        description="Reads RUN/checkpoints/step_N.pt (and RUN/metrics.csv) and writes "
+                        "one tidy CSV (schemas: docs/diagnostics.md). Diagnostics:\n"
+                        + "\n".join(f"  {n:<21} {s}" for n, s in REGISTRY.items())
+                        + "\nOptions of one: iapo diagnose NAME --help",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    dg.add_argument("name", choices=list(REGISTRY), metavar="NAME", help="which diagnostic")
+    dg.add_argument("options", nargs=argparse.REMAINDER, help="its options (iapo diagnose NAME --help)")
     return parser
 
 
@@ -78,14 +123,64 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from iapo.summary import SummaryError, summarize
+
+    params = load_params(args.params)
+    scale = args.scale or params.scale
+    try:
+        written = summarize(params, scale, args.runs, args.out)
+    except SummaryError as err:
+        print(f"iapo summarize: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from iapo.config import Params
+
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+              "$comment": "params.yaml of the IAPO study, generated by `iapo schema` from "
+              "iapo.config.Params: do not edit by hand, run `make schema`."}
+    text = json.dumps(schema | Params.model_json_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from iapo.audit import run_audit, write_report
+
+    results = run_audit(args.claims, args.summary)
+    md, page = write_report(results, args.summary, args.out, args.deviations)
+    counts = {v: sum(r.verdict == v for r in results) for v in ("supported", "contradicted", "inconclusive")}
+    print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+          + f"; wrote {md} and {page}", file=sys.stderr)
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from iapo.diagnostics.runner import main as diagnose
+
+    return diagnose(args.name, args.options)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from iapo.audit import AuditError
     from iapo.train import TrainingError
 
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables}
+    commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables,
+                "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
+                "audit": cmd_audit}
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError) as err:
+    except (ConfigError, CheckpointError, TrainingError, AuditError) as err:
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor
 
 from iapo.distributions import kl_to_uniform, log_prob, rsample
@@ -49,6 +50,73 @@ class Objective:
         This is the one definition of eq. 8 (a flow policy brings its own samples and densities).
         """
         obs = self.obs.expand(actions.shape[0], *self.obs.shape)
-        q = self.value_fn(obs, actions).mean(0)
+        return self._estimate(self.value_fn(obs, actions), actions, log_pi)
+
+    def _estimate(self, q_samples: Tensor, actions: Tensor, log_pi: Tensor) -> Estimate:
+        """Eq. 8 from Q̂(s, a_k) [N, B] and log π(a_k) [N, B]: J = mean_k Q̂ − α (mean_k log π + n ln 2)."""
+        q = q_samples.mean(0)
         kl = kl_to_uniform(log_pi, actions.shape[-1])
         return Estimate(J=q - self.alpha * kl, q=q, kl=kl, actions=actions, log_pi=log_pi)
+
+    def value_and_grad(self, mu: Tensor, log_sigma: Tensor) -> tuple[Estimate, Tensor, Tensor]:
+        """J at a tanh-Normal λ and its gradient ∇_λ J per state (of Σ_b J_b), from one set of N samples.
+
+        The estimate is returned detached, with (∇_μ J, ∇_{log σ} J). It draws the same samples as
+        `self(mu, log_sigma)` and is the same math; if the value function gives ∇_a Q̂ itself
+        (`value_and_action_grad`, e.g. `iapo.values.fused.FusedValue`), the pathwise gradient is
+        written out (`_pathwise_grad`) instead of running autograd through J.
+        """
+        if not self._by_hand("value_and_action_grad"):
+            mu, log_sigma = mu.detach().requires_grad_(), log_sigma.detach().requires_grad_()
+            with torch.enable_grad():
+                est = self(mu, log_sigma)
+                grad_mu, grad_log_sigma = torch.autograd.grad(est.J.sum(), (mu, log_sigma))
+            return _detached(est), grad_mu, grad_log_sigma
+        mu, log_sigma = mu.detach(), log_sigma.detach()
+        actions, u = rsample(mu, log_sigma, self.n_samples)
+        obs = self.obs.expand(actions.shape[0], *self.obs.shape)
+        q_samples, grad_action = self.value_fn.value_and_action_grad(obs, actions)
+        est = self._estimate(q_samples, actions, log_prob(u, mu, log_sigma))
+        return (est, *self._pathwise_grad(actions, u - mu, grad_action, float(self.alpha)))
+
+    def grad_fn(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """λ ↦ ∇_λ J alone, for repeated calls at these states (acting records no J).
+
+        Same samples and math as `value_and_grad`. When the value function can give ∇_a Q̂ alone for
+        fixed states (`action_grad_fn`, e.g. `FusedValue`), what depends only on the states is
+        computed once and the value itself is never computed.
+        """
+        if not self._by_hand("action_grad_fn"):
+            return lambda mu, log_sigma: self.value_and_grad(mu, log_sigma)[1:]
+        action_grad = self.value_fn.action_grad_fn(self.obs, self.n_samples)
+        alpha = float(self.alpha)
+
+        def grad(mu: Tensor, log_sigma: Tensor) -> tuple[Tensor, Tensor]:
+            actions, u = rsample(mu, log_sigma, self.n_samples)
+            return self._pathwise_grad(actions, u - mu, action_grad(actions), alpha)
+
+        return grad
+
+    def _by_hand(self, capability: str) -> bool:
+        """Whether ∇_λ J may be written out: the value function gives ∇_a Q̂ (`capability`) and J is
+        this class's `__call__` (a subclass that changes it gets autograd through its own)."""
+        return hasattr(self.value_fn, capability) and type(self).__call__ is Objective.__call__
+
+    @staticmethod
+    def _pathwise_grad(
+        actions: Tensor, noise: Tensor, grad_action: Tensor, alpha: float,
+    ) -> tuple[Tensor, Tensor]:
+        """∇_λ J with a_k = tanh(u_k), u_k = μ + σ ε_k and ε_k held fixed (reparameterisation, §3.1).
+
+        Per sample, ∂/∂u [Q̂(s, a) − α log π(a)] = D = ∇_a Q̂ ⊙ (1 − a²) − 2α a, because
+        log π(a) = Σ_j [−ε_j²/2 − log σ_j − ½ ln 2π − log(1 − tanh² u_j)] and
+        ∂/∂u log(1 − tanh² u) = −2 tanh u. With ∂u/∂μ = 1 and ∂u/∂log σ = σ ε (`noise` = u − μ),
+        ∇_μ J = mean_k D and ∇_{log σ} J = mean_k D ⊙ σ ε + α (the −log σ term of log π).
+        """
+        d = torch.addcmul(grad_action, grad_action * actions, actions, value=-1.0)  # ∇_a Q̂ (1 − a²)
+        d = torch.add(d, actions, alpha=-2.0 * alpha)
+        return d.mean(0), (d * noise).mean(0).add_(alpha)
+
+
+def _detached(est: Estimate) -> Estimate:
+    return replace(est, **{f: getattr(est, f).detach() for f in ("J", "q", "kl", "actions", "log_pi")})

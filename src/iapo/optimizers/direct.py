@@ -21,6 +21,8 @@ class DirectOptimizer(nn.Module):
         self.head = zero_linear(net.n_units, 2 * act_dim)  # μ and raw log σ start at 0 (code §1.1)
         self.bounds = LogSigmaBounds(act_dim, *log_sigma_bounds)
         self.n_iters = 1
+        # `optimize` computes J and ∇_λ J in one pass (`optimize_fused`) when True; set by the agent.
+        self.fused = False
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         mu, raw_log_sigma = self.head(self.trunk(obs)).chunk(2, -1)
@@ -31,6 +33,8 @@ class DirectOptimizer(nn.Module):
         score: bool = True,
     ) -> Trace:
         """λ = f_φ(s); when training, the loss is −J(s, λ) averaged over states (Algorithm 1)."""
+        if self.fused and train:
+            return self.optimize_fused(objective)
         with torch.set_grad_enabled(train):
             mu, log_sigma = self(objective.obs)
         if not (train or score):
@@ -39,3 +43,15 @@ class DirectOptimizer(nn.Module):
             est = objective(mu, log_sigma)
         loss = -est.J.mean() if train else None
         return Trace(mu, log_sigma, J=[est.J.detach()], loss=loss, final=est)
+
+    def optimize_fused(self, objective: Objective) -> Trace:
+        """The training call of `optimize` with J and ∇_λ J from one pass (`Objective.value_and_grad`).
+
+        The loss is −J̄ in value; its φ-gradient comes from the surrogate −(1/B) ⟨λ(φ), ∇_λ J⟩ with
+        the gradient fixed, which is ∂(−J̄)/∂φ by the chain rule (same samples as the reference).
+        """
+        mu, log_sigma = self(objective.obs)
+        est, grad_mu, grad_ls = objective.value_and_grad(mu, log_sigma)
+        pull = -((mu * grad_mu).sum() + (log_sigma * grad_ls).sum()) / objective.obs.shape[0]
+        loss = -est.J.mean() + (pull - pull.detach())
+        return Trace(mu, log_sigma, J=[est.J], loss=loss, final=est)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo.config import Network
-from iapo.distributions import LogSigmaBounds
+from iapo.distributions import LogSigmaBounds, soft_clamp
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
 from iapo.optimizers.base import Trace
@@ -37,6 +39,19 @@ def input_normalizer(kind: str, n: int, is_state: bool) -> nn.Module:
     raise ValueError(f"unknown input_norm {kind!r}; allowed: layernorm, standardize")
 
 
+@dataclass
+class StepConstants:
+    """Per-call constants of `IterativeOptimizer.fused_step`."""
+
+    obs_normed: Tensor          # the state through its input normaliser
+    layers: list                # trunk and head: (weight, bias) of each Linear, else the nonlinearity
+    one: Tensor                 # 1.0 (a tensor operand costs less than a Python number)
+    block_norms: list           # the normalisers of μ, log σ, ∇μJ, ∇logσJ
+    eps: float                  # LayerNorm ε of the action blocks
+    block_weight: Tensor | None  # [4, n] LayerNorm affine of μ, log σ, ∇μJ, ∇logσJ (None: not LayerNorm)
+    block_bias: Tensor | None
+
+
 class IterativeOptimizer(nn.Module):
     """Iterative amortized policy optimizer (§3.1, Algorithm 2; Table 1: in s, λ, ∇λJ; out δ, ω).
 
@@ -58,6 +73,9 @@ class IterativeOptimizer(nn.Module):
         self.trunk = mlp(obs_dim + 4 * act_dim, net.n_layers, net.n_units, net.nonlinearity)
         self.head = zero_linear(net.n_units, 4 * act_dim)  # δ_μ, δ_logσ, ω_μ, ω_logσ logits
         self.bounds = LogSigmaBounds(act_dim, *log_sigma_bounds)
+        # `optimize` runs the one-gradient-per-iteration loop (`optimize_fused`) when True, else the
+        # reference loop; same samples, same math (tests/test_fast_paths.py). Set by the agent.
+        self.fused = False
 
     def initial(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """λ_0: μ = 0, log σ = log init_sigma, the same for every state (A.4)."""
@@ -76,6 +94,41 @@ class IterativeOptimizer(nn.Module):
         log_sigma = self.bounds(omega_ls * log_sigma + (1.0 - omega_ls) * delta_ls)
         return mu, log_sigma
 
+    def fused_step(
+        self, prep: StepConstants, mu: Tensor, log_sigma: Tensor, grad_mu: Tensor, grad_log_sigma: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """`step` with fewer operations and the same arithmetic (bit-identical; tests/test_fast_paths.py).
+
+        The per-call constants come prepared (`prepare`: the state is the same at every iteration),
+        the four action-block LayerNorms run as one, and eq. 12 updates λ = [μ, log σ] at once.
+        """
+        n, rows = self.act_dim, mu.shape[0]
+        x = torch.cat([mu, log_sigma, grad_mu, grad_log_sigma], -1)
+        if prep.block_weight is None:
+            x = torch.cat([norm(b) for norm, b in zip(prep.block_norms, x.split(n, -1), strict=True)], -1)
+        else:  # LayerNorm of each n-block, then its own affine: exactly what nn.LayerNorm computes
+            x = F.layer_norm(x.view(rows, 4, n), (n,), eps=prep.eps)
+            x = torch.addcmul(prep.block_bias, x, prep.block_weight).view(rows, 4 * n)
+        x = torch.cat([prep.obs_normed, x], -1)
+        for layer in prep.layers:
+            x = F.linear(x, *layer) if isinstance(layer, tuple) else layer(x)
+        omega = torch.sigmoid(x[:, 2 * n:])
+        lam = omega * torch.cat([mu, log_sigma], -1) + (prep.one - omega) * x[:, : 2 * n]
+        return lam[:, :n], soft_clamp(lam[:, n:], self.bounds.low, self.bounds.high)
+
+    def prepare(self, obs: Tensor) -> StepConstants:
+        """What `fused_step` reuses across the iterations of one call (differentiable in training)."""
+        norms = list(self.norms)[1:]
+        layer_norms = all(isinstance(m, nn.LayerNorm) for m in norms)
+        layers = [(m.weight, m.bias) if isinstance(m, nn.Linear) else torch.relu if type(m) is nn.ReLU else m
+                  for m in (*self.trunk, self.head)]
+        return StepConstants(
+            obs_normed=self.norms[0](obs), layers=layers, one=obs.new_ones(()), block_norms=norms,
+            eps=norms[0].eps if layer_norms else 0.0,
+            block_weight=torch.stack([m.weight for m in norms]) if layer_norms else None,
+            block_bias=torch.stack([m.bias for m in norms]) if layer_norms else None,
+        )
+
     def optimize(
         self, objective: Objective, train: bool = False, n_iters: int | None = None,
         score: bool = True,
@@ -87,7 +140,11 @@ class IterativeOptimizer(nn.Module):
         last update (inputs and the gated old value are detached: one-step truncation), and the
         loss is the mean over i = 1…K of −J(s, λ_i); the samples that score λ_i also give the
         gradient input of the next step. Acting (`train=False`) skips scoring λ_K unless `score`.
+        This is the reference loop (autograd through J twice per iteration when training); with
+        `self.fused` the same result comes from `optimize_fused`.
         """
+        if self.fused:
+            return self.optimize_fused(objective, train, n_iters, score)
         n_iters = self.n_iters if n_iters is None else n_iters
         mu, log_sigma = self.initial(objective.obs)
         trace = Trace(mu, log_sigma)
@@ -118,3 +175,56 @@ class IterativeOptimizer(nn.Module):
         if train:
             trace.loss = torch.stack(losses).mean()
         return trace
+
+    def optimize_fused(
+        self, objective: Objective, train: bool = False, n_iters: int | None = None,
+        score: bool = True,
+    ) -> Trace:
+        """`optimize` with one gradient evaluation of J per iteration and no retained graph.
+
+        In training, ∂L/∂φ = −(1/(K B)) Σ_{i=1..K} Σ_b ∇_λ J(s_b, λ_i) · ∂λ_i/∂φ (code §2.5: λ_i depends
+        on φ only through its last update), and ∇_λ J(s, λ_i) is also the network's input at step
+        i + 1. So each iteration computes J and ∇_λ J once (`Objective.value_and_grad`) and the loss
+        is the surrogate −(1/(K B)) Σ_i ⟨λ_i(φ), ∇_λ J_i⟩ (gradients fixed), shifted to the value
+        mean_i −J̄_i: same value and same φ-gradient as the reference, same samples.
+        """
+        n_iters = self.n_iters if n_iters is None else n_iters
+        mu, log_sigma = self.initial(objective.obs)
+        trace = Trace(mu, log_sigma)
+        prep = self.prepare(objective.obs)
+        losses: list[Tensor] = []
+        surrogate: list[Tensor] = []
+        for i in range(n_iters + 1):
+            last = i == n_iters
+            if last and not (train or score):
+                break
+            if last and not train:  # acting, scoring λ_K: the value is enough
+                with torch.no_grad():
+                    est = objective(mu, log_sigma)
+            else:
+                est, grad_mu, grad_ls = objective.value_and_grad(mu, log_sigma)
+            trace.J.append(est.J.detach())
+            if i > 0 and train:
+                losses.append(-est.J.mean())
+                surrogate.append((mu * grad_mu).sum() + (log_sigma * grad_ls).sum())
+            if last:
+                trace.final = est
+                break
+            with torch.set_grad_enabled(train):
+                mu, log_sigma = self.fused_step(prep, mu.detach(), log_sigma.detach(), grad_mu, grad_ls)
+        trace.mu, trace.log_sigma = (mu, log_sigma) if train else (mu.detach(), log_sigma.detach())
+        if train:
+            pull = -torch.stack(surrogate).sum() / (len(surrogate) * objective.obs.shape[0])
+            trace.loss = torch.stack(losses).mean() + (pull - pull.detach())
+        return trace
+
+    @torch.inference_mode()
+    def act_fused(self, objective: Objective) -> Trace:
+        """λ_K for acting, as `optimize(objective, score=False)` but without recording J (`trace.J` is
+        empty): each iteration needs only ∇_λ J (`Objective.grad_fn`; same samples)."""
+        mu, log_sigma = self.initial(objective.obs)
+        prep, grad = self.prepare(objective.obs), objective.grad_fn()
+        for _ in range(self.n_iters):
+            grad_mu, grad_ls = grad(mu, log_sigma)
+            mu, log_sigma = self.fused_step(prep, mu, log_sigma, grad_mu, grad_ls)
+        return Trace(mu, log_sigma)

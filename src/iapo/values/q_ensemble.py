@@ -58,6 +58,7 @@ class QEnsemble(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, arch: QArchitecture, n_members: int = 2) -> None:
         super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
         self.members = nn.ModuleList(QNetwork(obs_dim, act_dim, arch) for _ in range(n_members))
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
@@ -78,6 +79,27 @@ def pessimistic(qs: Tensor, beta: float, std: str = "population") -> Tensor:
     else:
         raise ValueError(f"unknown pessimism_std {std!r}; allowed: population, unbiased")
     return mean - beta * sigma
+
+
+def pessimistic_weights(qs: Tensor, beta: float, std: str = "population") -> Tensor:
+    """∂Q̂/∂Q_i of eq. 13 for every member and row (same shape as `qs`), by hand for two members.
+
+    Population σ: Q̂ = (Q1 + Q2)/2 − β |Q1 − Q2|/2, so ∂Q̂/∂Q1,2 = 1/2 ∓ (β/2) sign(Q1 − Q2) (sign 0 at a
+    tie, as autograd's |·|). Unbiased σ = sqrt((Q1 − Q2)²/2 + 1e-6): ∂σ/∂Q1,2 = ±(Q1 − Q2)/(2σ).
+    Other ensemble sizes use autograd on `pessimistic` itself.
+    """
+    if qs.shape[0] != 2:
+        with torch.inference_mode(False), torch.enable_grad():
+            q = qs.detach().clone().requires_grad_()
+            return torch.autograd.grad(pessimistic(q, beta, std).sum(), q)[0]
+    diff = qs[0] - qs[1]
+    if std == "population":
+        slope = diff.sign() * (beta / 2.0)
+    elif std == "unbiased":
+        slope = diff * (beta / 2.0) / (diff.square() / 2.0 + 1e-6).sqrt()
+    else:
+        raise ValueError(f"unknown pessimism_std {std!r}; allowed: population, unbiased")
+    return torch.stack([0.5 - slope, 0.5 + slope])
 
 
 def ensemble_std(qs: Tensor) -> Tensor:

@@ -1,0 +1,392 @@
+"""Fast Q̂^β(s, a) (eq. 13) and ∇_a Q̂ for a frozen Q ensemble: stacked members, hand-derived backward.
+
+Inside J the Q-networks are fixed (target nets, code §1.5), so the only gradient J needs from them is
+∇_a Q̂, never a weight gradient. This module computes it without autograd:
+
+* the members' weights are stacked ([M, out, in]) so both networks run as one batched product;
+* Q̂ is a scalar per (s, a) row, so ∇_a Q̂ is computed eagerly in the same pass as the value (one
+  forward and one input-gradient backward per row, whatever the later use of J);
+* the backward is written out: ReLU masks (architecture A); ELU, LayerNorm and highway gates
+  (architecture B); only the action columns of the first layer;
+* rows are processed in chunks (~512) so a chunk's activations stay in cache between its forward
+  and its backward, with the masks applied in place.
+
+`FusedValue` is a drop-in `ValueFn`: `FusedValue(ensemble, β)(obs, action)` equals
+`pessimistic(ensemble(obs, action), β)` and is differentiable in the action through a custom
+autograd function whose backward multiplies the upstream gradient by the saved ∇_a Q̂. Optional
+`precision="bf16"` runs the Q products in bfloat16 (AMX on recent Xeons); values and gradients are
+returned in float32. Tests: tests/test_fast_paths.py (against the autograd reference).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+CHUNK_ELEMENTS = 2**18
+"""Activation elements per layer and chunk (all members): rows = CHUNK_ELEMENTS / (M · width), so
+architecture A runs 512 rows ([2, 512, 256] fp32 = 1 MB, in a 2 MB L2) and B (width 512, more
+saved tensors per layer) 128 rows (B is halved again for its highway blocks). Measured best on
+this machine's 2 MB L2 among 64-2560 rows."""
+LN_EPS = 1e-5  # nn.LayerNorm's default, as in QNetwork
+
+
+# ------------------------------------------------------------------ stacked weights
+@dataclass(frozen=True)
+class DenseLayer:
+    """Linear → (LayerNorm) → nonlinearity of every member, weights stacked along axis 0."""
+
+    weight: Tensor            # [M, out, in]
+    weight_t: Tensor          # [M, in, out], a transposed view of `weight` (forward products)
+    bias: Tensor              # [M, 1, out]
+    ln_weight: Tensor | None  # [M, 1, out] LayerNorm affine γ, or None without LayerNorm
+    ln_bias: Tensor | None    # [M, 1, out] LayerNorm affine β
+    nonlinearity: str
+
+
+@dataclass(frozen=True)
+class HighwayLayer:
+    """h' = g ⊙ h + (1 − g) ⊙ f(h), g = sigmoid(W_g h + b_g), stacked over members (Table 4)."""
+
+    gate_weight: Tensor  # [M, out, out]
+    gate_bias: Tensor    # [M, 1, out]
+    transform: DenseLayer
+
+
+@dataclass(frozen=True)
+class StackedQ:
+    """A snapshot of a Q ensemble's weights, stacked over its M members, in one dtype."""
+
+    first: DenseLayer
+    first_action_weight: Tensor  # [M, out, n]: the first layer's action columns (for ∇_a)
+    hidden: tuple[DenseLayer | HighwayLayer, ...]
+    head_weight: Tensor          # [M, 1, H]
+    head_bias: Tensor            # [M, 1, 1]
+    obs_dim: int
+
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_members(self) -> int:
+        return self.head_weight.shape[0]
+
+    def head_terms(self, beta: float) -> tuple[Tensor, Tensor]:
+        """(w_i / 2, ∓(β/2) w_i) of the output layer [M, 1, H], for two members (see `_head_grad`)."""
+        if ("head", beta) not in self.memo:
+            with torch.inference_mode(False):  # normal tensors, even when first asked while acting
+                w = self.head_weight
+                signs = torch.tensor([-beta / 2.0, beta / 2.0], dtype=w.dtype).view(2, 1, 1)
+                self.memo["head", beta] = (w * 0.5, w * signs)
+        return self.memo["head", beta]
+
+
+def default_chunk_rows(net: StackedQ) -> int:
+    """Rows per chunk for `net` (see CHUNK_ELEMENTS)."""
+    width = net.head_weight.shape[-1]
+    rows = CHUNK_ELEMENTS // (net.n_members * width)
+    return rows // 2 if any(isinstance(layer, HighwayLayer) for layer in net.hidden) else rows
+
+
+def supports(ensemble: nn.Module) -> bool:
+    """Whether `ensemble` is a plain `QEnsemble` whose architecture the hand-derived backward covers."""
+    if type(ensemble) is not QEnsemble:
+        return False
+    for net in ensemble.members:
+        for block in net.trunk:
+            layer = block.transform if isinstance(block, HighwayBlock) else block
+            if not isinstance(layer, nn.Sequential) or len(layer) not in (2, 3):
+                return False
+            nonlinearity = layer[-1]
+            if not isinstance(nonlinearity, nn.ReLU | nn.ELU) or (
+                isinstance(nonlinearity, nn.ELU) and nonlinearity.alpha != 1.0
+            ):
+                return False
+            if len(layer) == 3 and not (isinstance(layer[1], nn.LayerNorm) and layer[1].eps == LN_EPS):
+                return False
+    return True
+
+
+def _stack(tensors: list[Tensor], dtype: torch.dtype) -> Tensor:
+    return torch.stack([t.detach() for t in tensors]).to(dtype).contiguous()
+
+
+def _dense(layers: list[nn.Sequential], dtype: torch.dtype) -> DenseLayer:
+    lin = [seq[0] for seq in layers]
+    ln = [seq[1] for seq in layers] if len(layers[0]) == 3 else None
+    name = "relu" if isinstance(layers[0][-1], nn.ReLU) else "elu"
+    weight = _stack([m.weight for m in lin], dtype)
+    return DenseLayer(
+        weight=weight, weight_t=weight.transpose(1, 2),
+        bias=_stack([m.bias.unsqueeze(0) for m in lin], dtype),
+        ln_weight=None if ln is None else _stack([m.weight.unsqueeze(0) for m in ln], dtype),
+        ln_bias=None if ln is None else _stack([m.bias.unsqueeze(0) for m in ln], dtype),
+        nonlinearity=name,
+    )
+
+
+def stack_ensemble(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ:
+    """Copy the members' weights into stacked tensors (a snapshot: later weight updates need a new one)."""
+    nets = list(ensemble.members)
+    first = _dense([net.trunk[0] for net in nets], dtype)
+    obs_dim = ensemble.obs_dim
+    hidden: list[DenseLayer | HighwayLayer] = []
+    for i in range(1, len(nets[0].trunk)):
+        blocks = [net.trunk[i] for net in nets]
+        if isinstance(blocks[0], HighwayBlock):
+            hidden.append(HighwayLayer(
+                gate_weight=_stack([b.gate.weight for b in blocks], dtype),
+                gate_bias=_stack([b.gate.bias.unsqueeze(0) for b in blocks], dtype),
+                transform=_dense([b.transform for b in blocks], dtype),
+            ))
+        else:
+            hidden.append(_dense(blocks, dtype))
+    return StackedQ(
+        first=first,
+        first_action_weight=first.weight[:, :, obs_dim:].contiguous(),
+        hidden=tuple(hidden),
+        head_weight=_stack([net.head.weight for net in nets], dtype),
+        head_bias=_stack([net.head.bias.view(1, 1) for net in nets], dtype),
+        obs_dim=obs_dim,
+    )
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def stacked(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ:
+    """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions)."""
+    entry = _CACHE.setdefault(ensemble, {})
+    params = entry.get("params") or entry.setdefault("params", list(ensemble.parameters()))
+    key = (dtype, tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
+    if entry.get("key") != key:
+        if not supports(ensemble):
+            raise ValueError("FusedValue needs a plain QEnsemble with ReLU/ELU (LayerNorm, highway) layers")
+        with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
+            entry["value"] = stack_ensemble(ensemble, dtype)
+        entry["key"] = key
+    return entry["value"]
+
+
+# ------------------------------------------------------------------ forward and backward of one chunk
+@dataclass
+class _DenseSaved:
+    h: Tensor                   # the layer's output (its nonlinearity's derivative is read from it)
+    x_hat: Tensor | None = None  # LayerNorm's normalised input
+    rstd: Tensor | None = None   # LayerNorm's 1 / std
+
+
+def _dense_forward(
+    layer: DenseLayer, x: Tensor | None, z: Tensor | None = None,
+) -> tuple[Tensor, _DenseSaved]:
+    """h = φ(LN(z)), z = x Wᵀ + b, for every member at once; x is [M, r, in] (may be a broadcast
+    view), or the pre-activation z comes precomputed."""
+    if z is None:
+        z = torch.baddbmm(layer.bias, x, layer.weight_t)
+    saved = _DenseSaved(h=z)
+    if layer.ln_weight is not None:
+        x_hat, _, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, LN_EPS)
+        saved.x_hat, saved.rstd = x_hat, rstd
+        z = torch.addcmul(layer.ln_bias, x_hat, layer.ln_weight)
+    if layer.nonlinearity == "relu":
+        saved.h = z.relu_()
+    else:
+        saved.h = F.elu(z)
+    return saved.h, saved
+
+
+def _dense_backward_pre(layer: DenseLayer, dh: Tensor, saved: _DenseSaved) -> Tensor:
+    """Gradient at the Linear output z = x Wᵀ + b from the gradient at h (in place on dh; uses up h)."""
+    h = saved.h
+    if layer.nonlinearity == "relu":  # the ReLU mask h > 0, applied in place (autograd's own kernel)
+        torch.ops.aten.threshold_backward.grad_input(dh, h, 0.0, grad_input=dh)
+    else:
+        dh.mul_(h.clamp_(max=0.0).add_(1.0))  # ELU'(y) = 1 for y > 0, exp(y) = h + 1 for y ≤ 0
+    if layer.ln_weight is None:
+        return dh
+    # LayerNorm: dz = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ
+    dx_hat = dh.mul_(layer.ln_weight)
+    mean_d = dx_hat.mean(-1, keepdim=True)
+    mean_dx = (dx_hat * saved.x_hat).mean(-1, keepdim=True)
+    return dx_hat.sub_(mean_d).sub_(saved.x_hat * mean_dx).mul_(saved.rstd)
+
+
+def _highway_forward(layer: HighwayLayer, h: Tensor) -> tuple[Tensor, tuple]:
+    g = torch.baddbmm(layer.gate_bias, h, layer.gate_weight.mT).sigmoid_()
+    t, saved_t = _dense_forward(layer.transform, h)
+    return g * h + (1.0 - g) * t, (h, g, t, saved_t)
+
+
+def _highway_backward(layer: HighwayLayer, dh_out: Tensor, saved: tuple) -> Tensor:
+    """∂/∂h of g ⊙ h + (1 − g) ⊙ f(h) with g = sigmoid(W_g h + b_g).
+
+    ∂/∂g uses f(h) before the transform's backward uses it up, and h (this block's input) before
+    the previous layer's backward does.
+    """
+    h, g, t, saved_t = saved
+    dgate = (dh_out * (h - t)).mul_(g).mul_(1.0 - g)   # through sigmoid: g (1 − g)
+    dt = _dense_backward_pre(layer.transform, dh_out * (1.0 - g), saved_t)
+    dh = dh_out.mul_(g)
+    dh.baddbmm_(dgate, layer.gate_weight)
+    return dh.baddbmm_(dt, layer.transform.weight)
+
+
+def _chunk(
+    net: StackedQ, x: Tensor | None, head_grad: Callable[[Tensor], Tensor] | None, exact_head: bool = True,
+    first_z: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Q_i [M, r] and ∇_a Q̂ [r, n] for r input rows x = [s, a] of shape [r, S + n].
+
+    `head_grad` maps the Q_i to ∂Q̂/∂h_L [M, r, H], the gradient at the last hidden layer (eq. 13
+    through the output layer); no gradient if None. `exact_head` runs the output layer per member as
+    nn.Linear does (bit-identical Q_i); else as one batched product. `first_z` replaces x by the
+    first layer's pre-activation [M, r, H], computed by the caller.
+    """
+    x = None if x is None else x.expand(net.n_members, *x.shape)
+    h, saved_first = _dense_forward(net.first, x, first_z)
+    saved = []
+    for layer in net.hidden:
+        if isinstance(layer, HighwayLayer):
+            h, s = _highway_forward(layer, h)
+        else:
+            h, s = _dense_forward(layer, h)
+        saved.append(s)
+    if exact_head:  # per member, as nn.Linear computes it (addmm): Q_i bit-identical to the reference
+        qs = torch.stack([torch.addmm(b[0], h_i, w.t()).squeeze(-1)
+                          for h_i, w, b in zip(h, net.head_weight, net.head_bias, strict=True)])
+    else:
+        qs = torch.baddbmm(net.head_bias, h, net.head_weight.mT).squeeze(-1)  # [M, r]
+    if head_grad is None:
+        return qs, None
+    dh = head_grad(qs)
+    for layer, s in zip(reversed(net.hidden), reversed(saved), strict=True):
+        if isinstance(layer, HighwayLayer):
+            dh = _highway_backward(layer, dh, s)
+        else:
+            dh = torch.bmm(_dense_backward_pre(layer, dh, s), layer.weight)
+    dz = _dense_backward_pre(net.first, dh, saved_first)
+    return qs, torch.bmm(dz, net.first_action_weight).sum(0)
+
+
+# ------------------------------------------------------------------ the value function
+class FusedValue:
+    """Q̂^β(s, a) of eq. 13 from a frozen `QEnsemble`, with ∇_a Q̂ by hand (see the module docstring).
+
+    Same interface as the reference `lambda s, a: pessimistic(ensemble(s, a), β, std)`: states
+    [..., S] (may be a broadcast view) and actions [..., n] → Q̂ [...]. The ensemble's weights are
+    read when called (snapshot cached until they change); no gradient reaches them. If the states
+    themselves need a gradient (e.g. model-predicted states), the call falls back to autograd.
+    """
+
+    def __init__(
+        self, ensemble: QEnsemble, beta: float, std: str = "population", precision: str = "fp32",
+        chunk_rows: int | None = None,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        self.ensemble, self.beta, self.std = ensemble, beta, std
+        self.dtype, self.chunk_rows = PRECISIONS[precision], chunk_rows
+
+    def with_precision(self, precision: str) -> FusedValue:
+        """The same value function with its Q products in another precision."""
+        return FusedValue(self.ensemble, self.beta, self.std, precision, self.chunk_rows)
+
+    def __call__(self, obs: Tensor, action: Tensor) -> Tensor:
+        if obs.requires_grad:
+            return pessimistic(self.ensemble(obs, action), self.beta, self.std)
+        if torch.is_grad_enabled() and action.requires_grad:
+            return _ValueWithActionGrad.apply(action, obs, self)
+        return self.value_and_action_grad(obs, action, need_grad=False)[0]
+
+    def value_and_action_grad(
+        self, obs: Tensor, action: Tensor, need_grad: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Q̂(s, a) [...] and ∇_a Q̂(s, a) [..., n] (None unless `need_grad`), without autograd."""
+        net = stacked(self.ensemble, self.dtype)
+        lead = action.shape[:-1]
+        x = torch.cat([obs.expand(*lead, obs.shape[-1]), action], -1)
+        x = self._cast(x.reshape(-1, x.shape[-1]))
+        rows = x.shape[0]
+        qs = x.new_empty(net.n_members, rows)
+        grad = x.new_empty(rows, action.shape[-1]) if need_grad else None
+
+        def head_grad(q: Tensor) -> Tensor:
+            return self._head_grad(net, q)
+
+        chunk = self.chunk_rows or default_chunk_rows(net)
+        with torch.no_grad():
+            for start in range(0, rows, chunk):
+                stop = min(start + chunk, rows)
+                qs[:, start:stop], g = _chunk(net, x[start:stop], head_grad if need_grad else None)
+                if grad is not None:
+                    grad[start:stop] = g
+            q = pessimistic(_fp32(qs), self.beta, self.std)
+        return q.view(lead), None if grad is None else _fp32(grad).view(action.shape)
+
+    def action_grad_fn(self, obs: Tensor, n_samples: int) -> Callable[[Tensor], Tensor]:
+        """a ↦ ∇_a Q̂(s, a) for N samples [N, B, n] at the fixed states s [B, S] (acting).
+
+        The states' part of the first layer, s W_sᵀ + b, is computed once for all calls (the same
+        products, summed in another order: equal to `value_and_action_grad` up to rounding); rows
+        run as one chunk and the value itself is not computed.
+        """
+        net = stacked(self.ensemble, self.dtype)
+        first, m = net.first, net.n_members
+        s = self._cast(obs).expand(m, *obs.shape)
+        z_obs = torch.baddbmm(first.bias, s, first.weight_t[:, : net.obs_dim])
+        if obs.shape[0] > 1:  # rows are sample-major: [s_1 … s_B] repeated N times
+            z_obs = z_obs.repeat(1, n_samples, 1)
+        w_action = net.first_action_weight.mT
+
+        def head_grad(qs: Tensor) -> Tensor:
+            return self._head_grad(net, qs)
+
+        def action_grad(action: Tensor) -> Tensor:
+            a = self._cast(action).reshape(1, -1, action.shape[-1]).expand(m, -1, -1)
+            with torch.no_grad():
+                _, grad = _chunk(net, None, head_grad, exact_head=False,
+                                 first_z=torch.baddbmm(z_obs, a, w_action))
+            return _fp32(grad).view(action.shape)
+
+        return action_grad
+
+    def _cast(self, x: Tensor) -> Tensor:
+        return x if x.dtype == self.dtype else x.to(self.dtype)
+
+    def _head_grad(self, net: StackedQ, qs: Tensor) -> Tensor:
+        """∂Q̂/∂h_L = (∂Q̂/∂Q_i) w_i for a chunk's rows [M, r, H], from the Q_i [M, r] (eq. 13).
+
+        Two members, population σ: ∂Q̂/∂Q_1,2 = 1/2 ∓ (β/2) sign(Q1 − Q2), so the gradient is
+        w_i/2 ∓ sign(Q1 − Q2) (β/2) w_i, one multiply-add. Otherwise from `pessimistic_weights`.
+        """
+        if self.std == "population" and net.n_members == 2:
+            half, signed = net.head_terms(self.beta)
+            return torch.addcmul(half, (qs[0] - qs[1]).sign_().unsqueeze(-1), signed)
+        c = pessimistic_weights(_fp32(qs), self.beta, self.std)
+        return self._cast(c).unsqueeze(-1) * net.head_weight
+
+
+def _fp32(x: Tensor) -> Tensor:
+    return x if x.dtype == torch.float32 else x.float()
+
+
+class _ValueWithActionGrad(torch.autograd.Function):
+    """Q̂(s, a) as a differentiable function of a: the backward is dL/dQ̂ ⊙ ∇_a Q̂ (saved)."""
+
+    @staticmethod
+    def forward(ctx, action: Tensor, obs: Tensor, value: FusedValue) -> Tensor:  # type: ignore[override]
+        q, grad = value.value_and_action_grad(obs, action, need_grad=True)
+        ctx.save_for_backward(grad)
+        return q
+
+    @staticmethod
+    def backward(ctx, grad_q: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad_q.unsqueeze(-1) * grad, None, None

@@ -1,0 +1,345 @@
+"""The Snakemake pipeline for real: config schema, job grids per scale, the smoke DAG end to end,
+the report, and a training job killed mid-run that finishes from its checkpoint on the rerun.
+
+The smoke DAG runs once per test session in a copy of the repository (`smoke_workspace`); the DVC
+and Slurm tests reuse its results instead of training again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMOKE_BUDGET_S = 600  # the issue: the smoke DAG in under 10 minutes on 2 cores
+
+
+# ------------------------------------------------------------------ helpers (also used by
+# tests/test_dvc.py and tests/test_slurm.py)
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for pipeline commands: this venv's `iapo`, `snakemake`, `dvc` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("SNAKEMAKE_PROFILE", None)
+    return env | extra
+
+
+def run(cmd: list[str], cwd: Path, timeout: float, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run to the end with a hard timeout; on timeout the whole process group is killed (no orphans)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env or tool_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"timed out after {timeout} s: {' '.join(map(str, cmd))}\n{out[-4000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+def check(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"{' '.join(map(str, result.args))} failed:\n{result.stdout[-6000:]}"
+    return result.stdout
+
+
+def snakemake(*args: str) -> list[str]:
+    return [str(BIN / "snakemake"), *args]
+
+
+def copy_repo(dst: Path, git: bool = True) -> Path:
+    """The repository's source files (tracked or not ignored) copied to `dst`, as a fresh git repo.
+
+    A copy rather than a clone, so uncommitted work is tested too; results/, logs/ and .venv are
+    git-ignored and so not copied.
+    """
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        src = ROOT / name
+        if not src.exists() and not src.is_symlink():
+            continue  # deleted in the working tree
+        target = dst / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target.symlink_to(os.readlink(src))
+        else:
+            shutil.copy2(src, target)
+    if git:
+        git_commit(dst, "copy of the working tree")
+    return dst
+
+
+def git_commit(repo: Path, message: str) -> None:
+    ident = ["-c", "user.name=iapo tests", "-c", "user.email=tests@iapo.invalid"]
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, timeout=60)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, timeout=60)
+    subprocess.run(["git", *ident, "commit", "-q", "--allow-empty", "-m", message], cwd=repo,
+                   check=True, timeout=60)
+
+
+def smoke_grid() -> list[tuple[str, str, int]]:
+    sc = yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]["smoke"]
+    return [(e, v, s) for e in sc["envs"] for v in sc["variants"] for s in range(sc["seeds"])]
+
+
+def run_folder(ws: Path, env: str, variant: str, seed: int, scale: str = "smoke") -> Path:
+    return ws / "results" / "runs" / scale / env / variant / f"seed{seed}"
+
+
+def smoke_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository copy in which the smoke DAG ran (`snakemake --cores 2 --config scale=smoke`).
+
+    Built once per test session: the marker file makes the DVC and Slurm tests reuse it.
+    """
+    ws = tmp_path_factory.getbasetemp() / "smoke-workspace"
+    marker = ws / ".smoke-done.json"
+    if marker.exists():
+        return ws
+    if ws.exists():
+        shutil.rmtree(ws)
+    copy_repo(ws)
+    start = time.perf_counter()
+    out = check(run(snakemake("--cores", "2", "--config", "scale=smoke"), ws, timeout=SMOKE_BUDGET_S + 300))
+    wall = time.perf_counter() - start
+    marker.write_text(json.dumps({"wall_time_s": round(wall, 1)}))
+    (ws / ".smoke-snakemake.log").write_text(out)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def smoke_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return smoke_workspace(tmp_path_factory)
+
+
+def is_trainer(process: psutil.Process, out: str) -> bool:
+    """Whether this is the `iapo train … --out OUT` process (not the shell that started it)."""
+    try:
+        cmdline = process.cmdline()
+    except psutil.Error:
+        return False
+    return "train" in cmdline and out in cmdline
+
+
+def parse_dry_run(text: str) -> list[dict]:
+    """Jobs of `snakemake -n` output (the workflow profile sets printshellcmds): rule, outputs, shell."""
+    jobs: list[dict] = []
+    for line in text.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            jobs.append({"rule": m.group(1), "output": [], "shell": None})
+        elif jobs and (m := re.match(r"^\s+output: (.*)$", line)):
+            jobs[-1]["output"] = m.group(1).split(", ")
+        elif jobs and line.startswith("Shell command: "):
+            shell = line.removeprefix("Shell command: ")
+            jobs[-1]["shell"] = None if shell == "None" else shell
+    return jobs
+
+
+def dry_run_jobs(ws: Path, scale: str, *extra: str) -> list[dict]:
+    out = check(run(snakemake("-n", "--forceall", *extra, "--config", f"scale={scale}"), ws, timeout=120))
+    return parse_dry_run(out)
+
+
+@pytest.fixture(scope="session")
+def bare_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository copy without results, for dry runs."""
+    return copy_repo(tmp_path_factory.mktemp("bare-workspace"), git=False)
+
+
+# ------------------------------------------------------------------ config and DAG shape
+def test_schema_is_generated_from_the_config_models() -> None:
+    """workflow/schemas/params.schema.json is `iapo schema` (one definition: iapo.config)."""
+    generated = check(run([str(BIN / "iapo"), "schema"], ROOT, timeout=60))
+    committed = (ROOT / "workflow" / "schemas" / "params.schema.json").read_text()
+    assert json.loads(generated) == json.loads(committed), "stale schema: run `make schema`"
+
+
+def test_every_scale_lists_its_full_grid(bare_ws: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params["scale"] == "mini"
+    for scale, sc in params["scales"].items():
+        jobs = dry_run_jobs(bare_ws, scale)
+        train = sorted(tuple(j["output"][0].split("/")[3:6]) for j in jobs if j["rule"] == "train")
+        expected = sorted((e, v, f"seed{s}") for e in sc["envs"] for v in sc["variants"]
+                          for s in range(sc["seeds"]))
+        assert train == expected, scale
+        assert [j["rule"] for j in jobs].count("summarize") == 1
+        for job in jobs:
+            if job["rule"] == "train":  # every job is one `iapo` command, one thread locally
+                assert job["shell"].startswith(f"iapo train --scale {scale} ")
+                assert "--device cpu --threads 1" in job["shell"]
+    # the default scale (params.yaml `scale: mini`) needs no --config
+    default = parse_dry_run(check(run(snakemake("-n", "--forceall"), bare_ws, timeout=120)))
+    assert sorted(j["output"] for j in default) == sorted(j["output"] for j in dry_run_jobs(bare_ws, "mini"))
+
+
+def test_readme_states_the_job_counts(bare_ws: Path) -> None:
+    """The README's table of what `snakemake -n` plans at each scale is what it plans."""
+    readme = (ROOT / "README.md").read_text().split("### What `snakemake -n` plans at each scale")[1]
+    readme = readme.split("\n#")[0]
+    for scale in yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]:
+        jobs = dry_run_jobs(bare_ws, scale)
+        row = re.search(rf"^\| `{scale}` \|[^\n]*$", readme, re.M)
+        assert row, f"README: no job-count row for scale {scale}"
+        cells = [c.strip() for c in row.group(0).strip("|").split("|")]
+        n_train = sum(j["rule"] == "train" for j in jobs)
+        assert cells[1:4] == [str(n_train), str(len(jobs) - n_train), str(len(jobs))], (scale, cells)
+
+
+def test_slurm_profile_dry_run_needs_no_cluster(bare_ws: Path) -> None:
+    """`snakemake --cores 8 --profile slurm -n` as typed from the repository root, no Slurm here."""
+    cmd = snakemake("--cores", "8", "--profile", "slurm", "-n", "--forceall")
+    out = check(run(cmd, bare_ws, timeout=120))
+    assert "Using profiles slurm and workflow specific profile profiles/default" in out
+    jobs = parse_dry_run(out)
+    train = [j for j in jobs if j["rule"] == "train"]
+    assert train and all("--device cuda" in j["shell"] for j in train)  # the GPU each job is given
+    assert re.search(r"resources: .*gpu=1", out)
+
+
+def test_bad_config_is_refused_before_any_job(bare_ws: Path, tmp_path: Path) -> None:
+    out = run(snakemake("-n", "--config", "scale=huge"), bare_ws, timeout=120)
+    assert out.returncode != 0 and "scale" in out.stdout and "'huge'" in out.stdout
+    assert "mini, paper, smoke" in out.stdout
+    ws = copy_repo(tmp_path / "ws", git=False)
+    raw = yaml.safe_load((ws / "params.yaml").read_text())
+    raw["training"]["batch_size"] = "big"
+    (ws / "params.yaml").write_text(yaml.safe_dump(raw))
+    out = run(snakemake("-n"), ws, timeout=120)
+    assert out.returncode != 0
+    assert "batch_size" in out.stdout and "'big'" in out.stdout  # the JSON schema names the key
+
+
+def test_rulegraph_svg_shows_every_rule(bare_ws: Path) -> None:
+    listed = check(run(snakemake("--list-rules"), bare_ws, timeout=120)).splitlines()
+    rules = [line.strip() for line in listed if re.fullmatch(r"\w+", line.strip())]
+    assert {"train", "summarize", "all"} <= set(rules)
+    svg = (ROOT / "docs" / "rulegraph.svg").read_text()
+    for rule in rules:
+        assert f">{rule}<" in svg, f"docs/rulegraph.svg lacks rule {rule}: run `make rulegraph`"
+
+
+# ------------------------------------------------------------------ iapo summarize
+def fake_run(folder: Path, env: str, variant: str, seed: int, scale: str = "smoke") -> None:
+    """A finished run folder as `iapo train` leaves it (the files summarize reads)."""
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("env_step,updates,q_loss\n100,0,\n200,100,1.5\n")
+    (folder / "eval.csv").write_text("env_step,updates,episode,return,length\n0,0,0,9.0,10\n")
+    info = {"env": env, "variant": variant, "seed": seed, "scale": scale, "steps": 200, "updates": 100,
+            "final_eval_return": 9.0, "resumed_at": [], "config": {"family": "direct", "q_arch": "A"}}
+    (folder / "run.json").write_text(json.dumps(info))
+
+
+def test_summarize_tables_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from iapo.cli import main
+
+    runs, out = tmp_path / "runs", tmp_path / "summary"
+    for env, variant, seed in smoke_grid():
+        fake_run(runs / "smoke" / env / variant / f"seed{seed}", env, variant, seed)
+    args = ["--params", str(ROOT / "params.yaml"), "summarize", "--scale", "smoke", "--runs", str(runs),
+            "--out", str(out)]
+    assert main(args) == 0
+    table = pd.read_csv(out / "runs.csv")
+    assert sorted(zip(table.env, table.variant, table.seed, strict=True)) == sorted(smoke_grid())
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[:4]) == ["env", "variant", "seed", "env_step"]
+    assert len(metrics) == 2 * len(smoke_grid())
+    before = (out / "runs.csv").read_bytes()
+
+    env, variant, seed = smoke_grid()[0]
+    marker = runs / "smoke" / env / variant / f"seed{seed}" / "run.json"
+    marker.write_text(json.dumps({"env": env, "variant": variant, "seed": seed + 1, "scale": "smoke"}))
+    assert main(args) == 2
+    assert "should hold" in capsys.readouterr().err
+    marker.unlink()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no run.json" in err and str(marker.parent) in err
+    assert (out / "runs.csv").read_bytes() == before  # a failed summary leaves the old tables
+
+
+# ------------------------------------------------------------------ the smoke DAG for real
+@pytest.mark.slow
+def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
+    wall = json.loads((smoke_ws / ".smoke-done.json").read_text())["wall_time_s"]
+    print(f"smoke DAG wall time: {wall} s")
+    assert wall < SMOKE_BUDGET_S
+    grid = smoke_grid()
+    for env, variant, seed in grid:
+        folder = run_folder(smoke_ws, env, variant, seed)
+        info = json.loads((folder / "run.json").read_text())
+        assert (info["env"], info["variant"], info["seed"], info["scale"]) == (env, variant, seed, "smoke")
+        assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["step_1000.pt", "step_750.pt"]
+        assert (smoke_ws / "logs" / "smoke" / "train" / env / variant / f"seed{seed}.log").exists()
+    summary = smoke_ws / "results" / "summary" / "smoke"
+    runs = pd.read_csv(summary / "runs.csv")
+    assert sorted(zip(runs.env, runs.variant, runs.seed, strict=True)) == sorted(grid)
+    assert (runs.steps == 1000).all() and (runs.threads == 1).all()
+    evals = pd.read_csv(summary / "eval.csv")
+    assert {"env", "variant", "seed", "env_step", "return"} <= set(evals.columns)
+    assert set(evals.env_step) == {0, 500, 1000}
+    metrics = pd.read_csv(summary / "metrics.csv")
+    assert len(metrics) == 10 * len(grid)  # log_every 100 over 1000 steps
+    scale = json.loads((summary / "scale.json").read_text())
+    assert scale["scale"] == "smoke" and "steps" in scale["reduced"]
+    # nothing left to do: a second call plans no job
+    again = check(run(snakemake("-n", "--config", "scale=smoke"), smoke_ws, timeout=120))
+    assert "Nothing to be done" in again
+
+
+@pytest.mark.slow
+def test_report_holds_the_summary(smoke_ws: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    check(run(snakemake("--report", str(report), "--config", "scale=smoke"), smoke_ws, timeout=300))
+    html = report.read_text(errors="replace")
+    assert "runs.csv" in html and "summarize" in html
+
+
+@pytest.mark.slow
+def test_killed_training_job_finishes_from_its_checkpoint(smoke_ws: Path, tmp_path: Path) -> None:
+    """Kill `iapo train` mid-run under Snakemake: the workflow fails; rerunning it resumes the run
+    from its last checkpoint and ends bit-identical to the uninterrupted smoke run."""
+    ws = copy_repo(tmp_path / "ws", git=False)
+    env, variant, seed = "InvertedPendulum-v2", "iterative", 0
+    folder = run_folder(ws, env, variant, seed)
+    target = str((folder / "run.json").relative_to(ws))
+    cmd = snakemake("--cores", "1", target, "--config", "scale=smoke")
+    proc = subprocess.Popen(cmd, cwd=ws, env=tool_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (folder / "resume" / "step_750.pt").exists():  # 50 of its 300 updates done
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+        trainers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                    if is_trainer(p, str(folder.relative_to(ws)))]
+        assert len(trainers) == 1, trainers
+        trainers[0].kill()
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0 and "Error in rule train" in out
+    assert not (folder / "run.json").exists() and (folder / "resume" / "step_750.pt").exists()
+
+    out = check(run(cmd, ws, timeout=300))
+    info = json.loads((folder / "run.json").read_text())
+    assert info["resumed_at"] == [750], info["resumed_at"]
+    reference = run_folder(smoke_ws, env, variant, seed)
+    for name in ("metrics.csv", "eval.csv"):
+        assert (folder / name).read_bytes() == (reference / name).read_bytes(), name

@@ -1,0 +1,154 @@
+"""The workflow on a real Slurm cluster: a one-node cluster on localhost (tests/slurm/start.sh),
+jobs submitted by `snakemake --profile slurm` through snakemake-executor-plugin-slurm.
+
+Installs Debian's slurm-wlm and munge when missing (needs root and the Debian mirrors), runs part
+of the smoke DAG as Slurm jobs (two trainings and the summary), requeues one training job mid-run
+as a preemption would (it resumes from its checkpoint and ends bit-identical), checks that a failing
+job makes snakemake fail after its retry, and stops the daemons it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.test_pipeline import (
+    ROOT,
+    check,
+    run,
+    run_folder,
+    smoke_grid,
+    smoke_workspace,
+    snakemake,
+    tool_env,
+)
+
+SCRIPTS = ROOT / "tests" / "slurm"
+pytestmark = pytest.mark.slow
+
+# The test node has no GPU and 2 CPUs: the profile's per-rule GPU, memory and time requests are
+# replaced on the command line; everything else comes from profiles/slurm as typed. Without Slurm
+# accounting the plugin must poll with squeue (reference/local_slurm.md).
+TEST_NODE_ARGS = [
+    "--set-resources", "train:mem_mb=1000", "train:runtime=20", "summarize:mem_mb=1000",
+    "--default-resources", "mem_mb=1000", "runtime=20",
+    "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+    "--latency-wait", "5", "--slurm-keep-successful-logs",
+]
+
+
+def slurm_cmd(*extra: str) -> list[str]:
+    return snakemake("--cores", "2", "--profile", "slurm", *TEST_NODE_ARGS, *extra, "--config", "scale=smoke")
+
+
+def squeue(env: dict) -> list[dict]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], env=env, capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return [dict(zip(("id", "comment", "state"), line.split("|"), strict=True))
+            for line in out.splitlines() if line.strip()]
+
+
+def release_when_pending(job_id: str, env: dict, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = {j["id"]: j["state"] for j in squeue(env)}.get(job_id)
+        if state == "PENDING":
+            check(run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], ROOT, timeout=30, env=env))
+            return
+        time.sleep(0.2)
+    pytest.fail(f"Slurm job {job_id} did not go back to PENDING after the requeue")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A running one-node cluster; yields the environment for Slurm commands. Stopped afterwards."""
+    start = time.perf_counter()
+    install = run([str(SCRIPTS / "install.sh")], ROOT, timeout=600)
+    if install.returncode == 3 and os.geteuid() != 0:
+        pytest.skip("Slurm is not installed and installing it needs root")
+    check(install)
+    base = tmp_path_factory.mktemp("slurm")
+    try:
+        check(run([str(SCRIPTS / "start.sh"), str(base)], ROOT, timeout=120))
+        print(f"cluster up in {time.perf_counter() - start:.1f} s (install included)")
+        yield tool_env(SLURM_CONF=str(base / "slurm.conf"))
+    finally:
+        check(run([str(SCRIPTS / "stop.sh"), str(base)], ROOT, timeout=120))
+        assert not (base / "pids").exists()
+
+
+@pytest.fixture
+def slurm_ws(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
+    """A copy of the smoke workspace (results included); the session's smoke DAG is not rerun."""
+    ws = tmp_path / "ws"
+    shutil.copytree(smoke_workspace(tmp_path_factory), ws, symlinks=True,
+                    ignore=shutil.ignore_patterns(".snakemake", ".dvc/cache"))
+    return ws
+
+
+def test_smoke_subset_runs_on_slurm_and_survives_preemption(cluster: dict, slurm_ws: Path,
+                                                             tmp_path_factory) -> None:
+    ws, smoke = slurm_ws, smoke_workspace(tmp_path_factory)
+    direct, iterative = (run_folder(ws, "InvertedPendulum-v2", v, 0) for v in ("direct", "iterative"))
+    for folder in (direct, iterative, ws / "results" / "summary"):
+        shutil.rmtree(folder)
+    start = time.perf_counter()
+    proc = subprocess.Popen(slurm_cmd(), cwd=ws, env=cluster, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        # Preempt the iterative training job once it has saved a checkpoint: `scontrol requeue`
+        # stops it (SIGTERM: it saves and exits) and puts it back in the queue, as PreemptMode=REQUEUE.
+        deadline = time.time() + 400
+        while not (iterative / "resume" / "step_750.pt").exists():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "no checkpoint after 400 s"
+            time.sleep(0.2)
+        job = [j for j in squeue(cluster) if "InvertedPendulum-v2_iterative" in j["comment"]]
+        assert len(job) == 1 and job[0]["state"] == "RUNNING", job
+        check(run(["scontrol", "requeue", job[0]["id"]], ws, timeout=30, env=cluster))
+        # a requeued job waits about 2 minutes before it may start again: release it at once
+        release_when_pending(job[0]["id"], cluster)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wall = time.perf_counter() - start
+    print(f"Slurm: 2 trainings (one preempted) + summary in {wall:.0f} s")
+    assert proc.returncode == 0, out[-6000:]
+    assert out.count("has been submitted with SLURM jobid") == 3  # train, train, summarize
+    for folder in (direct, iterative):
+        assert (folder / "run.json").exists()
+    info = json.loads((iterative / "run.json").read_text())
+    assert len(info["resumed_at"]) == 1 and info["resumed_at"][0] >= 750, info["resumed_at"]
+    for name in ("metrics.csv", "eval.csv"):  # preempted and resumed = never interrupted
+        ref = run_folder(smoke, "InvertedPendulum-v2", "iterative", 0) / name
+        assert (iterative / name).read_bytes() == ref.read_bytes(), name
+    runs = pd.read_csv(ws / "results" / "summary" / "smoke" / "runs.csv")
+    assert len(runs) == len(smoke_grid())
+    resumes = runs.set_index(["env", "variant"]).n_resumes
+    assert resumes["InvertedPendulum-v2", "iterative"] == 1 and resumes["InvertedPendulum-v2", "direct"] == 0
+    logs = ws / ".snakemake" / "slurm_logs"
+    assert list(logs.glob("rule_train/*/*.log")) and list(logs.glob("rule_summarize/*/*.log"))
+    assert not squeue(cluster)  # nothing left pending or running
+
+
+def test_failing_job_makes_snakemake_fail(cluster: dict, slurm_ws: Path) -> None:
+    """A job that fails on every attempt: snakemake retries it once (`--retries 1`), then exits 1."""
+    (run_folder(slurm_ws, "Hopper-v2", "direct", 0) / "run.json").write_text("not json\n")
+    result = run(slurm_cmd("--retries", "1"), slurm_ws, timeout=400, env=cluster)
+    assert result.returncode != 0, result.stdout[-4000:]
+    assert "Error in rule summarize" in result.stdout
+    assert len(re.findall(r"Job \d+ has been submitted with SLURM jobid", result.stdout)) == 2  # retried
+    log = (slurm_ws / "logs" / "smoke" / "summarize.log").read_text()
+    assert "not valid JSON" in log and "Hopper-v2/direct/seed0/run.json" in log
+

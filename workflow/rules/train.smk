@@ -1,0 +1,27 @@
+# Training: one job per run of the scale's grid (env × variant × seed).
+#
+# Only run.json is declared as output: `iapo train` writes it last, so it marks a finished run.
+# The rest of the run folder (metrics.csv, eval.csv, checkpoints/, resume/) is deliberately not
+# an output, so Snakemake never deletes it when a job fails or is retried: rerunning the same
+# command resumes from resume/ (SIGTERM from Slurm preemption or a time limit saves first and
+# exits 143). A training job has no input files, so nothing but a missing run.json ever reruns it
+# (a `dvc pull` included). Downstream rules read the folder through run.json; rules reading
+# checkpoints take it as ancient(), so that pulled files (DVC keeps no timestamps) never rerun them.
+
+
+rule train:
+    output:
+        f"{RUN_DIR}/run.json",
+    log:
+        "logs/{scale}/train/{env}/{variant}/seed{seed}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        # a job granted a GPU (profiles/slurm: `gpu: 1` or `gres: gpu:…`) trains on it
+        device=lambda wildcards, resources: (
+            "cuda" if int(resources.get("gpu", 0)) or "gpu" in str(resources.get("gres", "")) else "cpu"
+        ),
+    threads: 1
+    shell:
+        "iapo train --scale {wildcards.scale} --env {wildcards.env} --variant {wildcards.variant} "
+        "--seed {wildcards.seed} --out {params.out} --device {params.device} --threads {threads} "
+        "> {log} 2>&1"
