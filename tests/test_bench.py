@@ -16,7 +16,8 @@ from iapo.flops import Gemm, floor_ms, op_gemms, q_value, total_flops
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_ms",
-           "path", "precision", "efficiency", "floor_ms_min", "efficiency_min"}
+           "path", "precision", "efficiency", "floor_ms_min", "efficiency_min", "cpu_ms", "floor_cpu_ms",
+           "efficiency_cpu"}
 ARCHS = ("A",)  # the test runs architecture A only (B's reference update takes seconds)
 COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS))
 
@@ -42,6 +43,8 @@ def test_ops_cover_every_combination_with_exact_keys(bench: tuple[dict, Path]) -
         assert r["efficiency"] == pytest.approx(r["floor_ms"] / r["ms"])
         assert r["efficiency_min"] == pytest.approx(r["floor_ms_min"] / r["ms_min"])
         assert r["floor_ms_min"] <= r["floor_ms"]
+        assert 0 < r["cpu_ms"] <= 1.5 * r["ms_max"]
+        assert r["efficiency_cpu"] == pytest.approx(r["floor_cpu_ms"] / r["cpu_ms"])
 
 
 def test_timings_are_positive_and_ordered(bench: tuple[dict, Path]) -> None:
@@ -73,7 +76,7 @@ def test_json_file_matches_result(bench: tuple[dict, Path]) -> None:
 def test_table_lists_every_combination(bench: tuple[dict, Path]) -> None:
     table = format_table(bench[0])
     rows = [line.split() for line in table.splitlines()]
-    listed = {(row[0], row[1], row[2], (row[3], row[4])) for row in rows if len(row) == 12 and row[0] in OPS}
+    listed = {(row[0], row[1], row[2], (row[3], row[4])) for row in rows if len(row) == 14 and row[0] in OPS}
     assert listed == COMBOS
     last = table.splitlines()[-1]
     assert "threads=1" in last and torch.__version__ in last
@@ -84,11 +87,12 @@ def test_table_formats_given_numbers() -> None:
         "machine": {"processor": "cpu-x", "threads": 4, "torch_version": "9.9"},
         "ops": [{"op": "act", "variant": "direct", "q_arch": "B", "path": "fast", "precision": "fp32",
                  "ms": 1.5, "ms_min": 1.25, "ms_max": 2.0, "flops": 3e9, "floor_ms": 0.75,
-                 "efficiency": 0.5, "floor_ms_min": 0.5, "efficiency_min": 0.4}],
+                 "efficiency": 0.5, "floor_ms_min": 0.5, "efficiency_min": 0.4, "cpu_ms": 1.4,
+                 "floor_cpu_ms": 0.7, "efficiency_cpu": 0.5}],
     }
     lines = format_table(result).splitlines()
-    assert lines[2].split() == ["act", "direct", "B", "fast", "fp32", "1.500", "1.250", "2.000", "3.000",
-                                "0.750", "50%", "40%"]
+    assert lines[2].split() == ["act", "direct", "B", "fast", "fp32", "1.500", "1.250", "2.000", "1.400",
+                                "3.000", "0.750", "50%", "40%", "50%"]
     assert lines[-1] == "machine: processor=cpu-x, threads=4, torch=9.9"
     assert len({len(line) for line in lines[:3]}) == 1  # columns are aligned
 

@@ -97,8 +97,9 @@ def test_scale_files_differ_only_by_scale() -> None:
         doc["vars"] = [v for v in doc["vars"] if not (isinstance(v, str) and v.endswith(":scales"))]
         n_seeds = yaml.safe_load((ROOT / "params.yaml").read_text())["scales"][scale]["seeds"]
         assert doc["vars"][0]["seeds"] == list(range(n_seeds)), scale
-        doc["vars"][0]["seeds"] = "SEEDS"
-        return json.dumps(doc, sort_keys=True).replace(f"scales.{scale}", "SCALE").replace(scale, "SCALE")
+        assert doc["vars"][0]["at_scale"] == scale
+        doc["vars"][0] |= {"seeds": "SEEDS", "at_scale": "SCALE"}
+        return json.dumps(doc, sort_keys=True).replace(f"${{scales.{scale}.", "${scales.SCALE.")
 
     assert normalized("mini") == normalized("smoke") == normalized("paper")
 
@@ -120,7 +121,7 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     out = check(run(make("dvc-record", "SCALE=smoke"), ws, timeout=300, env=env))
     assert "files pushed" in out
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
-    assert len(lock["stages"]) == len(smoke_grid()) + 1
+    assert len(lock["stages"]) == len(smoke_grid()) + 2  # + summarize, audit
     assert "up to date" in check(run(dvc("status", "dvc.yaml"), ws, timeout=120, env=env))
     assert "Running stage" not in check(run(dvc("repro"), ws, timeout=300, env=env))
     assert any((tmp_path / "home" / "iapo-dvc-remote").rglob("*"))
@@ -135,7 +136,7 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     for key in smoke_grid():
         assert tree_digest(run_folder(clone, *key)) == tree_digest(run_folder(ws, *key))
     out = check(run(make("figures", "SCALE=smoke", "CORES=2"), clone, timeout=300, env=env))
-    assert "rule summarize:" in out and "rule train:" not in out
+    assert "rule summarize:" in out and "rule audit:" in out and "rule train:" not in out
     runs_csv = Path("results", "summary", "smoke", "runs.csv")
     assert (clone / runs_csv).read_bytes() == (ws / runs_csv).read_bytes()
 

@@ -295,6 +295,9 @@ def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
     assert len(metrics) == 10 * len(grid)  # log_every 100 over 1000 steps
     scale = json.loads((summary / "scale.json").read_text())
     assert scale["scale"] == "smoke" and "steps" in scale["reduced"]
+    audit = (smoke_ws / "paper_figures" / "smoke" / "audit.md").read_text()
+    assert "# Claims audit" in audit and "inconclusive" in audit  # one seed decides nothing
+    assert (smoke_ws / "paper_figures" / "smoke" / "audit.html").exists()
     # nothing left to do: a second call plans no job
     again = check(run(snakemake("-n", "--config", "scale=smoke"), smoke_ws, timeout=120))
     assert "Nothing to be done" in again
@@ -305,7 +308,7 @@ def test_report_holds_the_summary(smoke_ws: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     check(run(snakemake("--report", str(report), "--config", "scale=smoke"), smoke_ws, timeout=300))
     html = report.read_text(errors="replace")
-    assert "runs.csv" in html and "summarize" in html
+    assert "runs.csv" in html and "summarize" in html and "audit.html" in html
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 jobs submitted by `snakemake --profile slurm` through snakemake-executor-plugin-slurm.
 
 Installs Debian's slurm-wlm and munge when missing (needs root and the Debian mirrors), runs part
-of the smoke DAG as Slurm jobs (two trainings and the summary), requeues one training job mid-run
+of the smoke DAG as Slurm jobs (two trainings, the summary, the audit), requeues one training job mid-run
 as a preemption would (it resumes from its checkpoint and ends bit-identical), checks that a failing
 job makes snakemake fail after its retry, and stops the daemons it started.
 """
@@ -123,9 +123,9 @@ def test_smoke_subset_runs_on_slurm_and_survives_preemption(cluster: dict, slurm
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     wall = time.perf_counter() - start
-    print(f"Slurm: 2 trainings (one preempted) + summary in {wall:.0f} s")
+    print(f"Slurm: 2 trainings (one preempted), summary and audit in {wall:.0f} s")
     assert proc.returncode == 0, out[-6000:]
-    assert out.count("has been submitted with SLURM jobid") == 3  # train, train, summarize
+    assert out.count("has been submitted with SLURM jobid") == 4  # train, train, summarize, audit
     for folder in (direct, iterative):
         assert (folder / "run.json").exists()
     info = json.loads((iterative / "run.json").read_text())

@@ -12,7 +12,8 @@ Every row also carries the analytic FLOP count of the matrix products the operat
 (`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
 bf16), timed in this process on the same threads. All timed functions, floors included, run
 interleaved, so load from other processes hits them alike. efficiency = floor / median time;
-efficiency_min = fastest floor / fastest time, the steadier figure on a shared machine.
+efficiency_min = fastest floor / fastest time and efficiency_cpu = the ratio of median thread CPU
+times are the steadier figures on a shared machine (a descheduled thread's wait is not counted).
 """
 
 from __future__ import annotations
@@ -64,18 +65,26 @@ def _synthetic_batch(batch_size: int, obs_dim: int, act_dim: int, seed: int = 0)
 
 
 def _time_interleaved(
-    calls: dict[tuple, Callable[[], object]], repeats: int, warmup: int,
+    calls: dict[tuple, Callable[[], object]], repeats: int, warmup: int, cpu: dict | None = None,
 ) -> dict[tuple, list[float]]:
-    """Times (ms) of each call over `repeats` rounds; every round runs every call once, in order."""
+    """Wall times (ms) of each call over `repeats` rounds; every round runs every call once, in order.
+
+    If `cpu` is given it receives the same calls' thread CPU times (ms): the time the thread ran,
+    without the time other processes held the core (the steadier figure on a shared machine).
+    """
     for _ in range(warmup):
         for fn in calls.values():
             fn()
     times: dict[tuple, list[float]] = {key: [] for key in calls}
+    cpu_times: dict[tuple, list[float]] = {key: [] for key in calls}
     for _ in range(repeats):
         for key, fn in calls.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             fn()
             times[key].append((time.perf_counter() - t0) * 1e3)
+            cpu_times[key].append((time.thread_time() - c0) * 1e3)
+    if cpu is not None:
+        cpu.update(cpu_times)
     return times
 
 
@@ -172,7 +181,8 @@ def run_bench(
                         flops[op, variant, arch, precision] = total_flops(gemms)
                 errors.append({"variant": variant, "q_arch": arch} | precision_error(
                     agents["fast", "fp32"], agents["fast", "bf16"], batch))
-        times = _time_interleaved(calls | {("floor", *k): f for k, f in floors.items()}, repeats, warmup)
+        cpu: dict[tuple, list[float]] = {}
+        times = _time_interleaved(calls | {("floor", *k): f for k, f in floors.items()}, repeats, warmup, cpu)
     finally:
         torch.set_num_threads(previous_threads)
     rows = []
@@ -187,7 +197,11 @@ def run_bench(
             "floor_ms": floor, "efficiency": floor / ms,
             # the same ratio from the fastest repeats: less sensitive to other processes' load
             "floor_ms_min": min(floor_times), "efficiency_min": min(floor_times) / min(t),
+            # and from thread CPU times (medians): the time the thread actually ran
+            "cpu_ms": statistics.median(cpu[op, variant, arch, path, precision]),
+            "floor_cpu_ms": statistics.median(cpu["floor", op, variant, arch, precision]),
         })
+        rows[-1]["efficiency_cpu"] = rows[-1]["floor_cpu_ms"] / rows[-1]["cpu_ms"]
     rows.sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"],
                              SETTINGS.index((r["path"], r["precision"]))))
     result = {"machine": info, "ops": rows, "precision": errors}
@@ -272,15 +286,14 @@ def loop_overhead(
 
 def format_table(result: dict) -> str:
     """Aligned text tables of `run_bench` output: one row per timed op, then the bf16 errors."""
-    header = ("op", "variant", "q_arch", "path", "prec", "median ms", "min ms", "max ms", "GFLOP",
-              "floor ms", "eff", "eff(min)")
+    header = ("op", "variant", "q_arch", "path", "prec", "median ms", "min ms", "max ms", "cpu ms", "GFLOP",
+              "floor ms", "eff", "eff(min)", "eff(cpu)")
     body = [
         (r["op"], r["variant"], r["q_arch"], r.get("path", "reference"), r.get("precision", "fp32"),
-         f"{r['ms']:.3f}", f"{r['ms_min']:.3f}", f"{r['ms_max']:.3f}",
-         "-" if r["flops"] is None else f"{r['flops'] / 1e9:.3f}",
-         "-" if r["floor_ms"] is None else f"{r['floor_ms']:.3f}",
-         "-" if r.get("efficiency") is None else f"{r['efficiency']:.0%}",
-         "-" if r.get("efficiency_min") is None else f"{r['efficiency_min']:.0%}")
+         f"{r['ms']:.3f}", f"{r['ms_min']:.3f}", f"{r['ms_max']:.3f}", _num(r.get("cpu_ms"), "{:.3f}"),
+         _num(r["flops"] and r["flops"] / 1e9, "{:.3f}"), _num(r["floor_ms"], "{:.3f}"),
+         _num(r.get("efficiency"), "{:.0%}"), _num(r.get("efficiency_min"), "{:.0%}"),
+         _num(r.get("efficiency_cpu"), "{:.0%}"))
         for r in result["ops"]
     ]
     lines = _aligned(header, body, n_text=5)
@@ -297,6 +310,10 @@ def format_table(result: dict) -> str:
         f"torch={m.get('torch_version')}"
     )
     return "\n".join(lines)
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None else fmt.format(x)
 
 
 def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]], n_text: int) -> list[str]:

@@ -1,2 +1,26 @@
-# Audit (the audit issue): the claims registry → verdict table, reading the summary tables and
-# figures. Register its report with FINAL_TARGETS["audit"] = lambda scale: [...].
+# The audit: the paper's testable claims (claims.yaml) → one verdict per claim, computed from the
+# summary tables only (`iapo audit`), with the scale's reductions and the deviations table.
+# Reruns whenever a summary table, the claims or the deviations change.
+
+AUDIT = "paper_figures/{scale}"
+
+
+rule audit:
+    input:
+        tables=lambda wildcards: [f"{summary_dir(wildcards.scale)}/{name}" for name in SUMMARY_FILES],
+        claims="claims.yaml",
+        deviations="docs/deviations.md",
+    output:
+        md=f"{AUDIT}/audit.md",
+        html=report(f"{AUDIT}/audit.html", caption="../report/audit.rst", category="Audit"),
+    log:
+        "logs/{scale}/audit.log",
+    params:
+        summary=lambda wildcards: summary_dir(wildcards.scale),
+    threads: 1
+    shell:
+        "iapo audit --claims {input.claims} --summary {params.summary} --deviations {input.deviations} "
+        "--out {output.md} > {log} 2>&1"
+
+
+FINAL_TARGETS["audit"] = lambda scale: [f"paper_figures/{scale}/audit.md", f"paper_figures/{scale}/audit.html"]
