@@ -20,12 +20,12 @@ from iapo.diagnostics.common import (
     DiagnosticError,
     Options,
     amortized,
-    collect_on_policy,
     evaluate_J,
     fixed_noise,
     frame,
     iter_snapshots,
     objective,
+    on_policy_states,
     option,
     require_tanh_normal,
     reseed,
@@ -116,8 +116,7 @@ def run(opts: AmortizationGapOptions) -> dict[str, pd.DataFrame]:
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
         beta = resolve_beta(cfg, opts.beta)
-        s = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
-                            device=agent.device)
+        s = on_policy_states(snap, opts)
         obj = objective(agent, s, beta, opts.samples)
         k = cfg.n_iters if cfg.family == "iterative" else 1
         estimates = [("amortized", k, None)]

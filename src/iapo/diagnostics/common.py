@@ -358,6 +358,13 @@ def collect_on_policy(
     return np.stack(visited)[idx]
 
 
+def on_policy_states(snap: Snapshot, opts: Options) -> Tensor:
+    """`collect_on_policy` with a diagnostic's `--states`, `--seed`, `--collect-steps`, as a tensor
+    on the agent's device."""
+    states = collect_on_policy(snap, opts.states, opts.seed, getattr(opts, "collect_steps", None))
+    return torch.as_tensor(states, device=snap.agent.device)
+
+
 @dataclass
 class StateAction:
     """A state-action pair with the exact simulator state before the action (A.2)."""

@@ -18,13 +18,13 @@ from iapo.diagnostics.common import (
     DiagnosticError,
     Options,
     RecordingObjective,
-    collect_on_policy,
     evaluate_J,
     fixed_noise,
     frame,
     iter_snapshots,
     load_snapshot,
     objective,
+    on_policy_states,
     option,
     require_iterative,
     reseed,
@@ -95,8 +95,7 @@ def from_states(opts: ImprovementOptions) -> list[dict]:
         require_iterative(snap, NAME)
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
-        s = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
-                            device=agent.device)
+        s = on_policy_states(snap, opts)
         beta = resolve_beta(cfg, opts.beta)
         obj = RecordingObjective(objective(agent, s, beta))
         trace = agent.optimizer.optimize(obj, n_iters=opts.iters)

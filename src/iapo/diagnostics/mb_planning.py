@@ -15,10 +15,10 @@ from iapo.diagnostics.common import (
     DiagnosticError,
     Options,
     RecordingObjective,
-    collect_on_policy,
     frame,
     iter_snapshots,
     objective,
+    on_policy_states,
     option,
     require_iterative,
     reseed,
@@ -79,8 +79,7 @@ def run(opts: MBPlanningOptions) -> dict[str, pd.DataFrame]:
             raise DiagnosticError(f"{NAME}: {snap.path} is model-free; pass a model-based iterative run")
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
-        states = collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps)
-        obs = torch.as_tensor(states, device=agent.device)
+        obs = on_policy_states(snap, opts)
         recording = RecordingObjective(objective(agent, obs, resolve_beta(cfg, opts.beta)))
         trace = agent.optimizer.optimize(recording, n_iters=opts.iters, score=True)
         iterates = recording.visited

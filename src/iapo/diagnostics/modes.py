@@ -20,11 +20,11 @@ from iapo.diagnostics.common import (
     IDENTITY,
     Options,
     amortized,
-    collect_on_policy,
     fixed_noise,
     frame,
     iter_snapshots,
     max_l2,
+    on_policy_states,
     option,
     require_tanh_normal,
     reseed,
@@ -87,8 +87,7 @@ def run(opts: ModesOptions) -> dict[str, pd.DataFrame]:
         n = agent.act_dim
         reseed(opts.seed, snap.step)
         beta = resolve_beta(cfg, opts.beta)
-        s = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
-                            device=agent.device)
+        s = on_policy_states(snap, opts)
         est = amortized(agent, s.repeat_interleave(opts.runs, 0), beta, n_iters=opts.iters)
         mu = est.mu.reshape(len(s), opts.runs, n)
         log_sigma = est.log_sigma.reshape(len(s), opts.runs, n)

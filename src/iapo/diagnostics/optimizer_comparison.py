@@ -21,11 +21,11 @@ from iapo.diagnostics.common import (
     IDENTITY,
     DiagnosticError,
     Options,
-    collect_on_policy,
     doc,
     frame,
     iter_snapshots,
     objective,
+    on_policy_states,
     option,
     require_tanh_normal,
     reseed,
@@ -90,8 +90,7 @@ def run(opts: OptimizerComparisonOptions) -> dict[str, pd.DataFrame]:
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
         beta = resolve_beta(cfg, opts.beta)
-        s = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
-                            device=agent.device)
+        s = on_policy_states(snap, opts)
         obj = objective(agent, s, beta, opts.samples)
         iterative, it_name, init_sigma, k = None, "iterative", cfg.init_sigma, None
         if opts.optimizer_from is not None:

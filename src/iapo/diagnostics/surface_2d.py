@@ -27,13 +27,13 @@ from iapo.diagnostics.common import (
     RecordingObjective,
     amortized,
     chunks,
-    collect_on_policy,
     doc,
     evaluate_J,
     fixed_noise,
     frame,
     iter_snapshots,
     objective,
+    on_policy_states,
     option,
     require_tanh_normal,
     reseed,
@@ -128,8 +128,7 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
         dims = parse_dims(opts.dims, agent.act_dim)
         reseed(opts.seed, snap.step)
         beta = resolve_beta(cfg, opts.beta)
-        states = torch.as_tensor(collect_on_policy(snap, opts.states, opts.seed, opts.collect_steps),
-                                 device=agent.device)
+        states = on_policy_states(snap, opts)
         eps = fixed_noise(opts.eval_samples, agent.act_dim, opts.seed + snap.step, agent.device)
         optimizers = {}
         if cfg.family == "iterative":
