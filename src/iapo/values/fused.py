@@ -179,8 +179,9 @@ def stacked(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ
 @dataclass
 class _DenseSaved:
     h: Tensor                   # the layer's output (its nonlinearity's derivative is read from it)
-    x_hat: Tensor | None = None  # LayerNorm's normalised input
-    rstd: Tensor | None = None   # LayerNorm's 1 / std
+    z: Tensor | None = None     # LayerNorm's input, its mean and 1 / std (for its backward)
+    mean: Tensor | None = None
+    rstd: Tensor | None = None
 
 
 def _dense_forward(
@@ -192,8 +193,8 @@ def _dense_forward(
         z = torch.baddbmm(layer.bias, x, layer.weight_t)
     saved = _DenseSaved(h=z)
     if layer.ln_weight is not None:
-        x_hat, _, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, LN_EPS)
-        saved.x_hat, saved.rstd = x_hat, rstd
+        x_hat, mean, rstd = torch.native_layer_norm(z, [z.shape[-1]], None, None, LN_EPS)
+        saved.z, saved.mean, saved.rstd = z, mean, rstd
         z = torch.addcmul(layer.ln_bias, x_hat, layer.ln_weight)
     if layer.nonlinearity == "relu":
         saved.h = z.relu_()
@@ -203,19 +204,20 @@ def _dense_forward(
 
 
 def _dense_backward_pre(layer: DenseLayer, dh: Tensor, saved: _DenseSaved) -> Tensor:
-    """Gradient at the Linear output z = x Wᵀ + b from the gradient at h (in place on dh; uses up h)."""
-    h = saved.h
-    if layer.nonlinearity == "relu":  # the ReLU mask h > 0, applied in place (autograd's own kernel)
-        torch.ops.aten.threshold_backward.grad_input(dh, h, 0.0, grad_input=dh)
+    """Gradient at the Linear output z = x Wᵀ + b from the gradient at h (in place on dh)."""
+    # autograd's own kernels, applied in place: the ReLU mask h > 0; ELU'(y) = 1 for y > 0 and
+    # exp(y) = h + 1 for y ≤ 0, read from the output h
+    if layer.nonlinearity == "relu":
+        torch.ops.aten.threshold_backward.grad_input(dh, saved.h, 0.0, grad_input=dh)
     else:
-        dh.mul_(h.clamp_(max=0.0).add_(1.0))  # ELU'(y) = 1 for y > 0, exp(y) = h + 1 for y ≤ 0
+        torch.ops.aten.elu_backward.grad_input(dh, 1.0, 1, 1, True, saved.h, grad_input=dh)
     if layer.ln_weight is None:
         return dh
-    # LayerNorm: dz = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ
+    # LayerNorm: the affine γ per member here, the normalisation's backward by its own kernel:
+    # dz = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ
     dx_hat = dh.mul_(layer.ln_weight)
-    mean_d = dx_hat.mean(-1, keepdim=True)
-    mean_dx = (dx_hat * saved.x_hat).mean(-1, keepdim=True)
-    return dx_hat.sub_(mean_d).sub_(saved.x_hat * mean_dx).mul_(saved.rstd)
+    return torch.ops.aten.native_layer_norm_backward(
+        dx_hat, saved.z, [dh.shape[-1]], saved.mean, saved.rstd, None, None, [True, False, False])[0]
 
 
 def _highway_forward(layer: HighwayLayer, h: Tensor) -> tuple[Tensor, tuple]:
@@ -225,14 +227,12 @@ def _highway_forward(layer: HighwayLayer, h: Tensor) -> tuple[Tensor, tuple]:
 
 
 def _highway_backward(layer: HighwayLayer, dh_out: Tensor, saved: tuple) -> Tensor:
-    """∂/∂h of g ⊙ h + (1 − g) ⊙ f(h) with g = sigmoid(W_g h + b_g).
-
-    ∂/∂g uses f(h) before the transform's backward uses it up, and h (this block's input) before
-    the previous layer's backward does.
-    """
+    """∂/∂h of g ⊙ h + (1 − g) ⊙ f(h) with g = sigmoid(W_g h + b_g): through the gate (g − g²), the
+    transform f and the identity path."""
     h, g, t, saved_t = saved
-    dgate = (dh_out * (h - t)).mul_(g).mul_(1.0 - g)   # through sigmoid: g (1 − g)
-    dt = _dense_backward_pre(layer.transform, dh_out * (1.0 - g), saved_t)
+    one_minus_g = 1.0 - g
+    dgate = (h - t).mul_(dh_out).mul_(g).mul_(one_minus_g)   # through sigmoid: g (1 − g)
+    dt = _dense_backward_pre(layer.transform, dh_out * one_minus_g, saved_t)
     dh = dh_out.mul_(g)
     dh.baddbmm_(dgate, layer.gate_weight)
     return dh.baddbmm_(dt, layer.transform.weight)
