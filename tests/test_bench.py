@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from iapo.bench import OPS, SETTINGS, VARIANTS, format_table, run_bench
+from iapo.bench import COMPILED, OPS, SETTINGS, VARIANTS, format_table, run_bench
 from iapo.config import resolve
 from iapo.flops import Gemm, floor_ms, op_gemms, q_value, total_flops
 
@@ -19,7 +19,8 @@ OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_
            "path", "precision", "efficiency", "floor_ms_min", "efficiency_min", "cpu_ms", "floor_cpu_ms",
            "efficiency_cpu"}
 ARCHS = ("A",)  # the test runs architecture A only (B's reference update takes seconds)
-COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS))
+# plus the compiled acting loop of the iterative agent (architecture A's lean ∇ₐQ̂)
+COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS)) | {("act", "iterative", "A", COMPILED)}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 
 def test_ops_cover_every_combination_with_exact_keys(bench: tuple[dict, Path]) -> None:
     result, _ = bench
-    assert set(result) == {"machine", "ops", "precision"}
+    assert set(result) == {"machine", "ops", "precision", "compile_s"}
+    assert set(result["compile_s"]) == {"iterative/A"} and result["compile_s"]["iterative/A"] > 0
     ops = result["ops"]
     assert len(ops) == len(COMBOS)
     assert {(r["op"], r["variant"], r["q_arch"], (r["path"], r["precision"])) for r in ops} == COMBOS
@@ -155,3 +157,16 @@ def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
     assert 0 < r["in_parts_s"] < r["wall_s"]
     assert r["overhead"] == pytest.approx(r["wall_s"] / r["in_parts_s"] - 1)
     assert set(r["unit_s"]) == {"update", "act", "act_deterministic", "env_step"}
+
+
+def test_act_floor_has_the_products_of_one_state(make_cfg) -> None:
+    """Acting (batch 1): K = 5 evaluations of ∇ₐQ̂ on N = 10 sample rows (both members; no Q̂ at λ_K)
+    and K policy steps on one row, no weight gradients."""
+    cfg = make_cfg(variant="iterative")
+    gemms = op_gemms("act", cfg, 17, 6)
+    assert {g.layout for g in gemms} == {"nt", "nn"}
+    assert {g.m for g in gemms} == {10, 1}
+    q = 2 * 10 * (23 * 256 + 256 * 256 + 256 + 256 * 6 + 256 * 256 + 256) * 2
+    policy = 2 * 1 * (41 * 256 + 256 * 256 + 256 * 24)
+    assert total_flops(gemms) == 5 * (q + policy)
+    assert sum(g.count for g in gemms) == 5 * (2 * 6 + 3)  # 75 products

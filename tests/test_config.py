@@ -87,7 +87,9 @@ def test_resolve_every_env_variant_scale(params: Params) -> None:
                 count += 1
                 assert (cfg.env, cfg.variant, cfg.seed, cfg.scale) == (env, variant, 3, scale_name)
                 assert cfg.family == params.variants[variant].family
-                assert cfg.steps == scale.steps_per_env.get(env, scale.steps)
+                group = next((g for g in scale.grid if env in g.envs and variant in g.variants), None)
+                expected_steps = scale.steps_per_env.get(env, scale.steps)
+                assert cfg.steps == (group.steps if group and group.steps else expected_steps)
                 assert cfg.checkpoint_steps[-1] == cfg.steps
                 assert list(cfg.checkpoint_steps) == sorted(set(cfg.checkpoint_steps))
                 assert cfg.q_architecture == params.q_architectures[cfg.q_arch]
@@ -99,8 +101,22 @@ def test_resolve_every_env_variant_scale(params: Params) -> None:
 
 def test_scales_only_list_known_names(params: Params) -> None:
     for scale in params.scales.values():
-        assert set(scale.envs) <= set(params.envs)
-        assert set(scale.variants) <= set(params.variants)
+        runs = scale.runs()
+        assert len(runs) == len(set(runs))
+        assert {env for env, _ in runs} <= set(params.envs)
+        assert {variant for _, variant in runs} <= set(params.variants)
+
+
+def test_every_configured_diagnostic_option_parses(params: Params) -> None:
+    """A typo in params.yaml `scales.*.diagnostics.*.options` fails here, not hours into a pipeline."""
+    from iapo.diagnostics.runner import build_parser
+    from iapo.summary import diagnostic_runs
+
+    for scale in params.scales:
+        for job in diagnostic_runs(params, scale):
+            parsed = vars(build_parser(job.name).parse_args(job.argv(params, scale)))
+            for key, value in params.scales[scale].diagnostics[job.name].options.items():
+                assert str(parsed[key]) == str(value), (scale, job.name, key)
 
 
 @pytest.mark.parametrize("env", sorted(PAPER_Q_ARCH))
@@ -163,10 +179,18 @@ BAD_FILES: dict[str, tuple[Callable[[dict], None], list[str]]] = {
                           ["envs.Hopper-v2.q_arch.direct", "'C'"]),
     "missing key": (lambda d: d["training"].pop("gamma"), ["training.gamma"]),
     "out of range": (lambda d: d["training"].update(gamma=1.5), ["training.gamma", "1.5"]),
-    "scale lists unknown env": (lambda d: d["scales"]["smoke"]["envs"].append("Foo-v2"),
-                                ["scales.smoke.envs", "'Foo-v2'", "HalfCheetah-v2"]),
-    "scale lists unknown variant": (lambda d: d["scales"]["smoke"]["variants"].append("fancy"),
-                                    ["scales.smoke.variants", "'fancy'", "direct"]),
+    "scale lists unknown env": (lambda d: d["scales"]["smoke"]["grid"][0]["envs"].append("Foo-v2"),
+                                ["scales.smoke.grid[0].envs", "'Foo-v2'", "HalfCheetah-v2"]),
+    "scale lists unknown variant": (lambda d: d["scales"]["smoke"]["grid"][1]["variants"].append("fancy"),
+                                    ["scales.smoke.grid[1].variants", "'fancy'", "direct"]),
+    "scale lists a run twice": (lambda d: d["scales"]["smoke"]["grid"][1]["variants"].append("direct"),
+                                ["scales.smoke.grid", "more than once", "Pendulum-v2 × direct"]),
+    "unknown diagnostic": (
+        lambda d: d["scales"]["smoke"]["diagnostics"].update(bias={"variants": ["direct"]}),
+        ["scales.smoke.diagnostics", "'bias'", "value_bias"]),
+    "diagnostic of unknown variant": (
+        lambda d: d["scales"]["mini"]["diagnostics"]["modes"]["variants"].append("fancy"),
+        ["scales.mini.diagnostics.modes.variants", "'fancy'"]),
     "unknown default scale": (lambda d: d.update(scale="huge"), ["scale", "'huge'", "mini", "smoke"]),
     "direct with iterations": (lambda d: d["variants"]["direct"].update(n_iters=3),
                                ["variants.direct", "n_iters"]),

@@ -1,17 +1,27 @@
 """Diagnostics' building blocks against known answers: the Monte Carlo soft return, exact MuJoCo
-restore through the rollout code, trajectories with fixed dimensions, checkpoint selection.
+restore through the rollout code, trajectories with fixed dimensions, checkpoint selection, J of a
+flow policy against the agent's training objective.
 (The amortization-gap estimator is tested in test_gradient_optimizers.py, on its analytic objective.)"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+from iapo.agent import Agent
+from iapo.diagnostics.amortization_gap import estimate_gap
 from iapo.diagnostics.common import (
     DiagnosticError,
+    PolicyObjective,
     RecordingObjective,
+    amortized,
+    common_noise_J,
+    objective,
+    policy_objective,
     select_checkpoints,
 )
 from iapo.diagnostics.value_bias import soft_returns
@@ -123,3 +133,52 @@ def test_select_checkpoints(tmp_path):
         select_checkpoints(tmp_path, "200")
     with pytest.raises(DiagnosticError, match="expected all, last"):
         select_checkpoints(tmp_path, "newest")
+
+
+# --------------------------------------------------------------------------- flow policies
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gap_scores_a_flow_policy_with_the_objective_the_agent_trains_on(make_cfg, fused):
+    """Direct + NF (B.2): J of the gap diagnostic at the amortized base λ is, sample for sample, the J
+    whose negative is the agent's policy loss; not the tanh-Normal's J at the same λ."""
+    cfg = make_cfg("HalfCheetah-v2", "direct_flow")
+    cfg = dataclasses.replace(cfg, training=cfg.training.model_copy(update={"fused": fused}))
+    agent = Agent(cfg, 17, 6)
+    with torch.no_grad():  # the transforms start as the identity: move them, or a flow = a tanh-Normal
+        for p in agent.optimizer.flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    agent.eval().requires_grad_(False)
+    obs, beta = torch.randn(5, 17), cfg.beta
+    torch.manual_seed(7)
+    trained = agent.optimizer.optimize(agent.objective(obs, beta), train=True).final.J  # policy_loss's J
+    est = amortized(agent, obs, beta)
+    obj = policy_objective(agent, objective(agent, obs, beta))
+    assert isinstance(obj, PolicyObjective) and obj.n_samples == cfg.training.n_action_samples
+    torch.manual_seed(7)
+    assert torch.equal(obj(est.mu, est.log_sigma).J, trained)
+    # the common-noise evaluation of the gap: the same sampler and seed, the global RNG untouched
+    J_at = common_noise_J(obj, obj.n_samples, seed=7)
+    before = torch.get_rng_state()
+    assert torch.equal(J_at(est.mu, est.log_sigma).J, trained)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(7)
+    tanh_normal = objective(agent, obs, beta)(est.mu, est.log_sigma).J
+    assert not torch.allclose(tanh_normal, trained, rtol=1e-3, atol=1e-3)
+
+
+def test_gap_of_a_flow_policy_optimizes_the_base_and_keeps_the_transforms(make_cfg):
+    cfg = make_cfg("HalfCheetah-v2", "direct_flow")
+    agent = Agent(cfg, 17, 6)
+    with torch.no_grad():
+        for p in agent.optimizer.flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    agent.eval().requires_grad_(False)
+    flow_before = [p.clone() for p in agent.optimizer.flow.parameters()]
+    obs = torch.randn(4, 17)
+    est = amortized(agent, obs, cfg.beta)
+    obj = policy_objective(agent, objective(agent, obs, cfg.beta))
+    gap = estimate_gap(obj, (est.mu, est.log_sigma), iters=30, eval_samples=200, seed=3)
+    assert torch.isfinite(gap.J_optimized).all() and (gap.opt_steps == 30).all()
+    assert not torch.equal(gap.mu, est.mu)  # the base λ moved …
+    for p, q in zip(agent.optimizer.flow.parameters(), flow_before, strict=True):
+        assert torch.equal(p, q)  # … the transforms did not

@@ -31,6 +31,7 @@ from tests.test_pipeline import (
     smoke_grid,
     smoke_workspace,
     tool_env,
+    yaml_grid,
 )
 
 SCALES = ("smoke", "mini", "paper")
@@ -81,24 +82,48 @@ def test_dvc_stages_cover_the_snakemake_dag(git_ws: Path) -> None:
                 assert len(holders) == 1, f"{scale}: {product} is in no DVC out (or in several)"
                 covered[holders[0]].append(product)
                 stage = outs[holders[0]]
-                assert stage.cmd == without_redirect(job["shell"]), (stage.addressing, job["shell"])
+                if job["rule"].startswith("diagnose_"):  # DVC: one stage runs the analysis on every run
+                    name = job["rule"].removeprefix("diagnose_")
+                    assert stage.cmd == f"iapo diagnose-scale {name} --scale {scale}", stage.addressing
+                    assert job["shell"].startswith(f"iapo diagnose {name} --run "), job["shell"]
+                elif job["rule"].startswith("figures_") and job["rule"] != "figures_tables":
+                    group = job["rule"].removeprefix("figures_")  # DVC: one stage runs every notebook
+                    assert stage.cmd == f"iapo notebook --scale {scale}", stage.addressing
+                    assert job["shell"].startswith(f"iapo notebook {group} --scale {scale} >"), job["shell"]
+                else:
+                    assert stage.cmd == without_redirect(job["shell"]), (stage.addressing, job["shell"])
         assert all(covered.values()), [o for o, p in covered.items() if not p]
-        n_train = len([s for s in mine if s.name.startswith("train@")])
-        sc = yaml.safe_load((ROOT / "params.yaml").read_text())["scales"][scale]
-        assert n_train == len(sc["envs"]) * len(sc["variants"]) * sc["seeds"], scale
+        n_train = len([s for s in mine if s.name.startswith("train_")])
+        assert n_train == len(yaml_grid(scale)), scale
 
 
 def test_scale_files_differ_only_by_scale() -> None:
-    """workflow/dvc/<scale>/dvc.yaml is the root dvc.yaml with another scale (no drift between them)."""
+    """workflow/dvc/<scale>/dvc.yaml is the root dvc.yaml with another scale (no drift between them):
+    one `train_<i>` stage per group of the scale's grid, every other stage identical."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
     def normalized(scale: str) -> str:
         doc = yaml.safe_load((ROOT / dvc_file(scale)).read_text())
         for stage in doc["stages"].values():
             stage.pop("wdir", None)
+            stage.get("do", {}).pop("wdir", None)
         doc["vars"] = [v for v in doc["vars"] if not (isinstance(v, str) and v.endswith(":scales"))]
-        n_seeds = yaml.safe_load((ROOT / "params.yaml").read_text())["scales"][scale]["seeds"]
+        n_seeds = params["scales"][scale]["seeds"]
         assert doc["vars"][0]["seeds"] == list(range(n_seeds)), scale
         assert doc["vars"][0]["at_scale"] == scale
         doc["vars"][0] |= {"seeds": "SEEDS", "at_scale": "SCALE"}
+        n_groups = len(params["scales"][scale]["grid"])
+        train = [name for name in doc["stages"] if name.startswith("train_")]
+        assert train == [f"train_{i}" for i in range(n_groups)], scale
+        bodies = []
+        for i, name in enumerate(train):
+            stage = doc["stages"].pop(name)
+            assert stage.pop("matrix") == {"env": f"${{scales.{scale}.grid[{i}].envs}}",
+                                           "variant": f"${{scales.{scale}.grid[{i}].variants}}",
+                                           "seed": "${seeds}"}, (scale, name)
+            bodies.append(stage)
+        assert all(body == bodies[0] for body in bodies), scale
+        doc["stages"]["train"] = bodies[0]
         return json.dumps(doc, sort_keys=True).replace(f"${{scales.{scale}.", "${scales.SCALE.")
 
     assert normalized("mini") == normalized("smoke") == normalized("paper")
@@ -121,7 +146,8 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     out = check(run(make("dvc-record", "SCALE=smoke"), ws, timeout=300, env=env))
     assert "files pushed" in out
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
-    assert len(lock["stages"]) == len(smoke_grid()) + 2  # + summarize, audit
+    n_diagnostics = len(yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]["smoke"]["diagnostics"])
+    assert len(lock["stages"]) == len(smoke_grid()) + n_diagnostics + 2  # + summarize, audit
     assert "up to date" in check(run(dvc("status", "dvc.yaml"), ws, timeout=120, env=env))
     assert "Running stage" not in check(run(dvc("repro"), ws, timeout=300, env=env))
     assert any((tmp_path / "home" / "iapo-dvc-remote").rglob("*"))
@@ -144,8 +170,9 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     lost = run_folder(clone, "InvertedPendulum-v2", "direct", 0)
     shutil.rmtree(lost)
     out = check(run(dvc("repro"), clone, timeout=600, env=env))
-    assert "Running stage 'train@InvertedPendulum-v2-direct-0'" in out and "Running stage 'summarize'" in out
-    assert out.count("Running stage 'train@") == 1
+    assert "Running stage 'train_0@InvertedPendulum-v2-direct-0'" in out
+    assert "Running stage 'summarize'" in out
+    assert out.count("Running stage 'train_") == 1
     original = run_folder(ws, "InvertedPendulum-v2", "direct", 0)
     for name in ("metrics.csv", "eval.csv"):
         assert (lost / name).read_bytes() == (original / name).read_bytes(), name

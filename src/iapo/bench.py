@@ -2,11 +2,12 @@
 
 For direct and iterative agents (HalfCheetah sizes, batch 256, N = 10, K = 5) with Q architectures
 A and B, each operation is timed on the reference path (`training.fused: false`), the fast path in
-fp32 and the fast path with the Q products inside J in bf16. Operations:
+fp32 and the fast path with the Q products inside J in bf16; the iterative agent's action selection
+also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`). Operations:
 
 * `update`: one `Agent.update` (Bellman target, critic step, policy step, α, targets);
 * `policy_update`: the policy optimizer's loss, backward and Adam step alone (the issue's calibration);
-* `act`: one stochastic `Agent.act` (one state).
+* `act`: one stochastic `Agent.act` (one state; the Q products are fp32 on every path).
 
 Every row also carries the analytic FLOP count of the matrix products the operation needs
 (`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
@@ -34,8 +35,8 @@ from iapo.flops import floor_runner, op_gemms, total_flops
 from iapo.provenance import machine, write_json_atomic
 
 __all__ = [
-    "ARCHS", "BENCH_ENV", "OPS", "SETTINGS", "VARIANTS", "bench_dims", "format_table", "loop_overhead",
-    "run_bench",
+    "ARCHS", "BENCH_ENV", "COMPILED", "OPS", "SETTINGS", "VARIANTS", "bench_dims",
+    "format_table", "loop_overhead", "run_bench",
 ]
 
 BENCH_ENV = "HalfCheetah-v2"
@@ -44,6 +45,9 @@ VARIANTS = ("direct", "iterative")
 ARCHS = ("A", "B")
 SETTINGS = (("reference", "fp32"), ("fast", "fp32"), ("fast", "bf16"))
 """(path, precision) of the timed agents: reference = `fused: false`; fast = `fused: true`."""
+COMPILED = ("compiled", "fp32")
+"""(path, precision) of the extra `act` row of iterative agents whose Q ensemble takes the lean
+acting gradient (architecture A): the fast fp32 agent with `optimizer.compile_act = True`."""
 _QUICK_REPEATS, _QUICK_WARMUP = 3, 1
 
 
@@ -102,6 +106,17 @@ def _policy_update(agent: Agent, batch: Batch) -> None:
     agent.pi_opt.step()
 
 
+def _compiles_act(agent: Agent) -> bool:
+    """Whether `compile_act` changes this agent's `act`: an iterative optimizer acting on a fused Q
+    ensemble whose acting gradient is the lean one (`PlainActionGrad`: architecture A)."""
+    from iapo.optimizers.iterative import IterativeOptimizer
+    from iapo.values.fused import PlainActionGrad
+
+    if not (agent.fused_q and isinstance(agent.optimizer, IterativeOptimizer)):
+        return False
+    return isinstance(agent.q_value_fn(agent.cfg.training.beta_acting).action_grad(), PlainActionGrad)
+
+
 def precision_error(fp32: Agent, bf16: Agent, batch: Batch, seed: int = 0) -> dict[str, float]:
     """How far bf16 Q products move J and ∇_λ J, against the sampling noise of the N-sample estimate.
 
@@ -136,13 +151,15 @@ def precision_error(fp32: Agent, bf16: Agent, batch: Batch, seed: int = 0) -> di
 def run_bench(
     params_path: str | Path = "params.yaml", repeats: int = 20, warmup: int = 3,
     json_path: str | Path | None = None, threads: int = 1, quick: bool = False,
-    variants: tuple[str, ...] = VARIANTS, archs: tuple[str, ...] = ARCHS,
+    variants: tuple[str, ...] = VARIANTS, archs: tuple[str, ...] = ARCHS, compile_act: bool = True,
 ) -> dict:
     """Time every (op, variant, q_arch, path, precision) on CPU and compare with its GEMM floor.
 
     Runs on `threads` torch threads (restored afterwards); `quick` means repeats=3, warmup=1.
+    `compile_act` adds the `compiled` act rows (the first call compiles: tens of seconds).
     Returns {"machine": ..., "ops": [one row per timed operation], "precision": [bf16 error per
-    (variant, q_arch)]} and, if `json_path` is given, also writes it there.
+    (variant, q_arch)], "compile_s": {"<variant>/<q_arch>": seconds of the first compiled act}} and,
+    if `json_path` is given, also writes it there.
     """
     if quick:
         repeats, warmup = _QUICK_REPEATS, _QUICK_WARMUP
@@ -160,6 +177,7 @@ def run_bench(
         floors: dict[tuple, Callable[[], object]] = {}
         flops: dict[tuple, int] = {}
         errors = []
+        compile_s: dict[str, float] = {}
         for variant in variants:
             base = resolve(params, BENCH_ENV, variant, seed=0, scale="smoke")
             for arch in archs:
@@ -174,6 +192,14 @@ def run_bench(
                     calls["policy_update", variant, arch, path, precision] = (
                         lambda a=agent, b=batch: _policy_update(a, b))
                     calls["act", variant, arch, path, precision] = lambda a=agent, o=obs: a.act(o)
+                if compile_act and _compiles_act(agents["fast", "fp32"]):
+                    torch.manual_seed(0)
+                    agent = Agent(_configure(base, arch, params, "fast", "fp32"), obs_dim, act_dim)
+                    agent.optimizer.compile_act = True
+                    t0 = time.perf_counter()
+                    agent.act(obs)  # compiles
+                    compile_s[f"{variant}/{arch}"] = time.perf_counter() - t0
+                    calls[("act", variant, arch, *COMPILED)] = lambda a=agent, o=obs: a.act(o)
                 for op in OPS:
                     for precision in ("fp32", "bf16"):
                         gemms = op_gemms(op, agents["fast", "fp32"].cfg, obs_dim, act_dim, precision)
@@ -202,9 +228,10 @@ def run_bench(
             "floor_cpu_ms": statistics.median(cpu["floor", op, variant, arch, precision]),
         })
         rows[-1]["efficiency_cpu"] = rows[-1]["floor_cpu_ms"] / rows[-1]["cpu_ms"]
+    order = (*SETTINGS, COMPILED)
     rows.sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"],
-                             SETTINGS.index((r["path"], r["precision"]))))
-    result = {"machine": info, "ops": rows, "precision": errors}
+                             order.index((r["path"], r["precision"]))))
+    result = {"machine": info, "ops": rows, "precision": errors, "compile_s": compile_s}
     if json_path is not None:
         write_json_atomic(result, Path(json_path))
     return result

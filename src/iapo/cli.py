@@ -18,12 +18,15 @@ TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
   run.json             provenance; written last, so its presence marks a finished run
 Rerunning the same command after a crash or SIGTERM resumes from the newest valid checkpoint."""
 
-SUMMARIZE_HELP = """Aggregate the finished runs of one scale (its env × variant × seed grid from params.yaml).
+SUMMARIZE_HELP = """Aggregate the finished runs of one scale (its env × variant × seed grid, params.yaml).
 Reads RUNS/<scale>/<env>/<variant>/seed<k>/{run.json,metrics.csv,eval.csv} and writes into OUT:
   runs.csv             one row per run: settings, final evaluation return, wall time, provenance
   eval.csv             one row per evaluation episode (env, variant, seed, env_step, return, …)
   metrics.csv          one row per training log interval (env, variant, seed, then metrics.csv)
   scale.json           the scale preset, the paper preset and the keys reduced at this scale
+  NAME.csv             per diagnostic NAME of params.yaml scales.<scale>.diagnostics: its per-run tables
+                       DIAGNOSTICS/<scale>/NAME/<env>/<variant>/seed<k>.csv concatenated (extra
+                       tables: NAME_<table>.csv); columns in docs/diagnostics.md
 A missing or unfinished run is an error (exit 2) and leaves the previous tables in place."""
 
 
@@ -64,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: %(default)s)")
     su.add_argument("--out", type=Path, default=None,
                     help="output folder (default: results/summary/<scale>)")
+    su.add_argument("--diagnostics", type=Path, default=Path("results/diagnostics"),
+                    help="root of the per-run diagnostic tables DIAGNOSTICS/<scale>/NAME/<env>/<variant>/"
+                    "seed<k>.csv (default: %(default)s)")
+    su.add_argument("--no-diagnostics", action="store_true",
+                    help="summarize the runs only (before the diagnostics have run)")
 
     sc = sub.add_parser("schema", help="print the JSON schema of params.yaml",
                         description="Prints the JSON schema of params.yaml generated from the typed "
@@ -92,6 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     dg.add_argument("name", choices=list(REGISTRY), metavar="NAME", help="which diagnostic")
     dg.add_argument("options", nargs=argparse.REMAINDER, help="its options (iapo diagnose NAME --help)")
+
+    ds = sub.add_parser("diagnose-scale", help="run a diagnostic on every run a scale lists for it",
+                        description="Runs `iapo diagnose NAME` on each finished run that params.yaml "
+                        "scales.<scale>.diagnostics.NAME lists, one after the other, with the arguments "
+                        "the Snakemake jobs use (the DVC stages call this). Writes "
+                        "results/diagnostics/<scale>/NAME/<env>/<variant>/seed<k>.csv.")
+    ds.add_argument("name", choices=list(REGISTRY), metavar="NAME", help="which diagnostic")
+    ds.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
+
+    fi = sub.add_parser("figures-index", help="write paper_figures/README.md, the index of the figures",
+                        description="Writes OUT (Markdown) from the registry iapo.figures.FIGURES: one row "
+                        "per figure/table with its number in both versions of the paper, the notebook that "
+                        "draws it, the summary tables it reads, and a thumbnail of paper_figures/SCALE/. "
+                        "Reads nothing else.")
+    fi.add_argument("--scale", default="mini", help="scale whose figures the thumbnails show "
+                    "(default: %(default)s, the committed study)")
+    fi.add_argument("--out", type=Path, default=Path("paper_figures/README.md"))
+
+    nb = sub.add_parser("notebook", help="execute figure notebooks (jupytext → papermill → HTML)",
+                        description="Executes notebooks/GROUP.py (jupytext source) with papermill on "
+                        "SUMMARY (default results/summary/<scale>): figures go to paper_figures/<scale>/"
+                        "figures/, the executed notebook and its HTML to paper_figures/<scale>/notebooks/. "
+                        "No GROUP: every notebook of the registry iapo.figures.FIGURES.")
+    nb.add_argument("groups", nargs="*", metavar="GROUP", help="notebook name(s), e.g. performance")
+    nb.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
+    nb.add_argument("--summary", type=Path, default=None, help="summary tables folder")
     return parser
 
 
@@ -129,7 +163,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     scale = args.scale or params.scale
     try:
-        written = summarize(params, scale, args.runs, args.out)
+        diagnostics = None if args.no_diagnostics else args.diagnostics
+        written = summarize(params, scale, args.runs, args.out, diagnostics)
     except SummaryError as err:
         print(f"iapo summarize: error: {err}", file=sys.stderr)
         return 2
@@ -170,17 +205,56 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return diagnose(args.name, args.options)
 
 
+def cmd_diagnose_scale(args: argparse.Namespace) -> int:
+    from iapo.diagnostics.runner import main as diagnose
+    from iapo.summary import diagnostic_runs
+
+    params = load_params(args.params)
+    scale = args.scale or params.scale
+    jobs = diagnostic_runs(params, scale, args.name)
+    if not jobs:
+        print(f"iapo diagnose-scale: scales.{scale}.diagnostics lists no run for {args.name}",
+              file=sys.stderr)
+    for job in jobs:
+        if (code := diagnose(args.name, job.argv(params, scale))) != 0:
+            return code
+    return 0
+
+
+def cmd_notebook(args: argparse.Namespace) -> int:
+    from iapo.figures import notebooks
+    from iapo.notebooks import NotebookError, run_notebook
+
+    scale = args.scale or load_params(args.params).scale
+    try:
+        for group in args.groups or list(notebooks()):
+            run_notebook(group, scale, args.summary)
+    except NotebookError as err:
+        print(f"iapo notebook: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_figures_index(args: argparse.Namespace) -> int:
+    from iapo.figures import write_index
+
+    print(f"wrote {write_index(args.out, args.scale)}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from iapo.audit import AuditError
+    from iapo.summary import SummaryError
     from iapo.train import TrainingError
 
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables,
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
-                "audit": cmd_audit}
+                "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
+                "figures-index": cmd_figures_index, "notebook": cmd_notebook}
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, AuditError) as err:
+    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError) as err:
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -129,11 +129,33 @@ class Variant(_Strict):
         return "iterative" if self.family == "iterative" else "direct"
 
 
-class Scale(_Strict):
-    """How much is run: environments, variants, seeds, steps, and logging cadence."""
+class Group(_Strict):
+    """One block of a scale's run grid: every env × every variant listed, `seeds` seeds each."""
 
+    purpose: str = ""
     envs: list[str] = Field(min_length=1)
     variants: list[str] = Field(min_length=1)
+    steps: int | None = Field(default=None, gt=0)
+
+
+DiagnosticOption = str | int | float | bool
+
+
+class DiagnosticJob(_Strict):
+    """`iapo diagnose NAME` on every finished run of the listed variants, with these options."""
+
+    variants: list[str] = Field(min_length=1)
+    envs: list[str] | None = None
+    """Only the runs of these envs (default: every env the variants run on)."""
+    options: dict[str, DiagnosticOption] = Field(default_factory=dict)
+    donor: str | None = None
+    """Variant whose run (same env and seed) lends its optimizer: passed as --optimizer-from."""
+
+
+class Scale(_Strict):
+    """How much is run: the run grid (groups of envs × variants), seeds, steps, cadence, diagnostics."""
+
+    grid: list[Group] = Field(min_length=1)
     seeds: int = Field(gt=0)
     steps: int = Field(gt=0)
     steps_per_env: dict[str, int] = Field(default_factory=dict)
@@ -143,6 +165,21 @@ class Scale(_Strict):
     log_every: int = Field(gt=0)
     checkpoint_steps: list[int] = Field(min_length=1)
     resume_every: int = Field(gt=0)
+    diagnostics: dict[str, DiagnosticJob] = Field(default_factory=dict)
+
+    def runs(self) -> list[tuple[str, str]]:
+        """(env, variant) of every run of the grid, in the order the groups list them."""
+        return [(env, variant) for g in self.grid for env in g.envs for variant in g.variants]
+
+    def group_of(self, env: str, variant: str) -> Group | None:
+        return next((g for g in self.grid if env in g.envs and variant in g.variants), None)
+
+    def steps_of(self, env: str, variant: str) -> int:
+        """A group's `steps`, else `steps_per_env[env]`, else `steps`."""
+        group = self.group_of(env, variant)
+        if group is not None and group.steps is not None:
+            return group.steps
+        return self.steps_per_env.get(env, self.steps)
 
 
 class Params(_Strict):
@@ -164,11 +201,31 @@ class Params(_Strict):
             if arch not in self.q_architectures:
                 raise ValueError(f"q_architectures: architecture {arch!r} is missing")
         for name, scale in self.scales.items():
-            for env in [*scale.envs, *scale.steps_per_env]:
-                _one_of(f"scales.{name}.envs", env, self.envs)
-            for variant in scale.variants:
-                _one_of(f"scales.{name}.variants", variant, self.variants)
+            self._check_scale(name, scale)
         return self
+
+    def _check_scale(self, name: str, scale: Scale) -> None:
+        from iapo.diagnostics import REGISTRY  # light: names only
+
+        where = f"scales.{name}"
+        for env in scale.steps_per_env:
+            _one_of(f"{where}.steps_per_env", env, self.envs)
+        for i, group in enumerate(scale.grid):
+            for env in group.envs:
+                _one_of(f"{where}.grid[{i}].envs", env, self.envs)
+            for variant in group.variants:
+                _one_of(f"{where}.grid[{i}].variants", variant, self.variants)
+        runs = scale.runs()
+        twice = sorted({f"{e} × {v}" for e, v in runs if runs.count((e, v)) > 1})
+        if twice:
+            raise ValueError(f"{where}.grid lists a run more than once: {', '.join(twice)}; "
+                             "keep each env × variant in one group")
+        for diag, job in scale.diagnostics.items():
+            _one_of(f"{where}.diagnostics", diag, REGISTRY)
+            for variant in [*job.variants, *([job.donor] if job.donor else [])]:
+                _one_of(f"{where}.diagnostics.{diag}.variants", variant, self.variants)
+            for env in job.envs or []:
+                _one_of(f"{where}.diagnostics.{diag}.envs", env, self.envs)
 
 
 def _one_of(key: str, value: str, allowed: dict | list) -> None:
@@ -270,7 +327,7 @@ def resolve(
     _one_of("environment", env, params.envs)
     _one_of("variant", variant, params.variants)
     sc, v, e = params.scales[scale], params.variants[variant], params.envs[env]
-    n_steps = steps if steps is not None else sc.steps_per_env.get(env, sc.steps)
+    n_steps = steps if steps is not None else sc.steps_of(env, variant)
     if n_steps <= 0:
         raise ConfigError(f"--steps must be positive, got {n_steps}")
     arch = v.q_arch or getattr(e.q_arch, v.table_family)

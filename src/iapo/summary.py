@@ -9,6 +9,10 @@ these small files, never checkpoints):
   eval.csv     one row per evaluation episode: env, variant, seed, env step, updates, episode, return
   metrics.csv  one row per training log interval: env, variant, seed, then the columns of metrics.csv
   scale.json   the scale preset and how it differs from `paper` (every reduction is shown with results)
+
+  NAME.csv     per diagnostic of the scale (`scales.<scale>.diagnostics`): the per-run tables
+               `iapo diagnose NAME` wrote under results/diagnostics/<scale>/NAME/<env>/<variant>/,
+               concatenated (+ NAME_<table>.csv for its extra tables)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pandas as pd
 from iapo.config import Params
 
 RUNS_ROOT = Path("results/runs")
+DIAGNOSTICS_ROOT = Path("results/diagnostics")
 SUMMARY_ROOT = Path("results/summary")
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
 KEYS = ["env", "variant", "seed"]
@@ -46,12 +51,91 @@ class RunKey:
 
 
 def run_grid(params: Params, scale: str) -> list[RunKey]:
-    """Every run a scale asks for: its envs × variants × seeds 0 … seeds-1 (the pipeline's grid)."""
+    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1."""
     if scale not in params.scales:
         raise SummaryError(f"scale: unknown value {scale!r}; allowed: {', '.join(sorted(params.scales))}")
     sc = params.scales[scale]
-    return [RunKey(env, variant, seed)
-            for env in sc.envs for variant in sc.variants for seed in range(sc.seeds)]
+    return [RunKey(env, variant, seed) for env, variant in sc.runs() for seed in range(sc.seeds)]
+
+
+@dataclass(frozen=True)
+class DiagnosticRun:
+    """One `iapo diagnose NAME` job: a finished run, and the run lending its optimizer (if any)."""
+
+    name: str
+    key: RunKey
+    donor: RunKey | None = None
+
+    def out(self, scale: str, root: str | Path = DIAGNOSTICS_ROOT) -> Path:
+        """<root>/<scale>/<name>/<env>/<variant>/seed<k>.csv (extra tables: seed<k>_<table>.csv)."""
+        k = self.key
+        return Path(root) / scale / self.name / k.env / k.variant / f"seed{k.seed}.csv"
+
+    def argv(self, params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
+             root: str | Path = DIAGNOSTICS_ROOT) -> list[str]:
+        """The arguments of `iapo diagnose NAME` for this job (the pipeline and DVC both use them)."""
+        args = ["--run", str(self.key.folder(scale, runs_root)), "--out", str(self.out(scale, root))]
+        for key, value in params.scales[scale].diagnostics[self.name].options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        if self.donor is not None:
+            args += ["--optimizer-from", str(self.donor.folder(scale, runs_root))]
+        return args
+
+
+def diagnostic_runs(params: Params, scale: str, name: str | None = None) -> list[DiagnosticRun]:
+    """The diagnostics jobs of a scale (`scales.<scale>.diagnostics`), optionally of one NAME."""
+    grid = run_grid(params, scale)
+    jobs = []
+    for diag, job in params.scales[scale].diagnostics.items():
+        if name is not None and diag != name:
+            continue
+        for key in grid:
+            if key.variant not in job.variants or (job.envs is not None and key.env not in job.envs):
+                continue
+            donor = None
+            if job.donor is not None and key.variant != job.donor:
+                donor = RunKey(key.env, job.donor, key.seed)
+                if donor not in grid:
+                    raise SummaryError(
+                        f"scales.{scale}.diagnostics.{diag}.donor: {job.donor!r} has no run on "
+                        f"{key.env} seed {key.seed} in scales.{scale}.grid, but {key.variant} needs "
+                        "its optimizer there; add the donor to that env's group or drop `donor`")
+            jobs.append(DiagnosticRun(diag, key, donor))
+    return jobs
+
+
+def diagnostic_names(params: Params, scale: str) -> list[str]:
+    """The analyses a scale runs: those of `scales.<scale>.diagnostics` matching at least one run."""
+    from iapo.diagnostics import REGISTRY
+
+    return [name for name in REGISTRY if diagnostic_runs(params, scale, name)]
+
+
+def diagnostic_tables(params: Params, scale: str) -> list[str]:
+    """Summary tables (NAME, NAME_<table>) the scale's diagnostics produce."""
+    from iapo.diagnostics import table_names
+
+    return [table for name in diagnostic_names(params, scale) for table in table_names(name)]
+
+
+def collect_diagnostic(params: Params, scale: str, name: str,
+                       root: str | Path = DIAGNOSTICS_ROOT) -> dict[str, pd.DataFrame]:
+    """The per-run tables of diagnostic NAME concatenated: {NAME: …, NAME_<table>: …}."""
+    from iapo.diagnostics import EXTRA_TABLES, table_names
+
+    jobs = diagnostic_runs(params, scale, name)
+    tables: dict[str, list[pd.DataFrame]] = {t: [] for t in table_names(name)}
+    for job in jobs:
+        main = job.out(scale, root)
+        paths = {name: main} | {f"{name}_{t}": main.with_name(f"{main.stem}_{t}.csv")
+                                for t in EXTRA_TABLES.get(name, ())}
+        for table, path in paths.items():
+            if not path.is_file():
+                raise SummaryError(f"{path}: missing. Run the diagnostic first (`snakemake --cores N "
+                                   f"--config scale={scale}` runs what is missing, or `iapo summarize "
+                                   "--no-diagnostics` summarizes the runs alone).")
+            tables[table].append(_read_csv(path))
+    return {table: pd.concat(frames, ignore_index=True) for table, frames in tables.items()}
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -116,10 +200,12 @@ def _write_atomic(text: str, path: Path) -> None:
 
 
 def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
-              out: str | Path | None = None) -> list[Path]:
-    """Read every run of the scale's grid and write the summary tables; returns the files written.
+              out: str | Path | None = None, diagnostics_root: str | Path | None = DIAGNOSTICS_ROOT
+              ) -> list[Path]:
+    """Read every run of the scale's grid (and, unless `diagnostics_root` is None, every diagnostic
+    table the scale asks for) and write the summary tables; returns the files written.
 
-    Every run is read and checked before anything is written, so a bad run leaves the previous
+    Everything is read and checked before anything is written, so a bad input leaves the previous
     summary untouched.
     """
     out = Path(out) if out is not None else SUMMARY_ROOT / scale
@@ -136,6 +222,10 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
         "eval.csv": pd.concat(evals, ignore_index=True),
         "metrics.csv": pd.concat(metrics, ignore_index=True),
     }
+    if diagnostics_root is not None:
+        for name in diagnostic_names(params, scale):
+            tables |= {f"{table}.csv": df for table, df in
+                       collect_diagnostic(params, scale, name, diagnostics_root).items()}
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():

@@ -8,6 +8,7 @@ AUDIT = "paper_figures/{scale}"
 rule audit:
     input:
         tables=lambda wildcards: [f"{summary_dir(wildcards.scale)}/{name}" for name in SUMMARY_FILES],
+        diagnostics=lambda wildcards: diagnostic_summary_tables(wildcards.scale),
         claims="claims.yaml",
         deviations="docs/deviations.md",
     output:

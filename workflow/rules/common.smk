@@ -63,7 +63,7 @@ def summary_dir(scale):
 
 def describe_scale(scale):
     sc = PARAMS.scales[scale]
-    return (f"{len(sc.envs)} envs × {len(sc.variants)} variants × {sc.seeds} seeds, "
+    return (f"{len(sc.runs())} env × variant pairs in {len(sc.grid)} groups × {sc.seeds} seeds, "
             f"{sc.steps} env steps")
 
 

@@ -1,13 +1,69 @@
-# Diagnostics (the diagnostics issue; no rules yet). `iapo diagnose NAME --run RUN --out CSV …`
-# exists; what each scale runs (states, horizons, checkpoints) belongs in params.yaml first, so that
-# a scale keeps changing only how much is run. The rules to add here, one job per run × diagnostic:
+# Diagnostics: one job per finished run × analysis that params.yaml `scales.<scale>.diagnostics`
+# asks for: `iapo diagnose NAME <the job's arguments>` (iapo.summary.DiagnosticRun.argv: the run,
+# the output CSV, the options of params.yaml, the donor run for --optimizer-from). The summary rule
+# gathers the per-run tables into results/summary/<scale>/NAME.csv for the notebooks and the audit.
 #
-#   rule diagnose:
-#       input:  ancient(f"{RUN_DIR}/run.json")   # the run is finished; ancient(): a `dvc pull`
-#                                                 # (no timestamps) must not rerun diagnostics
-#       output: "results/diagnostics/{scale}/{name}/{env}/{variant}/seed{seed}.csv"
-#       shell:  "iapo diagnose {wildcards.name} --run {params.run} --out {output} … > {log} 2>&1"
-#
-# then FINAL_TARGETS["diagnostics"] = lambda scale: [...] (common.smk), `iapo summarize` reading
-# the tables, and a `results/diagnostics/<scale>` out in the three dvc.yaml files (tests/test_dvc.py
-# checks that DVC covers every Snakemake product).
+# A run is read through its run.json taken as ancient(): a finished run never reruns its
+# diagnostics because its files were touched or pulled by DVC (no timestamps); a change of the
+# options in params.yaml reruns the jobs (params trigger); delete a CSV to recompute one table.
+
+import shlex
+
+from iapo.diagnostics import EXTRA_TABLES, REGISTRY
+from iapo.summary import DIAGNOSTICS_ROOT, DiagnosticRun, diagnostic_runs, diagnostic_tables
+
+# results/diagnostics/{scale}/{name}/{env}/{variant}/seed{seed}.csv (extra tables: seed{seed}_T.csv)
+DIAG_CSV = str(DiagnosticRun("{name}", RunKey("{env}", "{variant}", "{seed}")).out("{scale}"))
+
+
+def diagnostic_job(wildcards, name):
+    """The DiagnosticRun of params.yaml behind one output file."""
+    key = RunKey(wildcards.env, wildcards.variant, int(wildcards.seed))
+    for job in diagnostic_runs(PARAMS, wildcards.scale, name):
+        if job.key == key:
+            return job
+    raise ValueError(f"params.yaml scales.{wildcards.scale}.diagnostics.{name} does not list {key}")
+
+
+def diagnostic_outputs(scale):
+    """Every per-run table the scale's diagnostics write (main and extra tables)."""
+    paths = []
+    for job in diagnostic_runs(PARAMS, scale):
+        main = job.out(scale)
+        paths += [str(main)] + [str(main.with_name(f"{main.stem}_{t}.csv")) for t in EXTRA_TABLES.get(job.name, ())]
+    return paths
+
+
+def summary_table(scale, table):
+    """results/summary/<scale>/<table>.csv: what notebooks and the audit read."""
+    return f"{summary_dir(scale)}/{table}.csv"
+
+
+def diagnostic_summary_tables(scale):
+    return [summary_table(scale, t) for t in diagnostic_tables(PARAMS, scale)]
+
+
+for _name in REGISTRY:  # one rule per analysis: its own log folder, resources and extra tables
+
+    rule:
+        name:
+            f"diagnose_{_name}"
+        input:
+            run=lambda wildcards, name=_name: ancient(run_done(wildcards.scale, diagnostic_job(wildcards, name).key)),
+            donor=lambda wildcards, name=_name: [
+                ancient(run_done(wildcards.scale, job.donor))
+                for job in [diagnostic_job(wildcards, name)] if job.donor is not None],
+        output:
+            [DIAG_CSV.replace("{name}", _name)]
+            + [DIAG_CSV.replace("{name}", _name).replace(".csv", f"_{t}.csv") for t in EXTRA_TABLES.get(_name, ())],
+        log:
+            f"logs/{{scale}}/diagnostics/{_name}/{{env}}/{{variant}}/seed{{seed}}.log",
+        params:
+            args=lambda wildcards, name=_name: shlex.join(diagnostic_job(wildcards, name).argv(PARAMS, wildcards.scale)),
+            name=_name,
+        threads: 1
+        shell:
+            "iapo diagnose {params.name} {params.args} --threads {threads} > {log} 2>&1"
+
+
+FINAL_TARGETS["diagnostics"] = diagnostic_summary_tables

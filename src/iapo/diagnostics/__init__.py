@@ -14,8 +14,9 @@ from __future__ import annotations
 REGISTRY: dict[str, str] = {
     "value_bias": "Q̂ − Monte Carlo soft return on uniform-random state-action pairs (A.2, Figure 3a)",
     "policy_change": "KL between successive checkpoints' policies on an episode's states (Figure 3b)",
-    "amortization_gap": "J gained by Adam on λ from the amortized estimate (A.3, Figures 6, 8, 23)",
-    "improvement": "J per iteration and ΔJ of the iterative optimizer over training (B.3, Fig. 4b, 17)",
+    "amortization_gap": "J gained by Adam on λ from the amortized estimate (A.3, Figures 6, 8, 15, 23)",
+    "improvement": "J per iteration and ΔJ of the iterative optimizer over training; λ_i along an "
+                   "episode (B.3, Fig. 4a, 4b, 17)",
     "test_time": "evaluation return with extra test-time optimization of λ (B.6, Figures 20, 21)",
     "optimizer_comparison": "iterative vs Adam vs CEM: J per iteration, time per iteration (B.4, Fig. 18)",
     "surface_2d": "J over two action-mean dimensions, estimate, optimum, trajectories (A.1, Fig. 1, 19)",
@@ -24,3 +25,14 @@ REGISTRY: dict[str, str] = {
     "mb_planning": "planned model rollouts and J over the iterations of a model-based agent (Fig. 13b-c)",
 }
 """name → one-line summary; the module is iapo.diagnostics.<name>."""
+
+EXTRA_TABLES: dict[str, tuple[str, ...]] = {
+    "modes": ("state",), "mb_planning": ("rollout",), "improvement": ("refinement",),
+}
+"""name → its tables besides "main" (the module's COLUMNS keys; a test keeps the two in sync)."""
+
+
+def table_names(name: str) -> list[str]:
+    """The summary tables a diagnostic feeds: NAME, then NAME_<table> for each extra table."""
+    return [name, *(f"{name}_{t}" for t in EXTRA_TABLES.get(name, ()))]
+

@@ -6,6 +6,14 @@ J(λ̂) − J(λ) is measured with `eval_samples` samples of common noise for bo
 the same is done from the estimate after 5 extra amortized iterations (K + 5), giving its own gap.
 `code` (code §6): SGD lr 1e-4 on raw (μ, σ) while the 10-sample J keeps improving; the gap is the
 difference of those 10-sample estimates (last improving iterate − amortized).
+
+Direct + flow (B.2, Figure 15): the per-state output of a flow policy is its base Gaussian's
+λ = (μ(s), σ(s)); the flow transforms are global, state-independent weights of the policy, like
+φ. So λ is what is optimized, with the transforms held fixed, and J is the flow policy's own
+objective (its samples and exact log-densities, `common.PolicyObjective`): the same estimators,
+settings and numbers of samples as for a tanh-Normal. The common noise for the flow is the
+policy's own sampler under a fixed seed (ε [N, B, n], the same for λ and λ̂). A direct agent, with
+or without a flow, has no iterations: it gets no `amortized_extra` rows.
 """
 
 from __future__ import annotations
@@ -20,14 +28,13 @@ from iapo.diagnostics.common import (
     DiagnosticError,
     Options,
     amortized,
-    evaluate_J,
-    fixed_noise,
+    common_noise_J,
     frame,
     iter_snapshots,
     objective,
     on_policy_states,
     option,
-    require_tanh_normal,
+    policy_objective,
     reseed,
     resolve_beta,
 )
@@ -40,10 +47,12 @@ NAME = "amortization_gap"
 COLUMNS = {"main": {
     **IDENTITY,
     "state": "index of the on-policy state (0 … states−1)",
-    "estimate": "amortized (the agent's K iterations; 1 pass for direct) | amortized_extra (K + extra)",
+    "estimate": "amortized (the agent's K iterations; 1 pass for direct, direct_flow) | "
+                "amortized_extra (K + extra; iterative only)",
     "amortized_iters": "iterations of the amortized optimizer that gave the estimate",
-    "J_amortized": "J(s, λ) of the amortized estimate (return units)",
-    "J_optimized": "J(s, λ̂) after gradient ascent from it",
+    "J_amortized": "J(s, λ) of the amortized estimate (return units; direct_flow: λ of the base "
+                   "Gaussian, J of the flow policy)",
+    "J_optimized": "J(s, λ̂) after gradient ascent from it (direct_flow: flow transforms held fixed)",
     "gap": "J_optimized − J_amortized",
     "opt_steps": "gradient steps taken (code estimator: improving steps before it stopped)",
     "estimator": "paper | code",
@@ -52,7 +61,8 @@ COLUMNS = {"main": {
 
 @dataclass
 class AmortizationGapOptions(Options):
-    """Rows: one per checkpoint × state × estimate (amortized; for iterative also amortized_extra)."""
+    """Rows: one per checkpoint × state × estimate (amortized; for iterative also amortized_extra).
+    Direct, iterative and direct + flow runs (for a flow, λ is the base Gaussian's; see the module)."""
 
     states: int = option(100, "on-policy states per checkpoint (A.3: 100)")
     collect_steps: int | None = option(None, "on-policy steps the states are spread over (default: "
@@ -90,17 +100,16 @@ def estimate_gap(
 
     paper: Adam (lr 5e-3, 100 steps), J of both estimates from `eval_samples` samples of common
     noise; code: SGD (lr 1e-4) until the N-sample J stops improving (cap 1000 steps), J from those
-    N-sample estimates.
+    N-sample estimates. `obj` may be a `PolicyObjective` (a flow policy): λ is then its base Gaussian's.
     """
     paper = estimator == "paper"
     iters = iters or (100 if paper else 1000)
     lr = lr or (5e-3 if paper else 1e-4)
     if paper:
         trace = Adam(lr, iters, sigma_param).optimize(obj, init=init)
-        eps = fixed_noise(eval_samples, init[0].shape[-1], seed, init[0].device)
-        obj_eval = Objective(obj.value_fn, obj.obs, obj.alpha, eval_samples)
-        J_am = evaluate_J(obj_eval, *init, eps).J
-        J_opt = evaluate_J(obj_eval, trace.mu, trace.log_sigma, eps).J
+        J_at = common_noise_J(obj, eval_samples, seed)
+        J_am = J_at(*init).J
+        J_opt = J_at(trace.mu, trace.log_sigma).J
     else:
         trace = SGD(lr, iters, sigma_param, stop="no_improvement").optimize(obj, init=init)
         J_am, J_opt = trace.J[0], trace.J[-1]
@@ -112,12 +121,11 @@ def run(opts: AmortizationGapOptions) -> dict[str, pd.DataFrame]:
         raise DiagnosticError(f"--states must be positive, got {opts.states}")
     rows: list[dict] = []
     for snap in iter_snapshots(opts):
-        require_tanh_normal(snap, NAME)
         agent, cfg = snap.agent, snap.cfg
         reseed(opts.seed, snap.step)
         beta = resolve_beta(cfg, opts.beta)
         s = on_policy_states(snap, opts)
-        obj = objective(agent, s, beta, opts.samples)
+        obj = policy_objective(agent, objective(agent, s, beta, opts.samples))
         k = cfg.n_iters if cfg.family == "iterative" else 1
         estimates = [("amortized", k, None)]
         if cfg.family == "iterative" and opts.extra_iters > 0:

@@ -14,7 +14,7 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from iapo.optimizers.base import Trace, sample_policy
 IDENTITY = {
     "env": "paper task name, e.g. HalfCheetah-v2",
     "variant": "agent variant of params.yaml, e.g. iterative",
-    "family": "policy optimizer family: direct | iterative",
+    "family": "policy optimizer family: direct | iterative | direct_flow",
     "seed": "training seed of the run",
     "step": "env step of the checkpoint",
 }
@@ -214,7 +214,8 @@ def resolve_beta(cfg: RunConfig, spec: str) -> float:
 
 
 def require_tanh_normal(snap: Snapshot, name: str) -> None:
-    """Diagnostics that act on λ = (μ, σ) need a tanh-Normal policy (not a flow)."""
+    """Diagnostics that act on λ = (μ, σ) of a tanh-Normal need one (not a flow; the amortization
+    gap takes a flow through `PolicyObjective`)."""
     if hasattr(snap.agent.optimizer, "sample"):
         raise DiagnosticError(
             f"{name} works on tanh-Normal policies λ = (μ, σ); {snap.path} is a {snap.cfg.family} "
@@ -282,6 +283,60 @@ def evaluate_J(obj: Objective, mu: Tensor, log_sigma: Tensor, eps: Tensor) -> Es
     """
     u = mu + log_sigma.exp() * eps
     return obj.score(torch.tanh(u), log_prob(u, mu, log_sigma))
+
+
+class PolicyObjective(Objective):
+    """J(s, λ) of the policy an optimizer builds from its per-state output λ = (μ, log σ), for an
+    optimizer with a policy of its own (`sample`): direct + flow (B.2), where λ is the base Gaussian's
+    and the flow transforms, global and state-independent, are held fixed.
+
+    J is scored on the optimizer's own reparameterised samples and exact log-densities
+    (`sample_policy`), i.e. exactly the objective the agent trains on (`DirectFlowOptimizer.optimize`);
+    gradients reach λ through the flow, never the flow's weights (the agent is frozen). Every way to
+    evaluate J goes through `__call__` (`value_and_grad` by autograd through it).
+    """
+
+    def __init__(self, base: Objective, optimizer: torch.nn.Module) -> None:
+        super().__init__(base.value_fn, base.obs, base.alpha, base.n_samples)
+        self.optimizer = optimizer
+
+    def __call__(self, mu: Tensor, log_sigma: Tensor) -> Estimate:
+        return self.score(*sample_policy(self.optimizer, Trace(mu, log_sigma), self.n_samples))
+
+    def with_samples(self, n_samples: int) -> PolicyObjective:
+        return PolicyObjective(Objective(self.value_fn, self.obs, self.alpha, n_samples), self.optimizer)
+
+
+def policy_objective(agent: Agent, obj: Objective) -> Objective:
+    """J as a function of what the agent's optimizer outputs per state: `obj` itself for a tanh-Normal
+    λ = (μ, log σ); a `PolicyObjective` (base λ, transforms fixed) for a policy of its own (flow)."""
+    return PolicyObjective(obj, agent.optimizer) if hasattr(agent.optimizer, "sample") else obj
+
+
+def common_noise_J(obj: Objective, n_samples: int, seed: int) -> Callable[[Tensor, Tensor], Estimate]:
+    """λ ↦ J(s, λ) from `n_samples` samples of common noise: the same ε for every λ it is called at.
+
+    A tanh-Normal objective: ε = `fixed_noise` [N, 1, n] (shared by the states) through `evaluate_J`.
+    A `PolicyObjective` (flow): the policy's own sampler, run under a private generator state seeded
+    with `seed`, so every call draws the same ε [N, B, n] and the global RNG is left untouched.
+    """
+    if not isinstance(obj, PolicyObjective):
+        obj_eval = Objective(obj.value_fn, obj.obs, obj.alpha, n_samples)
+
+        def tanh_normal(mu: Tensor, log_sigma: Tensor) -> Estimate:
+            eps = fixed_noise(n_samples, mu.shape[-1], seed, mu.device)
+            return evaluate_J(obj_eval, mu, log_sigma, eps)
+
+        return tanh_normal
+    policy_eval = obj.with_samples(n_samples)
+
+    @torch.no_grad()
+    def own_sampler(mu: Tensor, log_sigma: Tensor) -> Estimate:
+        with torch.random.fork_rng(devices=[mu.device] if mu.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return policy_eval(mu, log_sigma)
+
+    return own_sampler
 
 
 class RecordingObjective(Objective):
@@ -356,6 +411,22 @@ def collect_on_policy(
     env.close()
     idx = np.linspace(0, total - 1, n_states).round().astype(int)
     return np.stack(visited)[idx]
+
+
+def collect_episode(snap: Snapshot, seed: int, max_steps: int | None = None) -> np.ndarray:
+    """The states [T, obs_dim] of one on-policy episode, in order: the agent's stochastic policy (β
+    acting) from a seeded reset until the episode ends or after `max_steps` (default: the episode
+    limit)."""
+    env, obs = task_env(snap.cfg, seed)
+    limit = episode_limit(env) if max_steps is None else min(max_steps, episode_limit(env))
+    visited = []
+    for _ in progress(range(limit), "episode states", unit="step", leave=False):
+        visited.append(np.asarray(obs, dtype=np.float32).copy())
+        obs, _, terminated, truncated, _ = env.step(scale_action(env, snap.agent.act(obs)))
+        if terminated or truncated:
+            break
+    env.close()
+    return np.stack(visited)
 
 
 def on_policy_states(snap: Snapshot, opts: Options) -> Tensor:

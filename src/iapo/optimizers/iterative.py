@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +17,7 @@ from iapo.distributions import LogSigmaBounds, soft_clamp
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
 from iapo.optimizers.base import Trace
+from iapo.values.fused import ActionGrad, PlainActionGrad
 
 
 class Standardize(nn.Module):
@@ -52,6 +56,31 @@ class StepConstants:
     block_bias: Tensor | None
 
 
+@dataclass
+class ActConstants:
+    """What `act_fused` reuses across calls while the parameters are unchanged (plain tensors)."""
+
+    obs_norm: tuple | None      # the state's LayerNorm (weight, bias, ε), None if it stays raw
+    layers: list                # trunk and head: (weight, bias) of each Linear, else the nonlinearity
+    block_norms: list           # the normalisers of μ, log σ, ∇μJ, ∇logσJ
+    eps: float                  # LayerNorm ε of the action blocks
+    block_weight: Tensor | None  # [4, 1, n] LayerNorm affine (None: not LayerNorm)
+    block_bias: Tensor | None
+    low: Tensor                 # the soft bounds of log σ [n]
+    high: Tensor
+    one: Tensor                 # 1.0
+
+
+_ACT_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
+
+
+def _in_place(layer):
+    """A layer of `_step_weights` for acting: (weight, bias) detached, ReLU in place (same values)."""
+    if isinstance(layer, tuple):
+        return tuple(t.detach() for t in layer)
+    return torch.relu_ if layer is torch.relu else layer
+
+
 class IterativeOptimizer(nn.Module):
     """Iterative amortized policy optimizer (§3.1, Algorithm 2; Table 1: in s, λ, ∇λJ; out δ, ω).
 
@@ -76,6 +105,9 @@ class IterativeOptimizer(nn.Module):
         # `optimize` runs the one-gradient-per-iteration loop (`optimize_fused`) when True, else the
         # reference loop; same samples, same math (tests/test_fast_paths.py). Set by the agent.
         self.fused = False
+        # `act_fused` runs its loop compiled (`compiled_act_iterations`; off by default: compiling
+        # takes tens of seconds per process). Same samples; equal up to rounding.
+        self.compile_act = False
 
     def initial(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """λ_0: μ = 0, log σ = log init_sigma, the same for every state (A.4)."""
@@ -118,16 +150,23 @@ class IterativeOptimizer(nn.Module):
 
     def prepare(self, obs: Tensor) -> StepConstants:
         """What `fused_step` reuses across the iterations of one call (differentiable in training)."""
+        layers, norms, eps, block_weight, block_bias = self._step_weights()
+        return StepConstants(
+            obs_normed=self.norms[0](obs), layers=layers, one=obs.new_ones(()), block_norms=norms,
+            eps=eps, block_weight=block_weight, block_bias=block_bias,
+        )
+
+    def _step_weights(self) -> tuple[list, list, float, Tensor | None, Tensor | None]:
+        """The network's layers as (weight, bias) or nonlinearity, the action blocks' normalisers,
+        their LayerNorm ε and stacked affine [4, n] (None unless all four are LayerNorms)."""
         norms = list(self.norms)[1:]
         layer_norms = all(isinstance(m, nn.LayerNorm) for m in norms)
         layers = [(m.weight, m.bias) if isinstance(m, nn.Linear) else torch.relu if type(m) is nn.ReLU else m
                   for m in (*self.trunk, self.head)]
-        return StepConstants(
-            obs_normed=self.norms[0](obs), layers=layers, one=obs.new_ones(()), block_norms=norms,
-            eps=norms[0].eps if layer_norms else 0.0,
-            block_weight=torch.stack([m.weight for m in norms]) if layer_norms else None,
-            block_bias=torch.stack([m.bias for m in norms]) if layer_norms else None,
-        )
+        if not layer_norms:
+            return layers, norms, 0.0, None, None
+        return (layers, norms, norms[0].eps, torch.stack([m.weight for m in norms]),
+                torch.stack([m.bias for m in norms]))
 
     def optimize(
         self, objective: Objective, train: bool = False, n_iters: int | None = None,
@@ -218,13 +257,130 @@ class IterativeOptimizer(nn.Module):
             trace.loss = torch.stack(losses).mean() + (pull - pull.detach())
         return trace
 
+    def act_constants(self) -> ActConstants:
+        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`)."""
+        entry = _ACT_CACHE.setdefault(self, {})
+        params = entry.get("params") or entry.setdefault("params", list(self.parameters()))
+        key = tuple(p._version for p in params), tuple(p.data_ptr() for p in params)
+        if entry.get("key") != key:
+            with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
+                layers, norms, eps, block_weight, block_bias = self._step_weights()
+                state_norm = self.norms[0]
+                if not isinstance(state_norm, nn.LayerNorm | nn.Identity):
+                    raise TypeError(f"unexpected state normaliser {state_norm!r}")  # `input_normalizer`
+                entry["value"] = ActConstants(
+                    obs_norm=(state_norm.weight.detach(), state_norm.bias.detach(), state_norm.eps)
+                    if isinstance(state_norm, nn.LayerNorm) else None,
+                    layers=[_in_place(layer) for layer in layers], block_norms=norms, eps=eps,
+                    block_weight=None if block_weight is None else block_weight.unsqueeze(1),
+                    block_bias=None if block_bias is None else block_bias.unsqueeze(1),
+                    low=self.bounds.low.detach(), high=self.bounds.high.detach(),
+                    one=self.bounds.low.new_ones(()),
+                )
+            entry["key"] = key
+        return entry["value"]
+
     @torch.inference_mode()
     def act_fused(self, objective: Objective) -> Trace:
         """λ_K for acting, as `optimize(objective, score=False)` but without recording J (`trace.J` is
-        empty): each iteration needs only ∇_λ J (`Objective.grad_fn`; same samples)."""
+        empty): each iteration needs only ∇_λ J (same samples).
+
+        With the plain objective of eq. 8 and a value function that gives ∇_a Q̂ at fixed states
+        (`action_grad`, e.g. `FusedValue`), the whole loop runs on tensors in preallocated buffers
+        (`_act_lean`); otherwise it is `Objective.grad_fn` and `fused_step` per iteration.
+        """
+        if type(objective) is Objective and hasattr(objective.value_fn, "action_grad"):
+            return self._act_lean(objective)
         mu, log_sigma = self.initial(objective.obs)
         prep, grad = self.prepare(objective.obs), objective.grad_fn()
         for _ in range(self.n_iters):
             grad_mu, grad_ls = grad(mu, log_sigma)
             mu, log_sigma = self.fused_step(prep, mu, log_sigma, grad_mu, grad_ls)
         return Trace(mu, log_sigma)
+
+    def _act_lean(self, objective: Objective) -> Trace:
+        """`act_fused` at batch sizes where per-operation overhead dominates (acting: one state).
+
+        The noise of the K iterations' samples is drawn first, as K `rsample` calls would draw it
+        (same generator calls, same numbers); `act_iterations` then runs the loop on tensors only,
+        eagerly or, with `compile_act` and one state, compiled (`compiled_act_iterations`).
+        """
+        obs, n_samples = objective.obs, objective.n_samples
+        q_grad = objective.value_fn.action_grad()
+        shape = (n_samples, obs.shape[0], self.act_dim)
+        eps = tuple(torch.randn(shape, dtype=obs.dtype, device=obs.device) for _ in range(self.n_iters))
+        alpha = torch.as_tensor(objective.alpha, dtype=obs.dtype, device=obs.device)
+        run = act_iterations
+        if self.compile_act and isinstance(q_grad, PlainActionGrad) and obs.shape[0] == 1:
+            run = compiled_act_iterations()
+        mu, log_sigma = run(q_grad, self.act_constants(), obs, eps, alpha, math.log(self.init_sigma))
+        return Trace(mu, log_sigma)
+
+
+def act_iterations(
+    q_grad: ActionGrad, c: ActConstants, obs: Tensor, eps: tuple[Tensor, ...], alpha: Tensor,
+    log_sigma0: float,
+) -> tuple[Tensor, Tensor]:
+    """K iterations of `optimize(objective, score=False)` from λ_0 at states [B, S], on tensors only.
+
+    eps holds the K samples' noise [N, B, n]; `q_grad` gives ∇_a Q̂ at the states (`FusedValue.
+    action_grad`); α is a tensor (a compiled caller then does not recompile when α changes). Per
+    iteration: samples a = tanh(μ + σ ε) (`rsample`), ∇_λ J as `Objective._pathwise_grad`, the
+    update of eq. 12 as `fused_step`. The network's inputs [μ, log σ, ∇μJ, ∇logσJ] live in one
+    buffer `lam` [4, B, n] that the gradient and the update write into (block-major: at B = 1 every
+    slice written is contiguous, as `torch.compile` needs). Used by `IterativeOptimizer.act_fused`.
+    """
+    rows, n = obs.shape[0], eps[0].shape[-1]
+    states = q_grad.states(obs, eps[0].shape[0])
+    # the network's input x = [norm(s), norm(μ), norm(log σ), norm(∇μJ), norm(∇logσJ)]
+    x = torch.cat([obs if c.obs_norm is None else F.layer_norm(obs, obs.shape[-1:], *c.obs_norm),
+                   obs.new_empty(rows, 4 * n)], -1)
+    normed = x[:, obs.shape[1]:].view(rows, 4, n).transpose(0, 1)  # the blocks' columns of x
+    lam = x.new_empty(4, rows, n)
+    lam[0] = 0.0                     # λ_0 as `initial`
+    lam[1] = log_sigma0
+    mu, log_sigma, grad = lam[0], lam[1], lam[2:]
+    per_sample = x.new_empty(2, *eps[0].shape)              # [D, D ⊙ σε] per sample
+    d, d_noise = per_sample[0], per_sample[1]
+    count = x.new_full((), float(eps[0].shape[0]))
+    neg_two_alpha = alpha * -2.0
+    shift = torch.stack([x.new_zeros(1, n), alpha.expand(1, n)])  # + α on ∇logσJ only
+    for noise in eps:
+        u = mu + log_sigma.exp() * noise                       # `rsample`
+        actions = torch.tanh(u)
+        g = q_grad(actions, states)                            # ∇_a Q̂ [N, B, n]
+        torch.addcmul(g, g * actions, actions, value=-1.0, out=d)   # D = ∇_a Q̂ (1 − a²) − 2α a
+        d.addcmul_(actions, neg_two_alpha)
+        torch.mul(d, u - mu, out=d_noise)                       # D ⊙ σε
+        torch.sum(per_sample, 1, out=grad).div_(count).add_(shift)  # ∇μJ, ∇logσJ (mean over samples)
+        _act_step(c, x, normed, lam)
+    return mu, log_sigma  # views of `lam`, which only they keep alive
+
+
+def _act_step(c: ActConstants, x: Tensor, normed: Tensor, lam: Tensor) -> None:
+    """`fused_step` in place: reads [μ, log σ, ∇λJ] from `lam` [4, B, n], writes the new μ, log σ there."""
+    n, rows = lam.shape[-1], lam.shape[1]
+    if c.block_weight is None:
+        normed.copy_(torch.stack([norm(b) for norm, b in zip(c.block_norms, lam, strict=True)]))
+    else:  # LayerNorm of each n-block, then its own affine: exactly what nn.LayerNorm computes
+        x_hat = F.layer_norm(lam, (n,), eps=c.eps)
+        torch.addcmul(c.block_bias, x_hat, c.block_weight, out=normed)
+    h = x
+    for layer in c.layers:
+        h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
+    h = h.view(rows, 4, n).transpose(0, 1)                      # [δ_μ, δ_logσ, ω_μ, ω_logσ] logits
+    omega = torch.sigmoid(h[2:])
+    lam_mu_ls = lam[:2]
+    torch.add(omega * lam_mu_ls, (c.one - omega) * h[:2], out=lam_mu_ls)   # eq. 12
+    lam[1] = soft_clamp(lam[1], c.low, c.high)
+
+
+@functools.cache
+def compiled_act_iterations() -> Callable:
+    """`act_iterations` compiled once per process (`torch.compile`, C++ wrapper, static shapes).
+
+    Optional (`IterativeOptimizer.compile_act`): the first call compiles (tens of seconds on one
+    core), later calls with the same shapes reuse it; every number the loop reads is a tensor
+    argument, so new weights or a new α are new inputs, not recompiles.
+    """
+    return torch.compile(act_iterations, dynamic=False, fullgraph=True, options={"cpp_wrapper": True})

@@ -87,6 +87,16 @@ class StackedQ:
                 self.memo["head", beta] = (w * 0.5, w * signs)
         return self.memo["head", beta]
 
+    def head_difference(self) -> tuple[Tensor, Tensor]:
+        """(±w_i [2, 1, H], b_1 − b_2 []) of two members' output layers, so that
+        Q1 − Q2 = Σ_i Σ_j h_ij (±w_ij) + (b_1 − b_2)."""
+        if "difference" not in self.memo:
+            with torch.inference_mode(False):
+                w, b = self.head_weight, self.head_bias.view(-1)
+                signs = torch.tensor([1.0, -1.0], dtype=w.dtype).view(2, 1, 1)
+                self.memo["difference"] = (w * signs, b[0] - b[1])
+        return self.memo["difference"]
+
 
 def default_chunk_rows(net: StackedQ) -> int:
     """Rows per chunk for `net` (see CHUNK_ELEMENTS)."""
@@ -330,32 +340,29 @@ class FusedValue:
             q = pessimistic(_fp32(qs), self.beta, self.std)
         return q.view(lead), None if grad is None else _fp32(grad).view(action.shape)
 
-    def action_grad_fn(self, obs: Tensor, n_samples: int) -> Callable[[Tensor], Tensor]:
-        """a ↦ ∇_a Q̂(s, a) for N samples [N, B, n] at the fixed states s [B, S] (acting).
+    def action_grad(self) -> PlainActionGrad | ChunkActionGrad:
+        """∇_a Q̂ at fixed states, for acting: `states(obs, N)` once, then `(actions, states)` per call.
 
         The states' part of the first layer, s W_sᵀ + b, is computed once for all calls (the same
         products, summed in another order: equal to `value_and_action_grad` up to rounding); rows
-        run as one chunk and the value itself is not computed.
+        run as one chunk and Q̂ itself is not computed. Two members with population σ and plain
+        layers (architecture A: no LayerNorm, no highway) get the lean `PlainActionGrad` (cached
+        with the stacked weights); the rest the general `ChunkActionGrad`.
         """
         net = stacked(self.ensemble, self.dtype)
-        first, m = net.first, net.n_members
-        s = self._cast(obs).expand(m, *obs.shape)
-        z_obs = torch.baddbmm(first.bias, s, first.weight_t[:, : net.obs_dim])
-        if obs.shape[0] > 1:  # rows are sample-major: [s_1 … s_B] repeated N times
-            z_obs = z_obs.repeat(1, n_samples, 1)
-        w_action = net.first_action_weight.mT
+        if self.std == "population" and net.n_members == 2 and _plain(net):
+            key = ("plain", self.beta)
+            if key not in net.memo:
+                with torch.inference_mode(False):  # normal tensors, even when first asked while acting
+                    net.memo[key] = _plain_action_grad(net, self.beta)
+            return net.memo[key]
+        return ChunkActionGrad(self, net)
 
-        def head_grad(qs: Tensor) -> Tensor:
-            return self._head_grad(net, qs)
-
-        def action_grad(action: Tensor) -> Tensor:
-            a = self._cast(action).reshape(1, -1, action.shape[-1]).expand(m, -1, -1)
-            with torch.no_grad():
-                _, grad = _chunk(net, None, head_grad, exact_head=False,
-                                 first_z=torch.baddbmm(z_obs, a, w_action))
-            return _fp32(grad).view(action.shape)
-
-        return action_grad
+    def action_grad_fn(self, obs: Tensor, n_samples: int) -> Callable[[Tensor], Tensor]:
+        """a ↦ ∇_a Q̂(s, a) for N samples [N, B, n] at the fixed states s [B, S] (`action_grad`)."""
+        grad = self.action_grad()
+        states = grad.states(obs, n_samples)
+        return lambda action: grad(action, states)
 
     def _cast(self, x: Tensor) -> Tensor:
         return x if x.dtype == self.dtype else x.to(self.dtype)
@@ -371,6 +378,111 @@ class FusedValue:
             return torch.addcmul(half, (qs[0] - qs[1]).sign_().unsqueeze(-1), signed)
         c = pessimistic_weights(_fp32(qs), self.beta, self.std)
         return self._cast(c).unsqueeze(-1) * net.head_weight
+
+
+def _plain(net: StackedQ) -> bool:
+    """Whether every layer is Linear → nonlinearity (no LayerNorm, no highway gate): architecture A."""
+    layers = (net.first, *net.hidden)
+    return all(isinstance(layer, DenseLayer) and layer.ln_weight is None for layer in layers)
+
+
+@dataclass(frozen=True)
+class PlainActionGrad:
+    """∇_a Q̂(s, a) at fixed states for two members, population σ and plain layers (architecture A).
+
+    The same products as `_chunk` (the first layer from the states' part, hidden layers, input
+    gradients through the ReLU/ELU masks), in as few operations as possible: at batch 1 and N = 10
+    acting is dominated by per-operation overhead. The head is replaced by the one number its
+    gradient needs per row, the sign of Q1 − Q2 (eq. 13: ∂Q̂/∂Q_1,2 = 1/2 ∓ (β/2) sign(Q1 − Q2)),
+    computed as Σ_j (h_1j w_1j − h_2j w_2j) + (b_1 − b_2): the same sum as Q1 − Q2 in another order
+    (a different sign only where |Q1 − Q2| is at rounding level). Only tensors and flags, so a
+    compiled caller sees new weights as new inputs, not as a reason to recompile.
+    """
+
+    obs_weight_t: Tensor                            # [2, S, H] the first layer's state columns, transposed
+    first_bias: Tensor                              # [2, 1, H]
+    w_action_t: Tensor                              # [2, n, H] its action columns, transposed
+    w_action: Tensor                                # [2, H, n]
+    hidden: tuple[tuple[Tensor, Tensor, Tensor], ...]  # (bias [2, 1, H], Wᵀ, W) per hidden layer
+    relu: tuple[bool, ...]                          # per layer, first included: ReLU (else ELU)
+    w_diff: Tensor                                  # [2, 1, H] ±w_i of the output layers
+    b_diff: Tensor                                  # [] b_1 − b_2
+    half: Tensor                                    # [2, 1, H] w_i / 2
+    signed: Tensor                                  # [2, 1, H] ∓(β/2) w_i
+
+    def states(self, obs: Tensor, n_samples: int) -> Tensor:
+        """s W_sᵀ + b [2, R, H] for states [B, S], rows sample-major (R = N B; [2, 1, H] if B = 1)."""
+        s = obs if obs.dtype == self.w_action.dtype else obs.to(self.w_action.dtype)
+        z = torch.baddbmm(self.first_bias, s.expand(self.w_action.shape[0], *s.shape), self.obs_weight_t)
+        return z if obs.shape[0] == 1 else z.repeat(1, n_samples, 1)
+
+    def __call__(self, action: Tensor, states: Tensor) -> Tensor:
+        """∇_a Q̂ [N, B, n] (float32) for actions [N, B, n] at `states` (from `states`)."""
+        a = action if action.dtype == self.w_action.dtype else action.to(self.w_action.dtype)
+        m, n = self.w_action.shape[0], self.w_action.shape[-1]
+        h = _activate(torch.baddbmm(states, a.reshape(1, -1, n).expand(m, -1, -1), self.w_action_t),
+                      self.relu[0])
+        outputs = [h]
+        for (bias, weight_t, _), relu in zip(self.hidden, self.relu[1:], strict=True):
+            h = _activate(torch.baddbmm(bias, h, weight_t), relu)
+            outputs.append(h)
+        sign = torch.mul(h, self.w_diff).sum((0, 2)).add_(self.b_diff).sign_()    # sign(Q1 − Q2) [R]
+        dh = torch.addcmul(self.half, sign.view(1, -1, 1), self.signed)          # ∂Q̂/∂h_L [2, R, H]
+        for (_, _, weight), relu, h_out in zip(
+            reversed(self.hidden), reversed(self.relu[1:]), reversed(outputs[1:]), strict=True,
+        ):
+            dh = torch.bmm(_mask(dh, h_out, relu), weight)
+        grad = torch.bmm(_mask(dh, outputs[0], self.relu[0]), self.w_action).sum(0)
+        return _fp32(grad).view(action.shape)
+
+
+def _plain_action_grad(net: StackedQ, beta: float) -> PlainActionGrad:
+    half, signed = net.head_terms(beta)
+    w_diff, b_diff = net.head_difference()
+    return PlainActionGrad(
+        obs_weight_t=net.first.weight_t[:, : net.obs_dim], first_bias=net.first.bias,
+        w_action_t=net.first_action_weight.mT, w_action=net.first_action_weight,
+        hidden=tuple((layer.bias, layer.weight_t, layer.weight) for layer in net.hidden),
+        relu=tuple(layer.nonlinearity == "relu" for layer in (net.first, *net.hidden)),
+        w_diff=w_diff, b_diff=b_diff, half=half, signed=signed,
+    )
+
+
+class ChunkActionGrad:
+    """`PlainActionGrad`'s interface for any supported ensemble and pessimism: one `_chunk` per call."""
+
+    def __init__(self, value: FusedValue, net: StackedQ) -> None:
+        self.value, self.net = value, net
+
+    def states(self, obs: Tensor, n_samples: int) -> Tensor:
+        first, m = self.net.first, self.net.n_members
+        s = self.value._cast(obs).expand(m, *obs.shape)
+        z = torch.baddbmm(first.bias, s, first.weight_t[:, : self.net.obs_dim])
+        return z if obs.shape[0] == 1 else z.repeat(1, n_samples, 1)
+
+    def __call__(self, action: Tensor, states: Tensor) -> Tensor:
+        net, m = self.net, self.net.n_members
+        a = self.value._cast(action).reshape(1, -1, action.shape[-1]).expand(m, -1, -1)
+        with torch.no_grad():
+            _, grad = _chunk(net, None, lambda qs: self.value._head_grad(net, qs), exact_head=False,
+                             first_z=torch.baddbmm(states, a, net.first_action_weight.mT))
+        return _fp32(grad).view(action.shape)
+
+
+ActionGrad = PlainActionGrad | ChunkActionGrad
+"""What `FusedValue.action_grad` returns: `states(obs, N)`, then `(actions, states)` ↦ ∇_a Q̂."""
+
+
+def _activate(z: Tensor, relu: bool) -> Tensor:
+    """The layer's nonlinearity on its pre-activation (ReLU in place)."""
+    return z.relu_() if relu else F.elu(z)
+
+
+def _mask(dh: Tensor, h: Tensor, relu: bool) -> Tensor:
+    """Gradient through the nonlinearity from its output h, in place on dh (as `_dense_backward_pre`)."""
+    if relu:
+        return torch.ops.aten.threshold_backward.grad_input(dh, h, 0.0, grad_input=dh)
+    return torch.ops.aten.elu_backward.grad_input(dh, 1.0, 1, 1, True, h, grad_input=dh)
 
 
 def _fp32(x: Tensor) -> Tensor:

@@ -1,0 +1,525 @@
+"""The paper's figures: one seaborn style, the helpers every notebook draws with, and the registry.
+
+The notebooks (`notebooks/<group>.py`, jupytext percent format, executed by Snakemake through
+papermill) read only the small summary tables of one scale (`results/summary/<scale>/`, DESIGN
+principle 5) and draw with the helpers below, so every figure has the same look, the same statistics
+(mean and a 95% stratified-bootstrap band over seeds from `iapo.stats`, or the paper's mean ± std)
+and a title stating the scale, seeds and steps behind it. Where a table or some of its rows are
+missing at a scale (no model-based runs at `smoke`, …) the panel says so; nothing is made up.
+
+`FIGURES` names every figure and table of the paper once, with its number in both versions of the
+text (`paper/README.md`): `neurips` = the NeurIPS 2021 main text and appendix (files 001 and 000),
+`v1` = the other version's list of captions (files 002 and 003). `iapo figures-index` writes
+`paper_figures/README.md` from it, and `workflow/rules/figures.smk` its Snakemake rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from iapo.stats import mean_band
+from iapo.tables import TABLE5_ENVS, TABLE6_ENVS
+
+# ---------------------------------------------------------------- environments and labels
+ENV_ORDER = (*TABLE5_ENVS, *TABLE6_ENVS)
+MAIN_ENVS = ("Hopper-v2", "HalfCheetah-v2", "Walker2d-v2", "Ant-v2")  # Figures 5, 6, 11, 22, 23
+PENDULUMS = ("InvertedPendulum-v2", "InvertedDoublePendulum-v2")      # Figure 14 (B.1)
+SUITE = TABLE6_ENVS                                                    # the rest: no figure in the paper
+N_BOOT = 2000
+
+# One label and colour per thing a curve can stand for (variants of params.yaml, optimizers,
+# evaluation modes, …), the same in every figure.
+STYLES: dict[str, tuple[str, str]] = {
+    "direct": ("direct", "#1f77b4"),
+    "iterative": ("iterative", "#ff7f0e"),
+    "iterative_beta1": ("iterative (β = 1)", "#d62728"),
+    "iterative_k1": ("iterative (K = 1)", "#fdae6b"),
+    "iterative_k2": ("iterative (K = 2)", "#e6550d"),
+    "direct_flow": ("direct + NF", "#2ca02c"),
+    "direct_mb": ("direct (model-based)", "#17becf"),
+    "iterative_mb": ("iterative (model-based)", "#8c564b"),
+    "direct + A": ("direct + A", "#1f77b4"),
+    "direct + B": ("direct + B", "#9ecae1"),
+    "iterative + A": ("iterative + A", "#ff7f0e"),
+    "iterative + B": ("iterative + B", "#fdd0a2"),
+    "iterative + 5 iters": ("iterative + 5 iterations", "#9467bd"),
+    "iterative_transfer": ("iterative (another run's)", "#9467bd"),
+    "adam": ("Adam", "#2ca02c"),
+    "cem": ("CEM", "#7f7f7f"),
+    "amortized": ("as trained", "#1f77b4"),
+    "optimized": ("+ test-time optimization", "#d62728"),
+    "own": ("own optimizer (MB)", "#8c564b"),
+    "transfer": ("transferred optimizer (MF → MB)", "#ff7f0e"),
+}
+
+
+def label(key: object) -> str:
+    return STYLES.get(str(key), (str(key), ""))[0]
+
+
+def color(key: object, default: str = "#444444") -> str:
+    return STYLES.get(str(key), ("", default))[1] or default
+
+
+def order_envs(envs: Iterable[str]) -> list[str]:
+    """Paper order (Tables 5-6), unknown names last."""
+    envs = set(envs)
+    return [e for e in ENV_ORDER if e in envs] + sorted(envs - set(ENV_ORDER))
+
+
+# ---------------------------------------------------------------- the summary tables
+@dataclass(frozen=True)
+class Table:
+    """A summary table, or None with the reason it is missing at this scale."""
+
+    name: str
+    frame: pd.DataFrame | None
+    why: str = ""
+
+    def rows(self, query: str | None = None, **equals: object) -> pd.DataFrame:
+        """The rows matching a pandas query and column == value (or `in` a list); may be empty."""
+        if self.frame is None:
+            return pd.DataFrame()
+        df = self.frame if query is None else self.frame.query(query)
+        for column, value in equals.items():
+            if column not in df:
+                return df.iloc[0:0]
+            values = value if isinstance(value, list | tuple | set) else [value]
+            df = df[df[column].isin(values)]
+        return df
+
+
+class Summary:
+    """The summary folder of one scale: its tables, scale.json and the runs the scale has."""
+
+    def __init__(self, summary_dir: str | Path, scale: str):
+        self.dir, self.scale = Path(summary_dir), scale
+        try:
+            self.info = json.loads((self.dir / "scale.json").read_text())
+        except (OSError, ValueError):
+            self.info = {}
+        self.preset = self.info.get("preset", {})
+        self.paper = self.info.get("paper", {})
+        self.runs = _preset_runs(self.preset)  # {(env, variant)} the scale trains; empty if unknown
+
+    def table(self, name: str) -> Table:
+        """`<summary_dir>/<name>.csv`; `step` is the env step in every table."""
+        path = self.dir / f"{name}.csv"
+        if not path.is_file():
+            return Table(name, None, f"no {name}.csv: the scale {self.scale!r} does not produce it")
+        try:
+            df = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            return Table(name, None, f"{name}.csv cannot be read ({err})")
+        if df.empty:
+            return Table(name, None, f"{name}.csv has no rows")
+        if "step" not in df and "env_step" in df:
+            df = df.rename(columns={"env_step": "step"})
+        return Table(name, df)
+
+    def trained_envs(self, *variants: str) -> list[str]:
+        """The envs on which this scale trains any of `variants` (from scale.json)."""
+        return order_envs({e for e, v in self.runs if v in variants})
+
+    def reason(self, table: Table, env: str | None = None, variants: Sequence[str] = ()) -> str:
+        """Why a panel of `table` for `env` and `variants` has no rows, as precisely as we know."""
+        if table.frame is None:
+            return table.why
+        wanted = ", ".join(label(v) for v in variants)
+        if self.runs and env is not None:
+            if env not in {e for e, _ in self.runs}:
+                return f"{env} is not trained at scale {self.scale!r}"
+            if variants and not any((env, v) in self.runs for v in variants):
+                return f"{wanted} not trained on {env} at scale {self.scale!r}"
+        where = " ".join(p for p in (env, wanted and f"({wanted})") if p)
+        return f"{table.name}.csv has no rows for {where or 'this panel'} at scale {self.scale!r}"
+
+    def caption(self, band: str | None = "ci") -> str:
+        """The line every title carries: scale, seeds, env steps (and the paper's), statistic."""
+        text = f"scale {self.scale}: {_seeds_text(self.preset)}, {_steps_text(self.preset)} env steps"
+        if self.paper and self.scale != "paper":
+            text += f" (paper: {_seeds_text(self.paper)}, {_steps_text(self.paper)} env steps)"
+        if band is not None:
+            text += "; " + BAND_TEXT[band]
+        return text
+
+
+def _preset_runs(preset: dict) -> set[tuple[str, str]]:
+    """The (env, variant) pairs of a scale preset: `grid` groups, or envs × variants."""
+    groups = preset.get("grid") or ([preset] if "envs" in preset else [])
+    return {(e, v) for g in groups for e in g.get("envs", []) for v in g.get("variants", [])}
+
+
+def human(n: float) -> str:
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:g}{suffix}"
+    return f"{n:g}"
+
+
+def _seeds_text(preset: dict) -> str:
+    seeds = preset.get("seeds", "?")
+    return f"{seeds} seed" + ("" if seeds == 1 else "s")
+
+
+def _steps_text(preset: dict) -> str:
+    steps = [preset.get("steps")] + [g.get("steps") for g in preset.get("grid", [])]
+    steps += list((preset.get("steps_per_env") or {}).values())
+    steps = sorted({s for s in steps if s})
+    if not steps:
+        return "?"
+    return human(steps[0]) if len(steps) == 1 else f"{human(steps[0])}–{human(steps[-1])}"
+
+
+# ---------------------------------------------------------------- statistics over seeds
+BAND_TEXT = {"ci": "mean and 95% bootstrap CI over seeds", "std": "mean ± std over seeds"}
+
+
+def over_seeds(df: pd.DataFrame, x: str, y: str, by: Sequence[str] = (), band: str = "ci",
+               n_boot: int = N_BOOT) -> pd.DataFrame:
+    """One curve point per (by…, x): `y` is first averaged within each seed (the unit of
+    replication: episodes, states, pairs …), then over seeds with a band: `ci` = the percentile
+    bootstrap of `iapo.stats.mean_band`, `std` = mean ± sample standard deviation (0 for one seed).
+    Columns: by…, x, mean, low, high, n_seeds."""
+    if band not in BAND_TEXT:
+        raise ValueError(f"band: {band!r}; allowed: {', '.join(BAND_TEXT)}")
+    keys = [*by, x]
+    per_seed = df.dropna(subset=[y]).groupby([*keys, "seed"], sort=True)[y].mean().reset_index()
+    rows = []
+    for key, group in per_seed.groupby(keys, sort=True):
+        values = group[y].to_numpy(float)
+        if band == "ci":
+            iv = mean_band(values, n_boot=n_boot)
+            mid, low, high = iv.estimate, iv.low, iv.high
+        else:
+            mid = float(values.mean())
+            sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            low, high = mid - sd, mid + sd
+        rows.append({**dict(zip(keys, key, strict=True)), "mean": mid, "low": low, "high": high,
+                     "n_seeds": len(values)})
+    return pd.DataFrame(rows, columns=[*keys, "mean", "low", "high", "n_seeds"])
+
+
+# ---------------------------------------------------------------- drawing
+def set_style() -> None:
+    """The one look of every figure: seaborn whitegrid, paper context, embeddable PDF fonts."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
+    mpl.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
+        "pdf.fonttype": 42, "ps.fonttype": 42, "axes.titlesize": 9, "axes.labelsize": 8,
+        "legend.fontsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.titlesize": 9,
+        "lines.linewidth": 1.4,
+    })
+
+
+def grid(n: int, ncols: int = 4, width: float = 3.0, height: float = 2.4):
+    """A figure with n panels in rows of ncols (unused cells hidden); returns (fig, [axes])."""
+    import matplotlib.pyplot as plt
+
+    n = max(n, 1)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.6),
+                             layout="constrained", squeeze=False)
+    axes = list(axes.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def no_data(ax, why: str) -> None:
+    """Mark a panel as empty, with the reason, instead of drawing anything."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_facecolor("#f4f4f4")
+    text = "no data at this scale:\n" + "\n".join(textwrap.wrap(why, 34))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=7,
+            color="#555555")
+
+
+def steps_axis(ax, xlabel: str = "env steps") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax.set_xlabel(xlabel)
+
+
+def draw_band(ax, curves: pd.DataFrame, x: str, hue: str, order: Sequence[str] | None = None,
+              marker: str | None = None) -> None:
+    """Mean lines with shaded bands from `over_seeds`, one per value of `hue`. With a single x
+    (e.g. only the last checkpoint was analysed) the hues become categories with error bars."""
+    order = [k for k in (order if order is not None else dict.fromkeys(curves[hue]))
+             if (curves[hue] == k).any()]
+    if curves[x].nunique() == 1:
+        for i, key in enumerate(order):
+            c = curves[curves[hue] == key].iloc[0]
+            ax.errorbar([i], [c["mean"]], yerr=[[c["mean"] - c["low"]], [c["high"] - c["mean"]]],
+                        fmt="o", color=color(key), capsize=3)
+        ax.set_xticks(range(len(order)), [label(k) for k in order], rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(order) - 0.4)
+        value = curves[x].iloc[0]
+        ax.set_xlabel(f"at {x} {human(value) if x == 'step' else value}")
+        return
+    for key in order:
+        c = curves[curves[hue] == key].sort_values(x)
+        m = marker if marker is not None else ("o" if len(c) < 8 else None)
+        ax.plot(c[x], c["mean"], color=color(key), label=label(key), marker=m, markersize=3)
+        ax.fill_between(c[x], c["low"], c["high"], color=color(key), alpha=0.2, linewidth=0)
+
+
+def last_checkpoint(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's (env, variant, seed) latest analysed checkpoint."""
+    if df.empty:
+        return df
+    return df[df["step"] == df.groupby(["env", "variant", "seed"])["step"].transform("max")]
+
+
+def legend(fig, keys: Iterable[str], title: str | None = None) -> None:
+    """One legend under the panels for `keys` (labels and colours from STYLES)."""
+    from matplotlib.lines import Line2D
+
+    keys = list(dict.fromkeys(keys))
+    handles = [Line2D([], [], color=color(k), label=label(k)) for k in keys]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+                   title=title, frameon=False)
+
+
+def panel_envs(paper_envs: Sequence[str], *frames: pd.DataFrame) -> list[str]:
+    """The paper's panels for a figure, plus every other env the data have (scales differ)."""
+    found = {e for f in frames if "env" in f for e in f["env"].unique()}
+    return order_envs({*paper_envs, *found})
+
+
+def curves(summary: Summary, table: Table, *, y: str, hues: Sequence[str], envs: Sequence[str],
+           hue: str = "variant", x: str = "step", band: str = "ci", ylabel: str | None = None,
+           xlabel: str = "env steps", frame: pd.DataFrame | None = None, ncols: int = 4,
+           variants: Sequence[str] | None = None, n_boot: int = N_BOOT):
+    """One panel per env: `y` over `x` as mean and band over seeds, one curve per value of `hue`.
+
+    `frame` replaces the table's rows (e.g. after deriving a column); panels without rows say why
+    (`variants`: which runs the panel needs, for that reason; default the hues when hue = variant).
+    Returns the figure and {env: axes} of the panels that have data.
+    """
+    df = table.frame if frame is None else frame
+    variants = list(hues) if variants is None and hue == "variant" else list(variants or ())
+    if not envs:  # no env to show at all: one panel with the reason
+        fig, axes = grid(1, width=5.0)
+        no_data(axes[0], summary.reason(table, None, variants))
+        return fig, {}
+    fig, axes = grid(len(envs), ncols)
+    panels, drawn = {}, set()
+    for ax, env in zip(axes, envs, strict=True):
+        ax.set_title(env)
+        rows = pd.DataFrame() if df is None or df.empty else df[(df["env"] == env) & df[hue].isin(hues)]
+        if rows.empty or rows[y].notna().sum() == 0:
+            no_data(ax, summary.reason(table, env, variants))
+            continue
+        ax.set_xlabel(xlabel)
+        if x == "step":
+            steps_axis(ax, xlabel)
+        draw_band(ax, over_seeds(rows, x, y, by=[hue], band=band, n_boot=n_boot), x, hue, hues)
+        ax.set_ylabel(ylabel or y)
+        panels[env] = ax
+        drawn.update(rows[hue].unique())
+    legend(fig, [h for h in hues if h in drawn] or hues)
+    return fig, panels
+
+
+def title(fig, text: str, summary: Summary, band: str | None = "ci", note: str = "") -> None:
+    """Suptitle: the figure's name, then scale, seeds and steps (and what is plotted)."""
+    caption = summary.caption(band) + (f"; {note}" if note else "")
+    fig.suptitle(text + "\n" + "\n".join(textwrap.wrap(caption, 140)))
+
+
+def save(fig, out_dir: str | Path, name: str) -> list[Path]:
+    """Write <out_dir>/<name>.pdf and .png atomically (temp file, rename) and without timestamps."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext, metadata in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
+        path, tmp = out / f"{name}.{ext}", out / f".{name}.{ext}.tmp"
+        fig.savefig(tmp, format=ext, metadata=metadata)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------- the registry
+TABLE_FILES = ("tables/tables.md", *(f"tables/table{n}.tex" for n in range(1, 11)))
+NONE = "none"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One figure (or the tables) of the paper under a stable name."""
+
+    name: str                # stable name: the file stem under paper_figures/<scale>/
+    notebook: str | None     # notebooks/<notebook>.py draws it; None: written by `iapo tables`
+    neurips: str             # number(s) in the NeurIPS 2021 text (001 main, 000 appendix), or "none"
+    v1: str                  # number(s) in the other version's captions (002, 003), or "none"
+    inputs: tuple[str, ...]  # summary tables it reads (results/summary/<scale>/…), or params.yaml
+    description: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Its files relative to paper_figures/<scale>/."""
+        if self.notebook is None:
+            return TABLE_FILES
+        return (f"figures/{self.name}.pdf", f"figures/{self.name}.png")
+
+
+def _e(name: str, notebook: str | None, neurips: str, v1: str, inputs: str, description: str) -> Entry:
+    return Entry(name, notebook, neurips, v1, tuple(inputs.split()), description)
+
+
+FIGURES: tuple[Entry, ...] = (
+    _e("performance", "performance", "Fig. 5", "Fig. 5", "eval.csv scale.json",
+       "Evaluation return over env steps, direct vs iterative, Hopper, HalfCheetah, Walker2d, Ant (§4.2.2)."),
+    _e("performance_pendulums", "performance", "Fig. 14", NONE, "eval.csv scale.json",
+       "Evaluation return, direct vs iterative, InvertedPendulum and InvertedDoublePendulum (B.1)."),
+    _e("performance_suite", "performance", NONE, NONE, "eval.csv scale.json",
+       "Evaluation return, direct vs iterative, the rest of the suite (Reacher, Swimmer, Humanoid, "
+       "HumanoidStandup; Tables 5-6 only in the paper)."),
+    _e("value_bias", "value_bias", "Fig. 3a", "Fig. 3a", "value_bias.csv runs.csv scale.json",
+       "Value bias Q̂ − Monte Carlo soft return over training: direct (β = 1), iterative with β = 1 "
+       "and with its training β (2.5; Hopper 1.5) (§3.3, A.2)."),
+    _e("policy_change", "value_bias", "Fig. 3b", "Fig. 3b", "policy_change.csv runs.csv scale.json",
+       "Policy change rate: KL between the policies of successive checkpoints, same three agents (§3.3)."),
+    _e("amortization_gap", "amortization_gap", "Fig. 6", "Fig. 6", "amortization_gap.csv scale.json",
+       "Amortization gap per step over training: direct, iterative, iterative + 5 test-time iterations, "
+       "direct + NF (§4.2.4, A.3)."),
+    _e("policy_refinement", "improvement", "Fig. 4a", "Fig. 4a", "improvement_refinement.csv scale.json",
+       "One action dimension of the estimate λ_i (tanh μ_i and tanh(μ_i ∓ σ_i)) at each iteration over "
+       "the time steps of one on-policy episode, one run (§4.2.1)."),
+    _e("improvement_over_time", "improvement", "Fig. 4b", "Fig. 4b", "improvement.csv scale.json",
+       "Improvement ΔJ = J_i − J_0 at each iteration over the time steps (on-policy states) of one "
+       "run (§4.2.1)."),
+    _e("improvement_iterations", "improvement", NONE, NONE, "improvement.csv scale.json",
+       "ΔJ across iterations (beyond the K trained where measured), last checkpoint, mean over states."),
+    _e("improvement_per_step", "improvement", "Fig. 17", "Fig. 12", "metrics.csv scale.json",
+       "Per-step improvement J_K − J_0 of the training batches over training, one curve per seed (B.3)."),
+    _e("test_time_direct", "test_time", "Fig. 20", "Fig. 15", "test_time.csv scale.json",
+       "Evaluation return of direct agents as trained vs with 50 test-time Adam steps on λ (B.6)."),
+    _e("test_time_iterative", "test_time", "Fig. 21", "Fig. 16", "test_time.csv scale.json",
+       "Evaluation return of iterative agents (K = 5) vs with 5 extra test-time iterations (B.6)."),
+    _e("optimizer_comparison", "optimizer_comparison", "Fig. 4c, 18", "Fig. 4c, 13",
+       "optimizer_comparison.csv scale.json",
+       "J over iterations from the same λ0: iterative amortization vs Adam vs CEM (§4.2.1, B.4)."),
+    _e("optimizer_wall_clock", "optimizer_comparison", NONE, NONE, "optimizer_comparison.csv scale.json",
+       "Wall-clock per iteration, iterative / Adam and iterative / CEM (B.4 text: 1.15 and 1.25)."),
+    _e("surface_2d", "surface_2d", "Fig. 1 (left), 19", "Fig. 1, 14", "surface_2d.csv scale.json",
+       "J over two dimensions of the policy mean with the agent's estimate, the grid optimum and "
+       "iterative optimizer trajectories (A.1, B.5)."),
+    _e("modes_histogram", "modes", "Fig. 7a, 24a-26a", NONE, "modes.csv scale.json",
+       "Histogram of ‖tanh μ_i − tanh μ_j‖ between optimization runs, over seeds and states (B.7)."),
+    _e("modes_projections", "modes", "Fig. 2 (left), 7b, 24b-26b", "Fig. 2", "modes_state.csv scale.json",
+       "For the state with the largest distance: J on pairs of action dimensions with each run's mean."),
+    _e("modes_density", "modes", "Fig. 2 (right), 7c, 24c-26c", "Fig. 2", "modes_state.csv scale.json",
+       "For that state: each optimization run's marginal policy density per action dimension."),
+    _e("modes_distance_training", "modes", NONE, "Fig. 18", "modes.csv scale.json",
+       "Mean distance between the policy means of two optimization runs over training."),
+    _e("iterations_performance", "iterations", "Fig. 8 (left), 22", "Fig. 7, 17a", "eval.csv scale.json",
+       "Evaluation return for K = 1, 2, 5 iterations during training, with direct (§4.2.4, B.6)."),
+    _e("iterations_gap", "iterations", "Fig. 8 (right), 23", "Fig. 17b", "amortization_gap.csv scale.json",
+       "Amortization gap for K = 1, 2, 5 iterations during training, with direct (§4.2.4, B.6)."),
+    _e("value_architecture", "value_architecture", "Fig. 11", "Fig. 10", "eval.csv runs.csv scale.json",
+       "Evaluation return of direct and iterative with Q architectures A and B (Tables 3-6)."),
+    _e("flow_performance", "flow", "Fig. 16", NONE, "eval.csv scale.json",
+       "Evaluation return: direct, direct + normalizing flow (2 IAF transforms), iterative (B.2)."),
+    _e("flow_amortization_gap", "flow", "Fig. 15", NONE, "amortization_gap.csv scale.json",
+       "Amortization gap of direct + NF next to direct and iterative; for the flow, Adam on its base "
+       "Gaussian's λ with the transforms fixed (B.2)."),
+    _e("mb_performance", "model_based", "Fig. 13a", "Fig. 8a", "eval.csv scale.json",
+       "Evaluation return of direct and iterative with model-based value estimates (A.5)."),
+    _e("mb_planning", "model_based", "Fig. 13b", "Fig. 8b", "mb_planning_rollout.csv scale.json",
+       "Planned (model) state trajectories of the estimate λ_i at each iteration, one state."),
+    _e("mb_objective", "model_based", "Fig. 13c", "Fig. 8c", "mb_planning.csv scale.json",
+       "The model-based objective J over the iterations of the iterative optimizer."),
+    _e("mb_transfer", "model_based", "Fig. 9", "Fig. 8d", "mb_transfer.csv scale.json",
+       "Zero-shot MF → MB: the model-based agent's return with its own vs a model-free run's "
+       "optimizer (§4.2.5)."),
+    _e("tables", None, "Tables 1-9", NONE, "params.yaml",
+       "Hyperparameter Tables 1-9 of A.4-A.5 (+ Table 10: training β), Markdown and LaTeX, from "
+       "params.yaml."),
+)
+
+# Not reproduced: diagrams, not data (Fig. 1 right, 10, 12 of the NeurIPS text; 9, 11 of v1).
+DIAGRAMS = {"neurips": "Fig. 1 (right), 10, 12", "v1": "Fig. 9, 11"}
+
+
+def by_name(name: str) -> Entry:
+    for entry in FIGURES:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no figure named {name!r}; known: {', '.join(e.name for e in FIGURES)}")
+
+
+def notebooks() -> dict[str, list[Entry]]:
+    """notebook → the entries it draws, in registry order."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in FIGURES:
+        if entry.notebook is not None:
+            groups.setdefault(entry.notebook, []).append(entry)
+    return groups
+
+
+def notebook_inputs(notebook: str) -> list[str]:
+    """The summary files a notebook reads (union over its figures), in a stable order."""
+    return sorted({f for entry in notebooks()[notebook] for f in entry.inputs})
+
+
+# ---------------------------------------------------------------- paper_figures/README.md
+def index_markdown(scale: str = "mini") -> str:
+    """The index: one row per figure/table, its numbers in both texts, notebook, inputs, thumbnail."""
+    lines = [
+        "# Paper figures and tables",
+        "",
+        "Generated by `iapo figures-index` from the registry `iapo.figures.FIGURES`; do not edit. Every",
+        "figure is drawn by a notebook in `notebooks/` (jupytext source; the executed notebook and its",
+        "HTML are in `<scale>/notebooks/`) from the summary tables in `results/summary/<scale>/` only.",
+        f"Thumbnails link the committed `{scale}` study; `smoke` and `paper` have the same file names",
+        "(`snakemake --cores 2 --config scale=<scale>` rebuilds them). Each title states the scale, seeds",
+        "and env steps; curves are the mean and a 95% bootstrap band over seeds (papermill parameter",
+        "`band=std`: mean ± std, as the paper draws). A panel without data at a scale says so and why.",
+        "",
+        "Figure numbers: **NeurIPS** = the NeurIPS 2021 text (main figures 1-9, appendix 10-26;",
+        "`paper/001…`, `paper/000…`); **v1** = the other version's captions (figures 1-18; `paper/002…`).",
+        f"Not reproduced (diagrams, not data): NeurIPS {DIAGRAMS['neurips']}; v1 {DIAGRAMS['v1']}.",
+        "",
+        "| name | NeurIPS | v1 | notebook | inputs | what it shows | thumbnail |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in FIGURES:
+        inputs = ", ".join(f"`{i}`" for i in e.inputs)
+        if e.notebook is None:
+            source = "`iapo tables`"
+            thumb = f"[{scale}/tables/tables.md]({scale}/tables/tables.md)"
+        else:
+            source = (f"[{e.notebook}.py](../notebooks/{e.notebook}.py) "
+                      f"([run]({scale}/notebooks/{e.notebook}.html))")
+            stem = f"{scale}/figures/{e.name}"
+            thumb = f'<a href="{stem}.pdf"><img src="{stem}.png" width="220"></a>'
+        cells = [f"`{e.name}`", e.neurips, e.v1, source, inputs, e.description, thumb]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_index(out: str | Path, scale: str = "mini") -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(index_markdown(scale))
+    os.replace(tmp, out)
+    return out
+

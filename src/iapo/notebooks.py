@@ -1,0 +1,61 @@
+"""`iapo notebook`: execute the figure notebooks (jupytext → papermill → HTML) of one scale.
+
+notebooks/<group>.py (jupytext percent format, the source of truth) is read as a notebook, executed
+by papermill with the kernel `python3` and the parameters summary_dir, scale and out_dir, and the
+executed copy is kept with an HTML rendering:
+
+  paper_figures/<scale>/figures/<name>.pdf, .png         the figures the notebook draws
+  paper_figures/<scale>/notebooks/<group>.ipynb, .html   the executed notebook, rendered
+
+Snakemake runs one group per job; the DVC stage runs them all (same function).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+NOTEBOOKS = Path("notebooks")
+PAPER_FIGURES = Path("paper_figures")
+
+
+class NotebookError(RuntimeError):
+    """A notebook is missing or failed; the message names it and where its error is."""
+
+
+def figures_dir(scale: str) -> Path:
+    return PAPER_FIGURES / scale / "figures"
+
+
+def executed_path(scale: str, group: str) -> Path:
+    return PAPER_FIGURES / scale / "notebooks" / f"{group}.ipynb"
+
+
+def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) -> Path:
+    """Execute notebooks/<group>.py on results/summary/<scale>; returns the executed notebook's path."""
+    import jupytext
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    source = NOTEBOOKS / f"{group}.py"
+    if not source.is_file():
+        known = ", ".join(sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
+        raise NotebookError(f"{source}: no such notebook; known: {known}")
+    summary_dir = Path(summary_dir) if summary_dir is not None else Path("results/summary") / scale
+    out = executed_path(scale, group)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"summary_dir": str(summary_dir), "scale": scale, "out_dir": str(figures_dir(scale))}
+    print(f"iapo notebook: {source} -> {out} (+ .html), figures in {figures_dir(scale)}/", file=sys.stderr)
+    try:
+        papermill.execute_notebook(jupytext.read(source), str(out), parameters=params, kernel_name="python3",
+                                   language="python", cwd=".", progress_bar=False)
+    except papermill.PapermillExecutionError as err:
+        raise NotebookError(f"{source} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
+                            f"the executed notebook with the traceback is {out}") from None
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+    tmp = out.with_name(f".{group}.html.tmp")
+    tmp.write_text(html)
+    os.replace(tmp, out.with_suffix(".html"))
+    return out

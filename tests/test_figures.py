@@ -1,0 +1,212 @@
+"""The figures: the registry against the notebooks, the statistics of the curves, the empty-panel
+path, and real papermill executions of notebooks on tiny hand-built summary folders."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import matplotlib
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+
+from iapo import figures as F
+from iapo.diagnostics import REGISTRY, table_names
+from iapo.stats import mean_band
+from iapo.summary import SUMMARY_FILES
+from iapo.tables import write_tables
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def source(notebook: str) -> str:
+    return (NOTEBOOKS / f"{notebook}.py").read_text()
+
+
+# ---------------------------------------------------------------- the registry
+def test_every_notebook_is_registered_and_every_registered_notebook_exists():
+    on_disk = {p.stem for p in NOTEBOOKS.glob("*.py")}
+    assert on_disk == set(F.notebooks())
+
+
+def test_names_are_unique_and_file_safe():
+    names = [e.name for e in F.FIGURES]
+    assert len(names) == len(set(names))
+    assert all(re.fullmatch(r"[a-z0-9_]+", n) for n in names)
+
+
+@pytest.mark.parametrize("entry", F.FIGURES, ids=lambda e: e.name)
+def test_each_entry_has_both_numberings_or_an_explicit_none(entry):
+    for number in (entry.neurips, entry.v1):
+        assert number == F.NONE or re.match(r"(Fig\.|Tables?) \d", number), number
+    assert entry.description and entry.inputs
+
+
+def test_every_paper_figure_with_data_is_covered():
+    """NeurIPS figures 1-9 and 11-26 (10 and 12 are diagrams) each have at least one entry."""
+    covered = set()
+    for e in F.FIGURES:
+        if e.neurips.startswith("Fig."):
+            covered |= {int(n) for a, b in re.findall(r"(\d+)[a-c]?(?:-(\d+))?", e.neurips)
+                        for n in range(int(a), int(b or a) + 1)}
+    assert covered >= set(range(1, 27)) - {10, 12}
+
+
+def test_inputs_are_summary_tables():
+    known = set(SUMMARY_FILES) | {f"{t}.csv" for name in REGISTRY for t in table_names(name)}
+    for e in F.FIGURES:
+        if e.notebook is not None:
+            assert set(e.inputs) <= known, e.name
+
+
+@pytest.mark.parametrize("notebook", sorted(F.notebooks()))
+def test_notebook_reads_its_declared_inputs_and_saves_its_figures(notebook):
+    """The tables a notebook opens are the registry's inputs for it (Snakemake declares those)."""
+    text = source(notebook)
+    opened = {f"{t}.csv" for t in re.findall(r'summary\.table\("(\w+)"\)', text)}
+    assert opened | {"scale.json"} == set(F.notebook_inputs(notebook))
+    saved = set(re.findall(r'F\.save\(fig, out_dir, "(\w+)"\)', text))
+    saved |= set(re.findall(r'"(\w+)"\)\s*$', text, re.M)) & {e.name for e in F.FIGURES}
+    assert {e.name for e in F.notebooks()[notebook]} <= saved
+
+
+@pytest.mark.parametrize("notebook", sorted(F.notebooks()))
+def test_notebook_has_a_papermill_parameters_cell(notebook):
+    nb = jupytext.reads(source(notebook), fmt="py:percent")
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    for name in ("summary_dir", "scale", "out_dir", "band"):
+        assert re.search(rf"^{name} = ", cells[0].source, re.M), name
+
+
+def test_table_files_are_what_iapo_tables_writes(params, tmp_path):
+    written = write_tables(params, tmp_path / "tables")
+    assert sorted(str(p.relative_to(tmp_path)) for p in written) == sorted(F.TABLE_FILES)
+
+
+def test_index_has_one_row_per_entry_with_a_thumbnail():
+    text = F.index_markdown("mini")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(F.FIGURES)
+    for e in F.FIGURES:
+        if e.notebook is not None:
+            assert f'src="mini/figures/{e.name}.png"' in text
+
+
+def test_committed_index_is_up_to_date():
+    readme = ROOT / "paper_figures" / "README.md"
+    assert readme.read_text() == F.index_markdown("mini"), "stale: run `iapo figures-index`"
+
+
+# ---------------------------------------------------------------- statistics
+def test_band_over_seeds_matches_iapo_stats_on_a_hand_worked_case():
+    # seeds 0..3, two episodes each: per-seed means 1, 2, 3, 4 (episodes are averaged first)
+    df = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2, 3, 3], "step": 10,
+                       "return": [0.5, 1.5, 2.0, 2.0, 1.0, 5.0, 4.0, 4.0]})
+    ci = F.over_seeds(df, "step", "return", band="ci").iloc[0]
+    expected = mean_band(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert (ci["mean"], ci["low"], ci["high"]) == (expected.estimate, expected.low, expected.high)
+    assert ci["mean"] == 2.5 and ci["n_seeds"] == 4
+    sd = F.over_seeds(df, "step", "return", band="std").iloc[0]
+    sample_std = np.sqrt(5 / 3)  # deviations ±1.5, ±0.5 → (2.25 + 0.25) · 2 / 3
+    assert (sd["low"], sd["high"]) == pytest.approx((2.5 - sample_std, 2.5 + sample_std))
+
+
+def test_band_of_one_seed_is_its_value_and_groups_stay_apart():
+    df = pd.DataFrame({"seed": 0, "variant": ["a", "b"], "step": 1, "return": [1.0, 7.0]})
+    out = F.over_seeds(df, "step", "return", by=["variant"], band="std").set_index("variant")
+    assert out.loc["a", ["mean", "low", "high"]].tolist() == [1.0, 1.0, 1.0]
+    assert out.loc["b", "mean"] == 7.0
+
+
+# ---------------------------------------------------------------- captions and empty panels
+def write_scale(folder: Path, scale: str = "smoke", seeds: int = 2, steps: int = 1000) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = [{"envs": ["InvertedPendulum-v2", "Hopper-v2"], "variants": ["direct", "iterative"]}]
+    (folder / "scale.json").write_text(json.dumps({
+        "scale": scale, "preset": {"grid": grid, "seeds": seeds, "steps": steps},
+        "paper": {"seeds": 5, "steps": 3_000_000}, "reduced": ["seeds", "steps"]}))
+
+
+def test_caption_states_scale_seeds_steps_and_the_paper(tmp_path):
+    write_scale(tmp_path)
+    caption = F.Summary(tmp_path, "smoke").caption("ci")
+    assert caption.startswith("scale smoke: 2 seeds, 1k env steps (paper: 5 seeds, 3M env steps)")
+    assert "95% bootstrap CI" in caption
+
+
+def test_missing_table_gives_labelled_panels_with_the_reason(tmp_path):
+    write_scale(tmp_path)
+    summary = F.Summary(tmp_path, "smoke")
+    table = summary.table("mb_transfer")
+    assert table.frame is None and "mb_transfer.csv" in table.why
+    fig, panels = F.curves(summary, table, y="return", hues=["own"], envs=["HalfCheetah-v2"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert panels == {} and any(t.startswith("no data at this scale:") for t in texts)
+
+
+def test_reason_names_an_env_or_variant_the_scale_does_not_train(tmp_path):
+    write_scale(tmp_path)
+    pd.DataFrame({"env": ["Hopper-v2"], "variant": ["direct"], "seed": [0], "step": [0],
+                  "return": [1.0]}).to_csv(tmp_path / "eval.csv", index=False)
+    summary = F.Summary(tmp_path, "smoke")
+    evals = summary.table("eval")
+    assert "Ant-v2 is not trained" in summary.reason(evals, "Ant-v2", ["direct"])
+    assert "not trained on Hopper-v2" in summary.reason(evals, "Hopper-v2", ["direct_mb"])
+    assert "no rows" in summary.reason(evals, "Hopper-v2", ["iterative"])
+
+
+# ---------------------------------------------------------------- papermill, for real
+def execute(notebook: str, summary_dir: Path, out_dir: Path) -> Path:
+    """What `iapo notebook` does (out_dir plays paper_figures/<scale>): jupytext → papermill -k python3."""
+    nb_in = out_dir / "notebooks" / f".{notebook}.source.ipynb"
+    nb_in.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(jupytext.read(NOTEBOOKS / f"{notebook}.py"), nb_in)
+    nb_out = out_dir / "notebooks" / f"{notebook}.ipynb"
+    parameters = {"summary_dir": str(summary_dir), "scale": "smoke", "out_dir": str(out_dir / "figures")}
+    papermill.execute_notebook(str(nb_in), str(nb_out), kernel_name="python3", language="python",
+                               progress_bar=False, parameters=parameters)
+    return nb_out
+
+
+def assert_figures_written(notebook: str, out_dir: Path) -> None:
+    for entry in F.notebooks()[notebook]:
+        for file in entry.files:
+            assert (out_dir / file).stat().st_size > 1000, file
+
+
+def test_performance_notebook_executes_on_a_tiny_summary(tmp_path):
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    write_scale(summary_dir)
+    rng = np.random.default_rng(0)
+    rows = [{"env": env, "variant": v, "seed": s, "env_step": step, "updates": 0, "episode": ep,
+             "return": float(rng.normal(step / 100, 1)), "length": 10}
+            for env in ("InvertedPendulum-v2", "Hopper-v2") for v in ("direct", "iterative")
+            for s in (0, 1) for step in (0, 500, 1000) for ep in (0, 1)]
+    pd.DataFrame(rows).to_csv(summary_dir / "eval.csv", index=False)
+    executed = execute("performance", summary_dir, out_dir)
+    assert executed.stat().st_size > 0
+    assert_figures_written("performance", out_dir)
+
+
+def test_model_based_notebook_draws_no_data_panels_without_its_tables(tmp_path):
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    write_scale(summary_dir)  # scale.json only: no eval.csv, no mb_* tables
+    execute("model_based", summary_dir, out_dir)
+    assert_figures_written("model_based", out_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", sorted(F.notebooks()))
+def test_every_notebook_survives_an_empty_summary(tmp_path, notebook):
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    summary_dir.mkdir()  # not even scale.json
+    execute(notebook, summary_dir, out_dir)
+    assert_figures_written(notebook, out_dir)

@@ -1,0 +1,94 @@
+"""Tests for the scale grid and the diagnostics jobs of iapo.summary (no training: hand-built tables)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from iapo.config import Params
+from iapo.diagnostics import EXTRA_TABLES, REGISTRY, table_names
+from iapo.summary import (
+    DiagnosticRun,
+    RunKey,
+    SummaryError,
+    collect_diagnostic,
+    diagnostic_runs,
+    diagnostic_tables,
+    run_grid,
+)
+
+
+def with_scale(params: Params, **changes) -> Params:
+    """params with scales.smoke changed (validated again, as params.yaml would be)."""
+    raw = params.model_dump()
+    raw["scales"]["smoke"] |= changes
+    return Params.model_validate_json(json.dumps(raw))
+
+
+def test_extra_tables_match_the_modules() -> None:
+    for name in REGISTRY:
+        module = importlib.import_module(f"iapo.diagnostics.{name}")
+        assert [t for t in module.COLUMNS if t != "main"] == list(EXTRA_TABLES.get(name, ())), name
+        assert table_names(name)[0] == name
+
+
+def test_grid_is_the_union_of_its_groups(params: Params) -> None:
+    p = with_scale(params, seeds=2, grid=[
+        {"envs": ["Hopper-v2", "Ant-v2"], "variants": ["direct"]},
+        {"envs": ["Hopper-v2"], "variants": ["iterative", "direct_flow"], "steps": 77}])
+    assert run_grid(p, "smoke") == [RunKey(e, v, s) for e, v in [
+        ("Hopper-v2", "direct"), ("Ant-v2", "direct"), ("Hopper-v2", "iterative"),
+        ("Hopper-v2", "direct_flow")] for s in (0, 1)]
+    sc = p.scales["smoke"]
+    assert sc.steps_of("Hopper-v2", "iterative") == 77
+    assert sc.steps_of("Hopper-v2", "direct") == sc.steps
+
+
+def test_diagnostic_jobs_follow_variants_envs_and_donor(params: Params) -> None:
+    p = with_scale(params, seeds=2, grid=[
+        {"envs": ["Hopper-v2", "Ant-v2"], "variants": ["direct", "iterative"]}], diagnostics={
+        "surface_2d": {"variants": ["direct", "iterative"], "envs": ["Ant-v2"], "donor": "iterative",
+                       "options": {"grid": 7}},
+        "modes": {"variants": ["iterative"]}})
+    jobs = diagnostic_runs(p, "smoke", "surface_2d")
+    assert [(j.key.variant, j.key.seed, j.donor) for j in jobs] == [
+        ("direct", 0, RunKey("Ant-v2", "iterative", 0)), ("direct", 1, RunKey("Ant-v2", "iterative", 1)),
+        ("iterative", 0, None), ("iterative", 1, None)]
+    assert {j.key.env for j in jobs} == {"Ant-v2"}
+    assert jobs[0].argv(p, "smoke") == [
+        "--run", "results/runs/smoke/Ant-v2/direct/seed0",
+        "--out", "results/diagnostics/smoke/surface_2d/Ant-v2/direct/seed0.csv",
+        "--grid", "7", "--optimizer-from", "results/runs/smoke/Ant-v2/iterative/seed0"]
+    assert len(diagnostic_runs(p, "smoke", "modes")) == 4
+    assert diagnostic_tables(p, "smoke") == ["surface_2d", "modes", "modes_state"]
+
+
+def test_a_donor_missing_from_the_grid_is_named(params: Params) -> None:
+    p = with_scale(params, grid=[{"envs": ["Hopper-v2"], "variants": ["direct"]}],
+                   diagnostics={"surface_2d": {"variants": ["direct"], "donor": "iterative"}})
+    with pytest.raises(SummaryError, match=r"surface_2d.donor: 'iterative' has no run on Hopper-v2"):
+        diagnostic_runs(p, "smoke")
+
+
+def test_collect_concatenates_every_run_and_names_a_missing_one(params: Params, tmp_path: Path) -> None:
+    p = with_scale(params, seeds=2, grid=[{"envs": ["Hopper-v2"], "variants": ["iterative"]}],
+                   diagnostics={"modes": {"variants": ["iterative"]}})
+    jobs = diagnostic_runs(p, "smoke", "modes")
+    for job in jobs:
+        out = job.out("smoke", tmp_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"seed": [job.key.seed] * 3, "d": [0.1, 0.2, 0.3]}).to_csv(out, index=False)
+        pd.DataFrame({"seed": [job.key.seed], "x": [1.0]}).to_csv(
+            out.with_name(f"{out.stem}_state.csv"), index=False)
+    tables = collect_diagnostic(p, "smoke", "modes", tmp_path)
+    assert list(tables) == ["modes", "modes_state"]
+    assert tables["modes"]["seed"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert tables["modes_state"]["seed"].tolist() == [0, 1]
+    lost = DiagnosticRun("modes", RunKey("Hopper-v2", "iterative", 1)).out("smoke", tmp_path)
+    lost.unlink()
+    with pytest.raises(SummaryError, match=str(lost)):
+        collect_diagnostic(p, "smoke", "modes", tmp_path)
