@@ -26,40 +26,43 @@ STEPS = (150, 300)
 TIMINGS: dict[str, float] = {}
 
 
+class Runs:
+    """Real runs of `iapo.train.Run`, each trained the first time a test asks for it (so `-k` trains
+    only what the selected tests need): 300 env steps, 150 of them random warm-up, snapshots at 150
+    and 300. Networks are shrunk to 32 units and batches to 32 so each takes seconds; everything else
+    is the real params.yaml. Keys: (env, variant), e.g. direct and iterative on both envs, and on
+    HalfCheetah iterative_mb (model-based analyses) and direct_flow (Fig. 15)."""
+
+    def __init__(self, tmp: Path) -> None:
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        raw["scales"]["smoke"] |= {
+            "steps": STEPS[-1], "initial_random_steps": STEPS[0], "eval_every": 10_000,
+            "eval_episodes": 1, "log_every": 50, "checkpoint_steps": list(STEPS), "resume_every": 10_000,
+        }
+        raw["training"]["batch_size"] = 32
+        raw["policy"]["n_units"] = 32
+        for arch in raw["q_architectures"].values():
+            arch["n_units"] = 32
+        raw["model_based"] |= {"n_units": 32, "pretrain_updates": 20}
+        (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+        self.tmp, self.params = tmp, load_params(tmp / "params.yaml")
+        self.trained: dict[tuple[str, str], Path] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> Path:
+        if key not in self.trained:
+            env, variant = key
+            folder = self.tmp / env / variant
+            start = time.perf_counter()
+            Run(resolve(self.params, env, variant, 0, "smoke"), folder).run()
+            TIMINGS[f"(train) {env}/{variant}"] = time.perf_counter() - start
+            torch.set_num_threads(1)
+            self.trained[key] = folder
+        return self.trained[key]
+
+
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory) -> dict[tuple[str, str], Path]:
-    """Real runs of `iapo.train.Run` (direct and iterative on both envs; on HalfCheetah also
-    iterative model-based and direct + flow): 300 env steps, 150 of them random warm-up, snapshots at
-    150 and 300. Networks are shrunk to 32 units and batches to 32 so the whole set takes seconds;
-    everything else is the real params.yaml."""
-    tmp = tmp_path_factory.mktemp("diag_runs")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["scales"]["smoke"] |= {
-        "steps": STEPS[-1], "initial_random_steps": STEPS[0], "eval_every": 10_000, "eval_episodes": 1,
-        "log_every": 50, "checkpoint_steps": list(STEPS), "resume_every": 10_000,
-    }
-    raw["training"]["batch_size"] = 32
-    raw["policy"]["n_units"] = 32
-    for arch in raw["q_architectures"].values():
-        arch["n_units"] = 32
-    raw["model_based"] |= {"n_units": 32, "pretrain_updates": 20}
-    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = load_params(tmp / "params.yaml")
-    out = {}
-    for env in ENVS:
-        for variant in VARIANTS:
-            cfg = resolve(params, env, variant, 0, "smoke")
-            folder = tmp / env / variant
-            Run(cfg, folder).run()
-            out[env, variant] = folder
-    mb = resolve(params, "HalfCheetah-v2", "iterative_mb", 0, "smoke")  # for the model-based analyses
-    Run(mb, tmp / "HalfCheetah-v2" / "iterative_mb").run()
-    out["HalfCheetah-v2", "iterative_mb"] = tmp / "HalfCheetah-v2" / "iterative_mb"
-    flow = resolve(params, "HalfCheetah-v2", "direct_flow", 0, "smoke")  # Fig. 15: gap of direct + NF
-    Run(flow, tmp / "HalfCheetah-v2" / "direct_flow").run()
-    out["HalfCheetah-v2", "direct_flow"] = tmp / "HalfCheetah-v2" / "direct_flow"
-    torch.set_num_threads(1)
-    return out
+def runs(tmp_path_factory) -> Runs:
+    return Runs(tmp_path_factory.mktemp("diag_runs"))
 
 
 def diagnose(name: str, run: Path, out: Path, *args: str) -> dict[str, pd.DataFrame]:
@@ -125,9 +128,9 @@ def test_amortization_gap_of_a_flow_policy(runs, tmp_path):
     assert (df.opt_steps == 100).all() and (df.amortized_iters == 1).all()
     assert np.isfinite(df[["J_amortized", "J_optimized", "gap"]].to_numpy()).all()
     np.testing.assert_allclose(df.gap, df.J_optimized - df.J_amortized, rtol=1e-6, atol=1e-6)
-    print(df[["step", "state", "J_amortized", "J_optimized", "gap"]])
-    noise = 0.02 * df.J_amortized.abs().mean() + 1e-3  # 200 common-noise samples: J differences are tight
-    assert (df.J_optimized >= df.J_amortized - noise).all()
+    # noise: Adam's 10-sample steps near a flat optimum can end slightly below the start (docs), by
+    # far less than J itself; on average over the states of a checkpoint the gap is positive
+    assert (df.J_optimized >= df.J_amortized - 0.05 * df.J_amortized.abs()).all()
     assert (df.groupby("step").gap.mean() > 0).all()
 
 
@@ -145,8 +148,9 @@ def test_rows_of_a_checkpoint_do_not_depend_on_the_others(runs, tmp_path):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_improvement(runs, tmp_path, env, capsys):
-    df = diagnose("improvement", runs[env, "iterative"], tmp_path / "imp.csv", "--states", "3", *COLLECT,
-                  "--iters", "7")["main"]
+    tables = diagnose("improvement", runs[env, "iterative"], tmp_path / "imp.csv", "--states", "3",
+                      *COLLECT, "--iters", "7", "--refinement-steps", "12")
+    df = tables["main"]
     training, states = df[df.source == "training"], df[df.source == "states"]
     metrics = pd.read_csv(runs[env, "iterative"] / "metrics.csv").dropna(subset=["J_iter5"])
     assert len(training) == 6 * len(metrics) and set(training.iteration) == set(range(6))
@@ -154,10 +158,35 @@ def test_improvement(runs, tmp_path, env, capsys):
     np.testing.assert_allclose(first.values, metrics.iloc[0][[f"J_iter{i}" for i in range(6)]].values)
     assert len(states) == 2 * 3 * 8 and (states[states.iteration == 0].dJ == 0).all()
     assert set(df.n_iters_trained) == {5}
+    check_refinement(tables["refinement"], 7)
+    # the episode does not depend on --states
+    other = diagnose("improvement", runs[env, "iterative"], tmp_path / "imp5.csv", "--source", "states",
+                     "--states", "5", *COLLECT, "--iters", "7", "--refinement-steps", "12")["refinement"]
+    pd.testing.assert_frame_equal(other, tables["refinement"])
     # a direct agent has no iterations: a clear error, exit code 2, nothing written
     assert main(["diagnose", "improvement", "--run", str(runs[env, "direct"]),
                  "--out", str(tmp_path / "no.csv")]) == 2
     assert "needs an iterative agent" in capsys.readouterr().err and not (tmp_path / "no.csv").exists()
+
+
+def check_refinement(ref: pd.DataFrame, iters: int) -> None:
+    """Fig. 4a data: per checkpoint, one episode's consecutive time steps × iterations 0 … iters of
+    action dimension 0, with μ ± σ after tanh; λ_0 is the iterative optimizer's (μ = 0, σ = 1)."""
+    assert sorted(ref.step.unique()) == list(STEPS) and set(ref.dim) == {0}
+    for _, run in ref.groupby("step"):
+        n_t = run.t.max() + 1
+        assert 1 <= n_t <= 12 and len(run) == n_t * (iters + 1)
+        assert list(zip(run.t, run.iteration, strict=True)) == [
+            (t, i) for t in range(n_t) for i in range(iters + 1)]  # in time order
+        first, last = run[run.iteration == 0], run[run.iteration == iters]
+        assert (first.mu == 0).all() and np.allclose(first.sigma, 1.0)
+        assert not np.allclose(last.mu, 0)  # the iterations moved the estimate
+    np.testing.assert_allclose(ref.tanh_mu, np.tanh(ref.mu), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ref.tanh_low, np.tanh(ref.mu - ref.sigma), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ref.tanh_high, np.tanh(ref.mu + ref.sigma), rtol=1e-5, atol=1e-6)
+    assert (ref.sigma > 0).all()
+    assert (ref.tanh_low <= ref.tanh_mu).all() and (ref.tanh_mu <= ref.tanh_high).all()
+    assert np.isfinite(ref.J).all() and set(ref.n_iters_trained) == {5}
 
 
 @pytest.mark.parametrize(("env", "variant"), ALL)

@@ -295,7 +295,20 @@ def _scale_note(summary_dir: Path) -> str:
     if not info_path.is_file():
         return "scale: unknown (no scale.json)"
     info = json.loads(info_path.read_text())
-    return "\n".join(f"- **{k}**: {v}" for k, v in info.items())
+    this, paper = info.get("preset", {}), info.get("paper", {})
+
+    def runs(preset: dict) -> str:
+        groups = [f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
+                  + (f" ({g['steps']} steps)" if g.get("steps") else "") for g in preset.get("grid", [])]
+        return "; ".join(groups) or "?"
+
+    lines = [f"- **scale**: {info.get('scale', '?')}"]
+    for name, preset in (("this scale", this), ("paper", paper)):
+        lines.append(f"- **{name}**: {preset.get('seeds', '?')} seeds, {preset.get('steps', '?')} env steps "
+                     f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}")
+    lines.append(f"- **reduced against paper**: {', '.join(info.get('reduced', [])) or 'nothing'} "
+                 f"(results/summary/<scale>/scale.json has every value)")
+    return "\n".join(lines)
 
 
 def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: str | Path,
