@@ -147,7 +147,7 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     assert "files pushed" in out
     lock = yaml.safe_load((ws / "dvc.lock").read_text())
     n_diagnostics = len(yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]["smoke"]["diagnostics"])
-    assert len(lock["stages"]) == len(smoke_grid()) + n_diagnostics + 2  # + summarize, audit
+    assert len(lock["stages"]) == len(smoke_grid()) + n_diagnostics + 4  # + summarize, figures, tables, audit
     assert "up to date" in check(run(dvc("status", "dvc.yaml"), ws, timeout=120, env=env))
     assert "Running stage" not in check(run(dvc("repro"), ws, timeout=300, env=env))
     assert any((tmp_path / "home" / "iapo-dvc-remote").rglob("*"))
@@ -161,19 +161,20 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     check(run(make("pull", "SCALE=smoke"), clone, timeout=300, env=env))
     for key in smoke_grid():
         assert tree_digest(run_folder(clone, *key)) == tree_digest(run_folder(ws, *key))
-    out = check(run(make("figures", "SCALE=smoke", "CORES=2"), clone, timeout=300, env=env))
+    out = check(run(make("figures", "SCALE=smoke", "CORES=2"), clone, timeout=900, env=env))
     assert "rule summarize:" in out and "rule audit:" in out and "rule train:" not in out
     runs_csv = Path("results", "summary", "smoke", "runs.csv")
     assert (clone / runs_csv).read_bytes() == (ws / runs_csv).read_bytes()
 
-    # 3. `dvc repro` reproduces what is missing (one run, then the summary) with the same numbers
+    # 3. `dvc repro train_0` reproduces the missing run (only it) with the same numbers; what depends
+    #    on it is then out of date (run.json records wall time and machine) for a full `dvc repro`
     lost = run_folder(clone, "InvertedPendulum-v2", "direct", 0)
     shutil.rmtree(lost)
-    out = check(run(dvc("repro"), clone, timeout=600, env=env))
+    out = check(run(dvc("repro", "train_0"), clone, timeout=600, env=env))
     assert "Running stage 'train_0@InvertedPendulum-v2-direct-0'" in out
-    assert "Running stage 'summarize'" in out
-    assert out.count("Running stage 'train_") == 1
+    assert out.count("Running stage '") == 1
     original = run_folder(ws, "InvertedPendulum-v2", "direct", 0)
     for name in ("metrics.csv", "eval.csv"):
         assert (lost / name).read_bytes() == (original / name).read_bytes(), name
-    assert "up to date" in check(run(dvc("status", "dvc.yaml"), clone, timeout=120, env=env))
+    status = check(run(dvc("status", "dvc.yaml"), clone, timeout=120, env=env))
+    assert "summarize:" in status and "train_0@" not in status, status
