@@ -20,7 +20,8 @@ OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_
            "efficiency_cpu"}
 ARCHS = ("A",)  # the test runs architecture A only (B's reference update takes seconds)
 # plus the compiled acting loop of the iterative agent (architecture A's lean ∇ₐQ̂)
-COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS)) | {("act", "iterative", "A", COMPILED)}
+COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS)) | {
+    (op, "iterative", "A", COMPILED) for op in ("act", "act_warm")}
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +171,15 @@ def test_act_floor_has_the_products_of_one_state(make_cfg) -> None:
     policy = 2 * 1 * (41 * 256 + 256 * 256 + 256 * 24)
     assert total_flops(gemms) == 5 * (q + policy)
     assert sum(g.count for g in gemms) == 5 * (2 * 6 + 3)  # 75 products
+
+
+def test_warm_timing_reports_the_calls_after_the_first() -> None:
+    from iapo.bench import WARM_CALLS, _SelfTimed, _time_interleaved, _warm
+
+    calls = []
+    timed = _warm(lambda: calls.append(1))
+    out = timed()
+    assert isinstance(out, _SelfTimed) and len(calls) == 1 + WARM_CALLS and out.ms >= 0
+    cpu: dict = {}
+    times = _time_interleaved({("x",): lambda: _SelfTimed(1.5, 1.25)}, repeats=2, warmup=0, cpu=cpu)
+    assert times == {("x",): [1.5, 1.5]} and cpu == {("x",): [1.25, 1.25]}

@@ -7,7 +7,11 @@ also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`).
 
 * `update`: one `Agent.update` (Bellman target, critic step, policy step, α, targets);
 * `policy_update`: the policy optimizer's loss, backward and Adam step alone (the issue's calibration);
-* `act`: one stochastic `Agent.act` (one state; the Q products are fp32 on every path).
+* `act`: one stochastic `Agent.act` (one state; the Q products are fp32 on every path), interleaved
+  with everything else like the other operations: its caches are cold, as in training, where each
+  action follows an update;
+* `act_warm`: the same, the median of the last `WARM_CALLS` of 1 + `WARM_CALLS` back-to-back calls
+  (warm caches; its floor is timed the same way): the per-operation cost alone.
 
 Every row also carries the analytic FLOP count of the matrix products the operation needs
 (`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
@@ -24,6 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,7 +45,8 @@ __all__ = [
 ]
 
 BENCH_ENV = "HalfCheetah-v2"
-OPS = ("update", "policy_update", "act")
+OPS = ("update", "policy_update", "act", "act_warm")
+WARM_CALLS = 4
 VARIANTS = ("direct", "iterative")
 ARCHS = ("A", "B")
 SETTINGS = (("reference", "fp32"), ("fast", "fp32"), ("fast", "bf16"))
@@ -68,6 +74,30 @@ def _synthetic_batch(batch_size: int, obs_dim: int, act_dim: int, seed: int = 0)
     )
 
 
+class _SelfTimed(NamedTuple):
+    """What a timed function returns when it times itself (`_warm`): wall and thread CPU ms."""
+
+    ms: float
+    cpu_ms: float
+
+
+def _warm(fn: Callable[[], object]) -> Callable[[], _SelfTimed]:
+    """`fn` run 1 + WARM_CALLS times back to back; the median over the last WARM_CALLS calls (a call
+    that another process preempted does not move it)."""
+
+    def run() -> _SelfTimed:
+        fn()
+        wall, thread = [], []
+        for _ in range(WARM_CALLS):
+            c0, t0 = time.thread_time(), time.perf_counter()
+            fn()
+            wall.append((time.perf_counter() - t0) * 1e3)
+            thread.append((time.thread_time() - c0) * 1e3)
+        return _SelfTimed(statistics.median(wall), statistics.median(thread))
+
+    return run
+
+
 def _time_interleaved(
     calls: dict[tuple, Callable[[], object]], repeats: int, warmup: int, cpu: dict | None = None,
 ) -> dict[tuple, list[float]]:
@@ -84,9 +114,12 @@ def _time_interleaved(
     for _ in range(repeats):
         for key, fn in calls.items():
             c0, t0 = time.thread_time(), time.perf_counter()
-            fn()
-            times[key].append((time.perf_counter() - t0) * 1e3)
-            cpu_times[key].append((time.thread_time() - c0) * 1e3)
+            out = fn()
+            wall, thread = (time.perf_counter() - t0) * 1e3, (time.thread_time() - c0) * 1e3
+            if isinstance(out, _SelfTimed):
+                wall, thread = out
+            times[key].append(wall)
+            cpu_times[key].append(thread)
     if cpu is not None:
         cpu.update(cpu_times)
     return times
@@ -192,6 +225,7 @@ def run_bench(
                     calls["policy_update", variant, arch, path, precision] = (
                         lambda a=agent, b=batch: _policy_update(a, b))
                     calls["act", variant, arch, path, precision] = lambda a=agent, o=obs: a.act(o)
+                    calls["act_warm", variant, arch, path, precision] = _warm(lambda a=agent, o=obs: a.act(o))
                 if compile_act and _compiles_act(agents["fast", "fp32"]):
                     torch.manual_seed(0)
                     agent = Agent(_configure(base, arch, params, "fast", "fp32"), obs_dim, act_dim)
@@ -200,10 +234,13 @@ def run_bench(
                     agent.act(obs)  # compiles
                     compile_s[f"{variant}/{arch}"] = time.perf_counter() - t0
                     calls[("act", variant, arch, *COMPILED)] = lambda a=agent, o=obs: a.act(o)
+                    calls[("act_warm", variant, arch, *COMPILED)] = _warm(lambda a=agent, o=obs: a.act(o))
                 for op in OPS:
                     for precision in ("fp32", "bf16"):
-                        gemms = op_gemms(op, agents["fast", "fp32"].cfg, obs_dim, act_dim, precision)
-                        floors[op, variant, arch, precision] = floor_runner(gemms)
+                        gemms = op_gemms(op.removesuffix("_warm"), agents["fast", "fp32"].cfg, obs_dim,
+                                         act_dim, precision)
+                        floor = floor_runner(gemms)
+                        floors[op, variant, arch, precision] = _warm(floor) if op == "act_warm" else floor
                         flops[op, variant, arch, precision] = total_flops(gemms)
                 errors.append({"variant": variant, "q_arch": arch} | precision_error(
                     agents["fast", "fp32"], agents["fast", "bf16"], batch))

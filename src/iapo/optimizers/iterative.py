@@ -299,39 +299,34 @@ class IterativeOptimizer(nn.Module):
         return Trace(mu, log_sigma)
 
     def _act_lean(self, objective: Objective) -> Trace:
-        """`act_fused` at batch sizes where per-operation overhead dominates (acting: one state).
-
-        The noise of the K iterations' samples is drawn first, as K `rsample` calls would draw it
-        (same generator calls, same numbers); `act_iterations` then runs the loop on tensors only,
-        eagerly or, with `compile_act` and one state, compiled (`compiled_act_iterations`).
-        """
-        obs, n_samples = objective.obs, objective.n_samples
+        """`act_fused` at batch sizes where per-operation overhead dominates (acting: one state):
+        `act_iterations`, eagerly or, with `compile_act` and one state, compiled."""
+        obs = objective.obs
         q_grad = objective.value_fn.action_grad()
-        shape = (n_samples, obs.shape[0], self.act_dim)
-        eps = tuple(torch.randn(shape, dtype=obs.dtype, device=obs.device) for _ in range(self.n_iters))
         alpha = torch.as_tensor(objective.alpha, dtype=obs.dtype, device=obs.device)
         run = act_iterations
         if self.compile_act and isinstance(q_grad, PlainActionGrad) and obs.shape[0] == 1:
             run = compiled_act_iterations()
-        mu, log_sigma = run(q_grad, self.act_constants(), obs, eps, alpha, math.log(self.init_sigma))
+        mu, log_sigma = run(q_grad, self.act_constants(), obs, objective.n_samples, self.n_iters, alpha,
+                            math.log(self.init_sigma))
         return Trace(mu, log_sigma)
 
 
 def act_iterations(
-    q_grad: ActionGrad, c: ActConstants, obs: Tensor, eps: tuple[Tensor, ...], alpha: Tensor,
+    q_grad: ActionGrad, c: ActConstants, obs: Tensor, n_samples: int, n_iters: int, alpha: Tensor,
     log_sigma0: float,
 ) -> tuple[Tensor, Tensor]:
     """K iterations of `optimize(objective, score=False)` from λ_0 at states [B, S], on tensors only.
 
-    eps holds the K samples' noise [N, B, n]; `q_grad` gives ∇_a Q̂ at the states (`FusedValue.
-    action_grad`); α is a tensor (a compiled caller then does not recompile when α changes). Per
-    iteration: samples a = tanh(μ + σ ε) (`rsample`), ∇_λ J as `Objective._pathwise_grad`, the
-    update of eq. 12 as `fused_step`. The network's inputs [μ, log σ, ∇μJ, ∇logσJ] live in one
+    `q_grad` gives ∇_a Q̂ at the states (`FusedValue.action_grad`); α is a tensor (a compiled caller
+    then does not recompile when α changes). Per iteration: N samples a = tanh(μ + σ ε) drawn as
+    `rsample` draws them (same generator call, same numbers), ∇_λ J as `Objective._pathwise_grad`,
+    the update of eq. 12 as `fused_step`. The network's inputs [μ, log σ, ∇μJ, ∇logσJ] live in one
     buffer `lam` [4, B, n] that the gradient and the update write into (block-major: at B = 1 every
     slice written is contiguous, as `torch.compile` needs). Used by `IterativeOptimizer.act_fused`.
     """
-    rows, n = obs.shape[0], eps[0].shape[-1]
-    states = q_grad.states(obs, eps[0].shape[0])
+    rows, n = obs.shape[0], c.low.shape[0]
+    states = q_grad.states(obs, n_samples)
     # the network's input x = [norm(s), norm(μ), norm(log σ), norm(∇μJ), norm(∇logσJ)]
     x = torch.cat([obs if c.obs_norm is None else F.layer_norm(obs, obs.shape[-1:], *c.obs_norm),
                    obs.new_empty(rows, 4 * n)], -1)
@@ -340,13 +335,14 @@ def act_iterations(
     lam[0] = 0.0                     # λ_0 as `initial`
     lam[1] = log_sigma0
     mu, log_sigma, grad = lam[0], lam[1], lam[2:]
-    per_sample = x.new_empty(2, *eps[0].shape)              # [D, D ⊙ σε] per sample
+    per_sample = x.new_empty(2, n_samples, rows, n)          # [D, D ⊙ σε] per sample
     d, d_noise = per_sample[0], per_sample[1]
-    count = x.new_full((), float(eps[0].shape[0]))
+    count = x.new_full((), float(n_samples))
     neg_two_alpha = alpha * -2.0
     shift = torch.stack([x.new_zeros(1, n), alpha.expand(1, n)])  # + α on ∇logσJ only
-    for noise in eps:
-        u = mu + log_sigma.exp() * noise                       # `rsample`
+    for _ in range(n_iters):
+        noise = torch.randn((n_samples, rows, n), dtype=obs.dtype, device=obs.device)  # as `rsample`
+        u = mu + log_sigma.exp() * noise
         actions = torch.tanh(u)
         g = q_grad(actions, states)                            # ∇_a Q̂ [N, B, n]
         torch.addcmul(g, g * actions, actions, value=-1.0, out=d)   # D = ∇_a Q̂ (1 − a²) − 2α a
@@ -379,8 +375,11 @@ def _act_step(c: ActConstants, x: Tensor, normed: Tensor, lam: Tensor) -> None:
 def compiled_act_iterations() -> Callable:
     """`act_iterations` compiled once per process (`torch.compile`, C++ wrapper, static shapes).
 
-    Optional (`IterativeOptimizer.compile_act`): the first call compiles (tens of seconds on one
-    core), later calls with the same shapes reuse it; every number the loop reads is a tensor
-    argument, so new weights or a new α are new inputs, not recompiles.
+    Optional (`IterativeOptimizer.compile_act`): the first call compiles (~20-50 s on one loaded
+    core; less when inductor's on-disk cache has it), later calls with the same shapes, N and K
+    reuse it; every number the loop reads from the weights or α is a tensor argument, so new
+    weights or a new α are new inputs, not recompiles (tests/test_fused_act.py).
     """
-    return torch.compile(act_iterations, dynamic=False, fullgraph=True, options={"cpp_wrapper": True})
+    # fallback_random: the samples' noise comes from the eager generator, as `rsample` draws it
+    options = {"cpp_wrapper": True, "fallback_random": True}
+    return torch.compile(act_iterations, dynamic=False, fullgraph=True, options=options)
