@@ -158,6 +158,18 @@ def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
     assert 0 < r["in_parts_s"] < r["wall_s"]
     assert r["overhead"] == pytest.approx(r["wall_s"] / r["in_parts_s"] - 1)
     assert set(r["unit_s"]) == {"update", "act", "act_deterministic", "env_step"}
+    from iapo.bench import format_loop
+
+    table = format_loop([r])
+    assert "InvertedPendulum-v2" in table and f"{r['steps_per_s']:.1f}" in table
+    assert f"{r['overhead']:+.1%}" in table
+
+
+def test_bench_loop_refuses_a_malformed_pair(capsys) -> None:
+    from iapo.cli import main
+
+    assert main(["bench", "--loop", "Hopper-v2", "--quick"]) == 2
+    assert "expected ENV:VARIANT" in capsys.readouterr().err
 
 
 def test_act_floor_has_the_products_of_one_state(make_cfg) -> None:

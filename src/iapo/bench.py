@@ -41,7 +41,7 @@ from iapo.provenance import machine, write_json_atomic
 
 __all__ = [
     "ARCHS", "BENCH_ENV", "COMPILED", "OPS", "SETTINGS", "VARIANTS", "bench_dims",
-    "format_table", "loop_overhead", "run_bench",
+    "format_loop", "format_table", "loop_overhead", "run_bench",
 ]
 
 BENCH_ENV = "HalfCheetah-v2"
@@ -374,6 +374,16 @@ def format_table(result: dict) -> str:
         f"torch={m.get('torch_version')}"
     )
     return "\n".join(lines)
+
+
+def format_loop(rows: list[dict]) -> str:
+    """Aligned table of `loop_overhead` results: steps/s of the whole run against its parts."""
+    header = ("env", "variant", "scale", "steps", "updates", "wall s", "steps/s", "in parts s", "overhead",
+              "separate s", "overhead (separate)")
+    body = [(r["env"], r["variant"], r["scale"], str(r["steps"]), str(r["updates"]), f"{r['wall_s']:.1f}",
+             f"{r['steps_per_s']:.1f}", f"{r['in_parts_s']:.1f}", f"{r['overhead']:+.1%}",
+             f"{r['separate_s']:.1f}", f"{r['separate_overhead']:+.1%}") for r in rows]
+    return "\n".join(_aligned(header, body, n_text=3))
 
 
 def _num(x: float | None, fmt: str) -> str:

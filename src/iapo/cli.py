@@ -51,7 +51,14 @@ J and ∇λJ with bf16 Q products against fp32 (same samples), next to the N-sam
 Reads params.yaml (variants, Q architectures). --json FILE writes {"machine": {...}, "ops": [one
 object per table row], "precision": [one object per variant and architecture], "compile_s":
 {"iterative/A": seconds of the first compiled act}}. About 10 minutes at the default repeats on one
-core (architecture B's reference updates dominate); --quick for a check."""
+core (architecture B's reference updates dominate); --quick for a check.
+
+--loop ENV:VARIANT ... times the whole training loop instead (issue 6, item 4): the `--scale`
+training run of each pair (seed 0, in a temporary folder) with timers around Agent.update,
+Agent.act and the environment's step. overhead = wall / (time inside them, evaluation steps
+included) - 1: what logging, replay sampling, checkpointing and the loop itself add. "separate"
+repeats the comparison with update, act and env step timed apart after the run (--repeats calls).
+--json FILE then writes {"loop": [one object per pair]}."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Q architectures (Tables 3-4; default: both)")
     be.add_argument("--no-compile", dest="compile_act", action="store_false",
                     help="skip the compiled acting rows (their compilation takes ~20-50 s)")
+    be.add_argument("--loop", nargs="+", metavar="ENV:VARIANT", default=None,
+                    help="time whole training runs instead, e.g. Hopper-v2:direct Hopper-v2:iterative")
+    be.add_argument("--scale", default="smoke",
+                    help="scale of the --loop training runs (default %(default)s)")
 
     ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix from params.yaml",
                         description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
@@ -170,6 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.loop:
+        return _bench_loop(args)
     from iapo.bench import format_table, run_bench
 
     result = run_bench(args.params, repeats=args.repeats, warmup=args.warmup, json_path=args.json,
@@ -177,6 +190,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        archs=tuple(args.archs), compile_act=args.compile_act)
     print(format_table(result))
     if args.json:
+        print(f"written: {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_loop(args: argparse.Namespace) -> int:
+    from iapo.bench import format_loop, loop_overhead
+    from iapo.provenance import write_json_atomic
+
+    pairs = [item.partition(":") for item in args.loop]
+    bad = [item for item, (env, sep, variant) in zip(args.loop, pairs, strict=True)
+           if not (env and sep and variant)]
+    if bad:
+        raise ConfigError(f"--loop {' '.join(bad)}: expected ENV:VARIANT, e.g. Hopper-v2:iterative")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for env, _, variant in pairs:
+        print(f"timing the {args.scale} training run of {env} / {variant} (seed 0) ...", file=sys.stderr)
+        rows.append(loop_overhead(args.params, env=env, variant=variant, scale=args.scale,
+                                  repeats=args.repeats))
+    print(format_loop(rows))
+    if args.json:
+        write_json_atomic({"loop": rows}, args.json)
         print(f"written: {args.json}", file=sys.stderr)
     return 0
 
