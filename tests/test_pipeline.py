@@ -304,10 +304,11 @@ def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
         k: cfg.steps for k, cfg in cfgs.items()}
     evals = pd.read_csv(summary / "eval.csv")
     assert {"env", "variant", "seed", "env_step", "return"} <= set(evals.columns)
-    eval_steps = {s for cfg in cfgs.values() for s in range(0, cfg.steps + 1, cfg.eval_every)}
-    assert set(evals.env_step) == eval_steps
+    for key, cfg in cfgs.items():  # every eval_every steps, and the final policy of each run
+        run = evals[(evals.env == key[0]) & (evals.variant == key[1]) & (evals.seed == key[2])]
+        assert set(run.env_step) == {*range(0, cfg.steps + 1, cfg.eval_every), cfg.steps}, key
     metrics = pd.read_csv(summary / "metrics.csv")
-    assert len(metrics) == sum(cfg.steps // cfg.log_every for cfg in cfgs.values())
+    assert len(metrics) == sum(-(-cfg.steps // cfg.log_every) for cfg in cfgs.values())
     scale = json.loads((summary / "scale.json").read_text())
     assert scale["scale"] == "smoke" and "steps" in scale["reduced"]
     # every analysis the scale lists has a non-empty table, every run it names has rows in it

@@ -164,13 +164,15 @@ def test_outputs_and_provenance(tmp_path):
     Run(cfg, tmp_path / "run").run()
     out = tmp_path / "run"
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.env_step) == [50, 100, 150, 200]
+    # every log_every steps, and the final step although 220 is not a multiple of 50
+    assert list(metrics.env_step) == [50, 100, 150, 200, 220]
     for col in ("q_loss", "q1", "q2", "sigma_q", "alpha", "entropy", "J", "J_iter0", "J_iter5"):
         assert col in metrics.columns
     # updates start once the 150 random transitions are stored: steps 150…200
     assert metrics.loc[metrics.env_step == 200, "updates"].item() == 51
+    assert metrics.loc[metrics.env_step == 220, "updates"].item() == 71
     evals = pd.read_csv(out / "eval.csv")
-    assert set(evals.env_step) == {0, 200}
+    assert set(evals.env_step) == {0, 200, 220}  # the final policy is evaluated too
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_200.pt", "step_220.pt"]
     info = json.loads((out / "run.json").read_text())
     for key in ("git_commit", "params_hash", "versions", "machine", "device", "seed", "wall_time_s",

@@ -250,11 +250,13 @@ class Run:
 
     def _after_step(self, bar: tqdm) -> None:
         cfg, step = self.cfg, self.c.step
-        if step % cfg.log_every == 0:
+        last = step == cfg.steps  # the run's final policy is always logged and evaluated
+        log_due, eval_due = step % cfg.log_every == 0 or last, step % cfg.eval_every == 0 or last
+        if log_due:
             self.log()
-        if step % cfg.eval_every == 0:
+        if eval_due:
             self.bar_postfix["eval_return"] = f"{self.evaluate():.1f}"
-        if step % cfg.log_every == 0 or step % cfg.eval_every == 0:
+        if log_due or eval_due:
             bar.set_postfix(self.bar_postfix, refresh=False)
         if step in cfg.checkpoint_steps:
             self.save_snapshot()
