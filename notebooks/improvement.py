@@ -35,13 +35,8 @@ states = F.last_checkpoint(improvement.rows(source="states"))
 # %%
 refine = F.last_checkpoint(refinement.rows(variant="iterative"))
 envs = F.panel_envs(["Ant-v2"], refine)
-fig, axes = F.grid(len(envs))
-for ax, env in zip(axes, envs, strict=True):
-    ax.set_title(env)
-    run = refine[refine["env"] == env] if not refine.empty else refine
-    if run.empty:
-        F.no_data(ax, summary.reason(refinement, env, ["iterative"]))
-        continue
+fig, panels = F.env_panels(envs, refine, lambda env: summary.reason(refinement, env, ["iterative"]))
+for ax, run in panels:
     run = run[run["seed"] == run["seed"].min()]
     n = max(run["iteration"].max(), 1)
     for i, it in run.groupby("iteration"):
@@ -63,13 +58,8 @@ F.save(fig, out_dir, "policy_refinement")
 # %%
 rows = states[states["variant"] == "iterative"] if not states.empty else states
 envs = F.panel_envs(["Ant-v2"], rows)
-fig, axes = F.grid(len(envs))
-for ax, env in zip(axes, envs, strict=True):
-    ax.set_title(env)
-    run = rows[rows["env"] == env] if not rows.empty else rows
-    if run.empty:
-        F.no_data(ax, summary.reason(improvement, env, ["iterative"]))
-        continue
+fig, panels = F.env_panels(envs, rows, lambda env: summary.reason(improvement, env, ["iterative"]))
+for ax, run in panels:
     run = run[run["seed"] == run["seed"].min()]
     n = run["iteration"].max()
     for i, it in run[run["iteration"] > 0].groupby("iteration"):
@@ -106,14 +96,10 @@ iters = sorted((c for c in train.columns if c.startswith("J_iter")), key=lambda 
 if iters:
     train = train.dropna(subset=[iters[0], iters[-1]]).assign(dJ=lambda d: d[iters[-1]] - d[iters[0]])
 envs = F.panel_envs(F.MAIN_ENVS, train)
-fig, axes = F.grid(len(envs))
-for ax, env in zip(axes, envs, strict=True):
-    ax.set_title(env)
-    run = train[train["env"] == env] if iters else train.iloc[0:0]
-    if run.empty:
-        F.no_data(ax, summary.reason(metrics, env, ["iterative"]) if iters or metrics.frame is None
-                  else "metrics.csv has no J_iter columns (no iterative run)")
-        continue
+fig, panels = F.env_panels(envs, train if iters else train.iloc[0:0], lambda env: (
+    summary.reason(metrics, env, ["iterative"]) if iters or metrics.frame is None
+    else "metrics.csv has no J_iter columns (no iterative run)"))
+for ax, run in panels:
     for seed, curve in run.groupby("seed"):
         ax.plot(curve["step"], curve["dJ"], label=f"seed {seed}", linewidth=1)
     F.steps_axis(ax)

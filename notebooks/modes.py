@@ -37,13 +37,8 @@ if not chosen.empty:  # one run per env: the lowest seed
 
 # %%
 envs = F.panel_envs(F.MAIN_ENVS, pairs)
-fig, axes = F.grid(len(envs))
-for ax, env in zip(axes, envs, strict=True):
-    ax.set_title(env)
-    d = pairs[pairs["env"] == env] if not pairs.empty else pairs
-    if d.empty:
-        F.no_data(ax, summary.reason(modes, env, ["iterative"]))
-        continue
+fig, panels = F.env_panels(envs, pairs, lambda env: summary.reason(modes, env, ["iterative"]))
+for ax, d in panels:
     ax.hist(d["l2_tanh_mu"], bins=30, color=F.color("iterative"))
     ax.set(xlabel=f"‖tanh μi − tanh μj‖ (largest possible {d['max_l2'].iloc[0]:.2f})", ylabel="pairs of runs")
 F.title(fig, "Distances between policy means across optimization runs (NeurIPS Fig. 7a, 24a-26a)",

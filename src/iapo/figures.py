@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +247,27 @@ def no_data(ax, why: str) -> None:
             color="#555555")
 
 
+def env_panels(envs: Sequence[str], frame: pd.DataFrame, reason: Callable[[str | None], str],
+               ncols: int = 4):
+    """One panel per env, titled with it; a panel whose env has no rows in `frame` says why
+    (`reason(env)`; no env at all: one panel, `reason(None)`). Returns the figure and
+    [(axes, that env's rows)] of the panels with data."""
+    if not envs:
+        fig, axes = grid(1, width=5.0)
+        no_data(axes[0], reason(None))
+        return fig, []
+    fig, axes = grid(len(envs), ncols)
+    with_data = []
+    for ax, env in zip(axes, envs, strict=True):
+        ax.set_title(env)
+        rows = frame[frame["env"] == env] if "env" in frame else frame.iloc[0:0]
+        if rows.empty:
+            no_data(ax, reason(env))
+        else:
+            with_data.append((ax, rows))
+    return fig, with_data
+
+
 def steps_axis(ax, xlabel: str = "env steps") -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -313,18 +334,11 @@ def curves(summary: Summary, table: Table, *, y: str, hues: Sequence[str], envs:
     """
     df = table.frame if frame is None else frame
     variants = list(hues) if variants is None and hue == "variant" else list(variants or ())
-    if not envs:  # no env to show at all: one panel with the reason
-        fig, axes = grid(1, width=5.0)
-        no_data(axes[0], summary.reason(table, None, variants))
-        return fig, {}
-    fig, axes = grid(len(envs), ncols)
+    shown = pd.DataFrame() if df is None or df.empty else df[df[hue].isin(hues) & df[y].notna()]
+    fig, with_data = env_panels(envs, shown, lambda env: summary.reason(table, env, variants), ncols)
     panels, drawn = {}, set()
-    for ax, env in zip(axes, envs, strict=True):
-        ax.set_title(env)
-        rows = pd.DataFrame() if df is None or df.empty else df[(df["env"] == env) & df[hue].isin(hues)]
-        if rows.empty or rows[y].notna().sum() == 0:
-            no_data(ax, summary.reason(table, env, variants))
-            continue
+    for ax, rows in with_data:
+        env = rows["env"].iloc[0]
         ax.set_xlabel(xlabel)
         if x == "step":
             steps_axis(ax, xlabel)
