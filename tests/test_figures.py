@@ -210,3 +210,24 @@ def test_every_notebook_survives_an_empty_summary(tmp_path, notebook):
     summary_dir.mkdir()  # not even scale.json
     execute(notebook, summary_dir, out_dir)
     assert_figures_written(notebook, out_dir)
+
+
+def test_html_page_is_standalone_with_the_figures_embedded() -> None:
+    import base64
+
+    import nbformat
+
+    from iapo.notebooks import html_page
+
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n-a-tiny-figure-").decode()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Value bias <&>"),
+        nbformat.v4.new_code_cell("x = 1", execution_count=1, outputs=[
+            nbformat.v4.new_output("display_data", data={"image/png": png})]),
+    ])
+    page = html_page(nb, "value_bias (mini) <&>")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<title>value_bias (mini) &lt;&amp;&gt;</title>" in page
+    assert "Value bias &lt;&amp;&gt;</h1>" in page or "Value bias &lt;&amp;&gt;<a" in page
+    assert f"data:image/png;base64,{png}" in page  # the figure travels with the page
+    assert ".highlight" in page and "x</span>" in page  # code is highlighted

@@ -18,6 +18,13 @@ from pathlib import Path
 
 NOTEBOOKS = Path("notebooks")
 PAPER_FIGURES = Path("paper_figures")
+# the rendering's own style: nbconvert's `basic` body is a quarter the size of its `lab` page (most of
+# which is the lab theme's CSS), and the executed notebooks of a scale are kept in git
+PAGE_CSS = """body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }
+.input_area pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+.prompt { color: #888; font-size: 0.8em; }
+img { max-width: 100%; }
+"""
 
 
 class NotebookError(RuntimeError):
@@ -37,7 +44,6 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     import jupytext
     import nbformat
     import papermill
-    from nbconvert import HTMLExporter
 
     source = NOTEBOOKS / f"{group}.py"
     if not source.is_file():
@@ -54,8 +60,21 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     except papermill.PapermillExecutionError as err:
         raise NotebookError(f"{source} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                             f"the executed notebook with the traceback is {out}") from None
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
     tmp = out.with_name(f".{group}.html.tmp")
-    tmp.write_text(html)
+    tmp.write_text(html_page(nbformat.read(out, as_version=4), f"{group} ({scale})"))
     os.replace(tmp, out.with_suffix(".html"))
     return out
+
+
+def html_page(nb: object, title: str) -> str:
+    """A standalone HTML page of an executed notebook: nbconvert's `basic` body (figures embedded),
+    code highlighted by pygments, `PAGE_CSS`."""
+    from html import escape
+
+    from nbconvert import HTMLExporter
+    from pygments.formatters import HtmlFormatter
+
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(nb)
+    css = PAGE_CSS + HtmlFormatter().get_style_defs(".highlight")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>\n"
+            f"<style>\n{css}\n</style></head>\n<body>\n{body}\n</body></html>\n")
