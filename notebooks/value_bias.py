@@ -3,7 +3,8 @@
 #
 # With the default pessimism β = 1 (eq. 13), iterative amortization overestimates values more and
 # changes its policy faster than direct amortization; training with β = 2.5 (Hopper 1.5) mitigates
-# both (§3.3, A.2). Reads `value_bias.csv`, `policy_change.csv` (diagnostics) and `runs.csv`.
+# both (§3.3, A.2). Reads `value_bias.csv`, `policy_change.csv` (diagnostics), `metrics.csv` (the
+# online policy change logged by training) and `runs.csv`.
 
 # %%
 import iapo.figures as F
@@ -51,3 +52,20 @@ spacing = f"checkpoints {F.human(apart[0])}–{F.human(apart[-1])} steps apart" 
 note = "; ".join(filter(None, [beta_note, spacing]))
 F.title(fig, "(b) Policy change rate (NeurIPS Fig. 3b)", summary, band, note)
 F.save(fig, out_dir, "policy_change")
+
+# %% [markdown]
+# (b) as the paper measured it: `policy_kl` of metrics.csv, logged by training after every episode:
+# KL(π_old ‖ π_new) on that episode's states, π_old the λ the agent acted with, π_new its λ after the
+# updates since (code §6, `agent_kl`). Runs trained before training logged it have no such column.
+
+# %%
+metrics = summary.table("metrics")
+envs = F.panel_envs(["Ant-v2"], metrics.rows(variant=variants))
+if metrics.frame is not None and "policy_kl" not in metrics.frame:
+    metrics = F.Table("metrics", None, "metrics.csv has no policy_kl column: its runs were trained "
+                                       "before training logged the online policy change")
+fig, _ = F.curves(summary, metrics, y="policy_kl", hues=variants, envs=envs, band=band,
+                  ylabel="KL per episode (nats)")
+F.title(fig, "(b) Policy change rate, online (NeurIPS Fig. 3b)", summary, band,
+        "; ".join(filter(None, [beta_note, "after every training episode"])))
+F.save(fig, out_dir, "policy_change_online")

@@ -181,6 +181,60 @@ def test_outputs_and_provenance(tmp_path):
     assert info["versions"]["torch"].startswith("2.13.0")
 
 
+def test_online_policy_change_leaves_training_unchanged(tmp_path):
+    """`policy_kl` (Fig. 3b, logged per episode) re-runs the iterative optimizer on the episode's
+    states with forked random numbers: the same run without it has bit-identical weights and logs."""
+    params = load_params(small_params(tmp_path, steps=260, initial_random_steps=150, log_every=65,
+                                      eval_every=260, checkpoint_steps=[260], resume_every=260))
+    cfg = resolve(params, "InvertedPendulum-v2", "iterative", 0, "smoke")
+    with_kl = Run(cfg, tmp_path / "with")  # a Run seeds the process's generators: one at a time
+    with_kl.run()
+    without = Run(cfg, tmp_path / "without")
+    without.tracks_policy_change = False
+    without.run()
+    kl = pd.read_csv(tmp_path / "with" / "metrics.csv")["policy_kl"].dropna()
+    assert len(kl) >= 2 and (kl >= 0).all() and kl.max() > 0  # iterative λ is stochastic: KL > 0
+    assert "policy_kl" not in pd.read_csv(tmp_path / "without" / "metrics.csv")
+    assert (tmp_path / "with" / "eval.csv").read_bytes() == (tmp_path / "without" / "eval.csv").read_bytes()
+    final = [checkpoint.load(r.out / "checkpoints" / "step_260.pt")["model"] for r in (with_kl, without)]
+    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
+
+
+def test_online_policy_change_is_zero_when_the_policy_does_not_move(tmp_path):
+    """Direct λ is a function of the state: with lr ≈ 0 (1e-30) nothing changes and the KL is 0 (to float
+    precision); with the paper's lr it is positive. Hand check of one episode's value."""
+    def run(lr: float, out: str) -> Run:
+        params = small_params(tmp_path / out, steps=240, initial_random_steps=150, log_every=60,
+                              eval_every=240, checkpoint_steps=[240], resume_every=240)
+        raw = yaml.safe_load(params.read_text())
+        raw["training"]["lr"] = lr
+        params.write_text(yaml.safe_dump(raw))
+        cfg = resolve(load_params(params), "InvertedPendulum-v2", "direct", 0, "smoke")
+        r = Run(cfg, tmp_path / out / "run")
+        r.run()
+        return r
+
+    (tmp_path / "frozen").mkdir()
+    (tmp_path / "learning").mkdir()
+    frozen, learning = run(1e-30, "frozen"), run(3e-4, "learning")  # lr must be > 0
+    kl_frozen = pd.read_csv(frozen.out / "metrics.csv")["policy_kl"].dropna()
+    kl_learning = pd.read_csv(learning.out / "metrics.csv")["policy_kl"].dropna()
+    assert len(kl_frozen) >= 2 and kl_frozen.abs().max() < 1e-6
+    assert kl_learning.max() > 1e-4
+    # by hand: λ of the agent now on two states against a shifted λ
+    obs = torch.zeros(2, 4)
+    lam = learning.agent.policy(obs)
+    learning.c.episode_states = obs.tolist()
+    learning.c.episode_lams = torch.cat([lam.mu + 0.1, lam.log_sigma - 0.2], -1).tolist()
+    learning.c.pending = {}
+    learning.record_policy_change()
+    p = torch.distributions.Normal(lam.mu + 0.1, (lam.log_sigma - 0.2).exp())
+    q = torch.distributions.Normal(lam.mu, lam.log_sigma.exp())
+    expected = torch.distributions.kl_divergence(p, q).sum(-1).mean().item()
+    assert learning.c.pending["policy_kl"] == [pytest.approx(expected, rel=1e-5)]
+    assert learning.c.episode_states == [] and learning.c.episode_lams == []
+
+
 def baseline_return(policy: str, episodes: int = 5) -> float:
     """InvertedPendulum return of a zero-action or uniform-random policy (what a broken agent gets)."""
     rng, returns = np.random.default_rng(0), []

@@ -93,6 +93,7 @@ class Agent(nn.Module):
             if self.rollout_policy is not self.optimizer:
                 self.extra_opts["rollout"] = torch.optim.Adam(self.rollout_policy.parameters(), lr=t.lr)
         self.n_updates = 0
+        self.last_policy: Trace | None = None
 
     @property
     def alpha(self) -> Tensor:
@@ -135,16 +136,21 @@ class Agent(nn.Module):
         return Objective(self.value_fn(beta, online), obs, self.alpha, t.n_action_samples)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting)."""
-        s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        objective = self.objective(s, self.cfg.training.beta_acting)
+    def policy(self, obs: Tensor) -> Trace:
+        """λ = (μ, log σ) the agent acts with at states [B, S] (β = β_acting)."""
+        objective = self.objective(obs, self.cfg.training.beta_acting)
         if self.fused_q and isinstance(self.optimizer, IterativeOptimizer):
             # λ_K without the J trace, same samples; in fp32 (bf16 products of N rows are slower)
             objective.value_fn = objective.value_fn.with_precision("fp32")
-            trace = self.optimizer.act_fused(objective)
-        else:
-            trace = self.optimizer.optimize(objective, score=False)
+            return self.optimizer.act_fused(objective)
+        return self.optimizer.optimize(objective, score=False)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting).
+        Its λ stays in `last_policy` (the training loop's online policy-change metric reads it)."""
+        s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        trace = self.last_policy = self.policy(s)
         if deterministic:
             a = mode_action(self.optimizer, trace)
         else:

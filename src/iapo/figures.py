@@ -410,6 +410,9 @@ FIGURES: tuple[Entry, ...] = (
        "and with its training β (2.5; Hopper 1.5) (§3.3, A.2)."),
     _e("policy_change", "value_bias", "Fig. 3b", "Fig. 3b", "policy_change.csv runs.csv scale.json",
        "Policy change rate: KL between the policies of successive checkpoints, same three agents (§3.3)."),
+    _e("policy_change_online", "value_bias", "Fig. 3b", "Fig. 3b", "metrics.csv runs.csv scale.json",
+       "Policy change rate as the paper measured it: KL between the acting policy and the policy after "
+       "the updates that followed, per training episode (`policy_kl`), same three agents (§3.3)."),
     _e("amortization_gap", "amortization_gap", "Fig. 6", "Fig. 6", "amortization_gap.csv scale.json",
        "Amortization gap per step over training: direct, iterative, iterative + 5 test-time iterations, "
        "direct + NF (§4.2.4, A.3)."),

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from iapo import checkpoint
 from iapo.agent import Agent
 from iapo.config import RunConfig
+from iapo.distributions import gaussian_kl
 from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.provenance import provenance, write_json_atomic
 from iapo.replay import ReplayBuffer
@@ -44,6 +45,9 @@ class Counters:
     wall_time: float = 0.0
     finished_returns: list[float] = field(default_factory=list)
     pending: dict[str, list[float]] = field(default_factory=dict)
+    # the current episode's states and the λ = [μ, log σ] the agent acted with (online policy change)
+    episode_states: list[list[float]] = field(default_factory=list)
+    episode_lams: list[list[float]] = field(default_factory=list)
     metrics_rows: list[dict] = field(default_factory=list)
     eval_rows: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
@@ -66,6 +70,8 @@ class Run:
         self.c = Counters()
         self.stop_requested = False
         self.bar_postfix: dict[str, str] = {}
+        # λ = (μ, σ) of a tanh-Normal: not a flow policy, whose KL has no closed form
+        self.tracks_policy_change = not hasattr(self.agent.optimizer, "sample")
 
     # ---------------------------------------------------------------- one environment step
     def env_step(self) -> int:
@@ -74,6 +80,10 @@ class Run:
             action = self.rng.uniform(-1.0, 1.0, self.agent.act_dim).astype(np.float32)
         else:
             action = self.agent.act(self.obs)
+            if self.tracks_policy_change:
+                lam = self.agent.last_policy
+                self.c.episode_states.append(np.asarray(self.obs, dtype=np.float32).tolist())
+                self.c.episode_lams.append(torch.cat([lam.mu[0], lam.log_sigma[0]]).tolist())
         next_obs, reward, terminated, truncated, _ = self.env.step(scale_action(self.env, action))
         # Only a true termination stops bootstrapping; a time-limit truncation does not.
         self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
@@ -115,6 +125,22 @@ class Run:
             ) from err
         for key, value in metrics.items():
             self.c.pending.setdefault(key, []).append(value)
+
+    def record_policy_change(self) -> None:
+        """Online policy change rate (Fig. 3b; code §6, `agent_kl`): the mean, over the states of the
+        episode that just ended, of KL(π_old ‖ π_new), π_old the λ the agent acted with, π_new its λ
+        now, after the updates that followed (analytic Gaussian KL, summed over dimensions); logged
+        as `policy_kl`. The agent's random numbers are forked: training is the same without it."""
+        c = self.c
+        if c.episode_states:
+            obs = torch.tensor(c.episode_states, dtype=torch.float32, device=self.device)
+            old = torch.tensor(c.episode_lams, dtype=torch.float32, device=self.device)
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                new = self.agent.policy(obs)
+            mu_old, log_sigma_old = old.split(self.agent.act_dim, dim=-1)
+            kl = gaussian_kl(mu_old, log_sigma_old, new.mu, new.log_sigma).mean()
+            c.pending.setdefault("policy_kl", []).append(float(kl))
+        c.episode_states, c.episode_lams = [], []
 
     def pretrain_model(self) -> None:
         """A.5: model-only updates on the warm-up data, once, before the first agent update."""
@@ -230,8 +256,11 @@ class Run:
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
         try:
             while self.c.step < cfg.steps:
-                for _ in range(self.updates_due(self.env_step())):
+                ended = self.env_step()
+                for _ in range(self.updates_due(ended)):
                     self.update()
+                if ended:
+                    self.record_policy_change()
                 self._after_step(bar)
                 if self.stop_requested:
                     self.c.wall_time += time.perf_counter() - start
