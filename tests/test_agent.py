@@ -113,3 +113,21 @@ def test_update_changes_only_what_it_should(make_cfg, variant):
         assert (new - old).abs().max() < 0.01
     if variant == "iterative":
         assert {f"J_iter{i}" for i in range(6)} <= metrics.keys()
+
+
+def test_with_optimizer_swaps_the_optimizer_of_the_copy_only(make_cfg):
+    """§4.2.5 transfer: the copy acts with the other optimizer on the same Q-networks; the original
+    keeps its own (a plain `copy.copy` of a module would swap both)."""
+    torch.manual_seed(0)
+    agent = Agent(make_cfg(variant="iterative"), OBS_DIM, ACT_DIM)
+    donor = Agent(make_cfg(variant="iterative"), OBS_DIM, ACT_DIM)
+    with torch.no_grad():  # a fresh optimizer's update starts at zero: make the donor's act
+        for p in donor.optimizer.parameters():
+            p.normal_(0.0, 0.5)
+    own = agent.optimizer
+    other = agent.with_optimizer(donor.optimizer)
+    assert agent.optimizer is own and other.optimizer is donor.optimizer
+    assert other.q is agent.q and other.log_alpha is agent.log_alpha
+    obs = torch.randn(OBS_DIM).numpy()
+    a_own, a_other = agent.act(obs, deterministic=True), other.act(obs, deterministic=True)
+    assert not torch.allclose(torch.as_tensor(a_own), torch.as_tensor(a_other))

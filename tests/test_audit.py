@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +36,22 @@ def test_greater_flips_with_the_data():
     result = evaluate_claim(claim("greater"), returns("direct"))
     assert result.verdict == "contradicted" and "Hopper-v2" in result.reason
     assert evaluate_claim(claim("less"), returns("direct")).verdict == "supported"
+
+
+def test_checkpoints_before_training_are_left_out(tmp_path):
+    """The untrained checkpoint (step ≤ initial_random_steps) says the opposite of the trained
+    ones: with it the claim is contradicted, without it (run_audit reads scale.json) supported."""
+    trained, untrained = returns("iterative").assign(step=2000), returns("direct", gap=3000).assign(step=1000)
+    table = pd.concat([trained, untrained])
+    assert evaluate_claim(claim("greater"), table).verdict == "contradicted"
+    assert evaluate_claim(claim("greater"), table, warmup=1000).verdict == "supported"
+    assert evaluate_claim(claim("greater"), table, warmup=999).verdict == "contradicted"
+    claims, summary = tmp_path / "claims.yaml", tmp_path / "summary"
+    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump()]}))
+    summary.mkdir()
+    table.to_csv(summary / "runs.csv", index=False)
+    (summary / "scale.json").write_text('{"scale": "mini", "preset": {"initial_random_steps": 1000}}')
+    assert [r.verdict for r in run_audit(claims, summary)] == ["supported"]
 
 
 def test_not_worse_and_similar():
@@ -78,13 +96,16 @@ def test_missing_table_or_column_is_inconclusive(tmp_path):
 
 def test_report_lists_every_claim(tmp_path):
     claims = tmp_path / "claims.yaml"
-    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump(),
-                                                 claim("less").model_dump() | {"id": "d"}]}))
+    with_pipe = claim("less").model_dump() | {"id": "d", "metric": "x / 2√|A|"}
+    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump(), with_pipe]}))
     returns("iterative").to_csv(tmp_path / "runs.csv", index=False)
     results = run_audit(claims, tmp_path)
     md, page = write_report(results, tmp_path, tmp_path / "out" / "audit.md")
     text = md.read_text()
     assert "| c |" in text and "| d |" in text and "**supported**" in text and "**contradicted**" in text
+    # every verdict row has the table's six cells, a `|` inside a cell included (escaped)
+    rows = [line for line in text.splitlines() if line.startswith(("| c |", "| d |"))][:2]
+    assert all(len(re.findall(r"(?<!\\)\|", row)) == 7 for row in rows) and "2√\\|A\\|" in rows[1]
     assert "<table" in page.read_text()
 
 

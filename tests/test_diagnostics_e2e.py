@@ -282,6 +282,10 @@ def test_mb_transfer(runs, tmp_path):
                   "--episodes", "1", "--horizon", "20", "--checkpoints", "last")["main"]
     assert sorted(df.optimizer.unique()) == ["own", "transfer"] and (df.length == 20).all()
     assert set(df.source_step) == {300}
+    # the two optimizers act differently (a transfer that left `own` with the donor's optimizer
+    # gave identical episodes)
+    own, transfer = (df[df.optimizer == o]["return"].to_numpy() for o in ("own", "transfer"))
+    assert not np.array_equal(own, transfer)
     # a model-free run as --run is refused with a clear message
     assert main(["diagnose", "mb_transfer", "--run", str(mf), "--optimizer-from", str(mf),
                  "--out", str(tmp_path / "bad.csv")]) == 2

@@ -95,6 +95,15 @@ class Agent(nn.Module):
         self.n_updates = 0
         self.last_policy: Trace | None = None
 
+    def with_optimizer(self, optimizer: nn.Module) -> Agent:
+        """This agent acting with another policy optimizer (§4.2.5 transfer): the Q-networks, α and
+        model are shared, not copied. A shallow copy with its own module table, so that setting the
+        optimizer does not reach `self` (`copy.copy` of a module shares `_modules`)."""
+        other = copy.copy(self)
+        other._modules = dict(self._modules)
+        other.optimizer = optimizer
+        return other
+
     @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()

@@ -14,6 +14,10 @@ Test kinds (a = arm `a`, b = arm `b` of `column`; intervals are 95% bootstrap CI
   within             low ≤ mean ≤ high
 With `by`, the test runs per group (e.g. per environment); the claim is supported if every group
 is, contradicted if any group is, and inconclusive otherwise.
+
+Checkpoints taken before training started (env step ≤ the scale's `initial_random_steps`, at most
+one update: the optimizer at its initialisation) are left out of the diagnostic tables' claims;
+they say nothing about what amortization learned (small scales checkpoint there, the paper never).
 """
 
 from __future__ import annotations
@@ -224,14 +228,17 @@ def _one_arm(test: Test, x: np.ndarray, seed: int) -> GroupResult:
                        ci.estimate, ci.low, ci.high, None, n)
 
 
-def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0) -> ClaimResult:
-    """Run a claim's test on its table (already loaded)."""
+def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0, warmup: int | None = None) -> ClaimResult:
+    """Run a claim's test on its table (already loaded); checkpoints (`step`) at or before `warmup`
+    env steps, taken before training started, are left out."""
     t = claim.test
     if claim.where:
         try:
             df = df.query(claim.where)
         except Exception as err:  # a bad filter is a claims-file bug: say which claim
             return ClaimResult(claim, "inconclusive", f"filter {claim.where!r} failed: {err}")
+    if warmup is not None and "step" in df.columns:
+        df = df[df["step"] > warmup]
     df = _at(df, claim.at)
     if claim.derive:
         try:
@@ -278,6 +285,7 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
     if not summary_dir.is_dir():
         raise AuditError(f"{summary_dir}: no such folder. Build the summary tables first "
                          "(`snakemake --config scale=SCALE` or `iapo summarize`).")
+    warmup = _warmup(summary_dir)
     for i, claim in enumerate(load_claims(claims_path)):
         path = summary_dir / f"{claim.table}.csv"
         if claim.table not in cache:
@@ -286,8 +294,16 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
         if df is None:
             results.append(ClaimResult(claim, "inconclusive", f"{path} not produced at this scale"))
         else:
-            results.append(evaluate_claim(claim, df, seed=i))
+            results.append(evaluate_claim(claim, df, seed=i, warmup=warmup))
     return results
+
+
+def _warmup(summary_dir: Path) -> int | None:
+    """The scale's `initial_random_steps` (scale.json), None when unknown."""
+    info_path = summary_dir / "scale.json"
+    if not info_path.is_file():
+        return None
+    return json.loads(info_path.read_text()).get("preset", {}).get("initial_random_steps")
 
 
 def _scale_note(summary_dir: Path) -> str:
@@ -308,7 +324,16 @@ def _scale_note(summary_dir: Path) -> str:
                      f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}")
     lines.append(f"- **reduced against paper**: {', '.join(info.get('reduced', [])) or 'nothing'} "
                  f"(results/summary/<scale>/scale.json has every value)")
+    if this.get("initial_random_steps") is not None:
+        lines.append(f"- **left out**: diagnostics of checkpoints at env step ≤ "
+                     f"{this['initial_random_steps']} (initial_random_steps: taken before training "
+                     "started; they stay in the figures)")
     return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: a literal `|` (e.g. |A|) would end the cell."""
+    return str(text).replace("|", "\\|")
 
 
 def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: str | Path,
@@ -324,7 +349,8 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
         c = r.claim
         figs = "; ".join(f"{k}: {v}" for k, v in c.figures.items())
         paper = c.section + (f" · {figs}" if figs else "")
-        lines.append(f"| {c.id} | {c.claim} | {paper} | {c.metric} | **{r.verdict}** | {r.reason} |")
+        cells = (c.id, c.claim, paper, c.metric, f"**{r.verdict}**", r.reason)
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
     lines += ["", "## Per group", "", "| id | group | seeds | estimate | 95% CI | P(a > b) | verdict |",
               "|---|---|---|---|---|---|---|"]
     for r in results:

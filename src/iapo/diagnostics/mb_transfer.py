@@ -6,7 +6,6 @@ the same episode seeds. Actions are deterministic, tanh(μ), as in evaluation.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +63,7 @@ def run(opts: MBTransferOptions) -> dict[str, pd.DataFrame]:
         if donor.agent.model_based:
             raise DiagnosticError(f"{NAME}: --optimizer-from {opts.optimizer_from} is model-based; "
                                   "the transfer is from a model-free run")
-        transferred = copy.copy(snap.agent)  # same value estimator, α and model; other optimizer
-        transferred.optimizer = donor.agent.optimizer
+        transferred = snap.agent.with_optimizer(donor.agent.optimizer)  # same values, α and model
         agents = [("own", snap.agent, snap.step), ("transfer", transferred, donor.step)]
         env, _ = task_env(snap.cfg, opts.seed)
         for name, agent, source_step in agents:
