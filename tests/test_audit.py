@@ -54,6 +54,19 @@ def test_checkpoints_before_training_are_left_out(tmp_path):
     assert [r.verdict for r in run_audit(claims, summary)] == ["supported"]
 
 
+def test_a_group_without_one_arm_is_not_tested():
+    """An env where the scale runs only one arm is no evidence: the other envs decide, the reason
+    names the untested one; with no group holding both arms the claim is inconclusive."""
+    table = returns("iterative")
+    table = table[~((table.env == "HalfCheetah-v2") & (table.variant == "direct"))]
+    result = evaluate_claim(claim("greater"), table)
+    assert result.verdict == "supported" and [g.group for g in result.groups] == ["Hopper-v2"]
+    assert "not tested: HalfCheetah-v2 (no runs of direct)" in result.reason
+    only_iterative = table[table.variant == "iterative"]
+    result = evaluate_claim(claim("greater"), only_iterative)
+    assert result.verdict == "inconclusive" and "no group has both arms" in result.reason
+
+
 def test_not_worse_and_similar():
     equal = returns("nobody", gap=0.0, noise=5.0)
     assert evaluate_claim(claim("not_worse", margin=0.1), equal).verdict == "supported"

@@ -13,7 +13,8 @@ Test kinds (a = arm `a`, b = arm `b` of `column`; intervals are 95% bootstrap CI
   at_least           mean ≥ threshold
   within             low ≤ mean ≤ high
 With `by`, the test runs per group (e.g. per environment); the claim is supported if every group
-is, contradicted if any group is, and inconclusive otherwise.
+is, contradicted if any group is, and inconclusive otherwise. A group where the scale runs only one
+of the two arms (e.g. an env without β = 1 runs) is not tested, and the reason says so.
 
 Checkpoints taken before training started (env step ≤ the scale's `initial_random_steps`, at most
 one update: the optimizer at its initialisation) are left out of the diagnostic tables' claims;
@@ -254,29 +255,32 @@ def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0, warmup: int | 
     keys = [*t.by, *([t.column] if t.column else [])]
     per_seed = _per_seed(df, claim.value, keys)
     groups = per_seed.groupby(t.by) if t.by else [((), per_seed)]
-    results = []
+    results, untested = [], []
     for name, g in groups:
         label = ", ".join(map(str, name if isinstance(name, tuple) else (name,))) or "all"
         if t.kind in TWO_ARM:
             x = g.loc[g[t.column] == t.a, claim.value].to_numpy()
             y = g.loc[g[t.column] == t.b, claim.value].to_numpy()
-            if len(x) == 0 or len(y) == 0:
-                results.append(GroupResult(label, "inconclusive", f"no runs of {t.a if not len(x) else t.b}"))
+            if len(x) == 0 or len(y) == 0:  # an arm this scale does not run there: not evidence
+                untested.append(f"{label} (no runs of {t.a if not len(x) else t.b})")
                 continue
             r = _two_arm(t, x, y, seed)
         else:
             r = _one_arm(t, g[claim.value].to_numpy(), seed)
         r.group = label
         results.append(r)
+    skipped = f"; not tested: {', '.join(untested)}" if untested else ""
+    if not results:
+        return ClaimResult(claim, "inconclusive", f"no group has both arms{skipped}")
     verdicts = {r.verdict for r in results}
     if "contradicted" in verdicts:
         bad = [r.group for r in results if r.verdict == "contradicted"]
-        return ClaimResult(claim, "contradicted", f"contradicted for {', '.join(bad)}", results)
+        return ClaimResult(claim, "contradicted", f"contradicted for {', '.join(bad)}{skipped}", results)
     if verdicts == {"supported"}:
-        return ClaimResult(claim, "supported", f"supported in all {len(results)} group(s)", results)
+        return ClaimResult(claim, "supported", f"supported in all {len(results)} group(s){skipped}", results)
     open_ = [f"{r.group}: {r.reason}" for r in results if r.verdict == "inconclusive"]
-    return ClaimResult(claim, "inconclusive", "; ".join(open_[:3]) + (" …" if len(open_) > 3 else ""),
-                       results)
+    return ClaimResult(claim, "inconclusive",
+                       "; ".join(open_[:3]) + (" …" if len(open_) > 3 else "") + skipped, results)
 
 
 def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimResult]:
