@@ -157,7 +157,9 @@ def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_p
     # 2. a fresh clone: pull, then rebuild the downstream products; nothing is trained
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ws), str(clone)], check=True, timeout=120)
-    assert not (clone / "results").exists()
+    # git holds no run and no smoke table (only the committed mini study's small tables)
+    assert not (clone / "results" / "runs").exists()
+    assert not (clone / "results" / "summary" / "smoke").exists()
     check(run(make("pull", "SCALE=smoke"), clone, timeout=300, env=env))
     for key in smoke_grid():
         assert tree_digest(run_folder(clone, *key)) == tree_digest(run_folder(ws, *key))
