@@ -48,8 +48,10 @@ envs = F.panel_envs(["Ant-v2"], change.rows(variant=variants))
 fig, _ = F.curves(summary, change, y="kl", hues=variants, envs=envs, band=band, ylabel="KL (nats)")
 pairs = change.rows(variant=variants)
 apart = sorted((pairs["step"] - pairs["prev_step"]).unique()) if not pairs.empty else []
-span = F.human(apart[0]) if len(apart) == 1 else f"{F.human(apart[0])}–{F.human(apart[-1])}"
-spacing = f"checkpoints {span} steps apart" if apart else ""
+spacing = ""
+if apart:
+    span = F.human(apart[0]) if len(apart) == 1 else f"{F.human(apart[0])}–{F.human(apart[-1])}"
+    spacing = f"checkpoints {span} steps apart"
 note = "; ".join(filter(None, [beta_note, spacing]))
 F.title(fig, "(b) Policy change rate (NeurIPS Fig. 3b)", summary, band, note)
 F.save(fig, out_dir, "policy_change")

@@ -305,8 +305,8 @@ def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
     evals = pd.read_csv(summary / "eval.csv")
     assert {"env", "variant", "seed", "env_step", "return"} <= set(evals.columns)
     for key, cfg in cfgs.items():  # every eval_every steps, and the final policy of each run
-        run = evals[(evals.env == key[0]) & (evals.variant == key[1]) & (evals.seed == key[2])]
-        assert set(run.env_step) == {*range(0, cfg.steps + 1, cfg.eval_every), cfg.steps}, key
+        episodes = evals[(evals.env == key[0]) & (evals.variant == key[1]) & (evals.seed == key[2])]
+        assert set(episodes.env_step) == {*range(0, cfg.steps + 1, cfg.eval_every), cfg.steps}, key
     metrics = pd.read_csv(summary / "metrics.csv")
     assert len(metrics) == sum(-(-cfg.steps // cfg.log_every) for cfg in cfgs.values())
     scale = json.loads((summary / "scale.json").read_text())
