@@ -34,7 +34,7 @@ from tests.test_pipeline import (
 )
 
 SCRIPTS = ROOT / "tests" / "slurm"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares the smoke workspace
 
 # The test node has no GPU and 2 CPUs: the profile's per-rule GPU, memory and time requests are
 # replaced on the command line; everything else comes from profiles/slurm as typed. Without Slurm

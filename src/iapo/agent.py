@@ -105,6 +105,12 @@ class Agent(nn.Module):
         return other
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype (float32; float64 when a test runs the agent in double precision);
+        states and batches are cast to it."""
+        return self.log_alpha.dtype
+
+    @property
     def alpha(self) -> Tensor:
         return self.log_alpha.exp().detach()
 
@@ -158,7 +164,7 @@ class Agent(nn.Module):
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting).
         Its λ stays in `last_policy` (the training loop's online policy-change metric reads it)."""
-        s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        s = torch.as_tensor(obs, dtype=self.dtype, device=self.device).unsqueeze(0)
         trace = self.last_policy = self.policy(s)
         if deterministic:
             a = mode_action(self.optimizer, trace)

@@ -75,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
     tr.add_argument("--out", required=True, type=Path, help="run folder")
     tr.add_argument("--steps", type=int, default=None, help="override the scale's env steps")
-    tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (checked: exit 2 if absent)")
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    tr.add_argument("--deterministic", action="store_true",
+                    help="deterministic kernels (torch.use_deterministic_algorithms; on CUDA also "
+                    "CUBLAS_WORKSPACE_CONFIG): bit-repeatable CUDA runs, at some speed")
 
     be = sub.add_parser("bench", help="time updates and action selection against their GEMM floor",
                         description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     cfg = resolve(params, args.env, args.variant, args.seed, args.scale, args.steps)
-    train(cfg, args.out, device=args.device, threads=args.threads)
+    train(cfg, args.out, device=args.device, threads=args.threads, deterministic=args.deterministic)
     return 0
 
 
@@ -313,6 +316,7 @@ def cmd_figures_index(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from iapo.audit import AuditError
+    from iapo.devices import DeviceError
     from iapo.summary import SummaryError
     from iapo.train import TrainingError
 
@@ -323,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 "figures-index": cmd_figures_index, "notebook": cmd_notebook}
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError) as err:
+    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError) as err:
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
         return 2
 

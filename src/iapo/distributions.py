@@ -17,9 +17,16 @@ LOG2 = math.log(2.0)
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+def standard_normal(n_samples: int, like: Tensor) -> Tensor:
+    """ε ~ N(0, I) of shape [N, *like.shape], drawn in float32 and cast to `like`'s dtype: a float64
+    agent (the double-precision check of the fast path) draws the very numbers a float32 one draws."""
+    eps = torch.randn((n_samples, *like.shape), dtype=torch.float32, device=like.device)
+    return eps if like.dtype == torch.float32 else eps.to(like.dtype)
+
+
 def rsample(mu: Tensor, log_sigma: Tensor, n_samples: int) -> tuple[Tensor, Tensor]:
     """N reparameterised samples: returns (a, u) with u = μ + σ ε, a = tanh(u), shape [N, B, n]."""
-    eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+    eps = standard_normal(n_samples, mu)
     u = mu + log_sigma.exp() * eps
     return torch.tanh(u), u
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from iapo.distributions import HALF_LOG_2PI, log_tanh_jacobian
+from iapo.distributions import HALF_LOG_2PI, log_tanh_jacobian, standard_normal
 
 
 class MaskedLinear(nn.Linear):
@@ -86,7 +86,7 @@ class TanhFlow(nn.Module):
 
     def rsample(self, mu: Tensor, log_sigma: Tensor, n_samples: int) -> tuple[Tensor, Tensor]:
         """N reparameterised actions a = tanh(flow(μ + σ ε)) [N, B, n] and log π(a) [N, B]."""
-        eps = torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+        eps = standard_normal(n_samples, mu)
         x0 = mu + log_sigma.exp() * eps
         base = (-0.5 * eps.square() - log_sigma - HALF_LOG_2PI).sum(-1)
         u, log_det = self.push(x0)

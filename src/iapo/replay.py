@@ -32,12 +32,15 @@ class ReplayBuffer:
         self.ptr = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> Batch:
-        """B transitions drawn uniformly with replacement from what is stored."""
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, device: torch.device,
+        dtype: torch.dtype = torch.float32,
+    ) -> Batch:
+        """B transitions drawn uniformly with replacement from what is stored, as `dtype` on `device`."""
         idx = rng.integers(0, self.size, size=batch_size)
 
         def put(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x[idx]).to(device)
+            return torch.from_numpy(x[idx]).to(device, dtype)
 
         return Batch(put(self.obs), put(self.action), put(self.reward), put(self.next_obs),
                      put(self.done))

@@ -17,8 +17,9 @@ import torch
 from tqdm import tqdm
 
 from iapo import checkpoint
-from iapo.agent import Agent
+from iapo.agent import Agent, Batch
 from iapo.config import RunConfig
+from iapo.devices import describe, kind, resolve_device, set_deterministic
 from iapo.distributions import gaussian_kl
 from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.provenance import provenance, write_json_atomic
@@ -109,12 +110,15 @@ class Run:
             return t.updates_per_step
         return t.updates_per_step * ended_length
 
+    def sample(self) -> Batch:
+        """A replay batch on the agent's device, in its dtype."""
+        return self.buffer.sample(self.cfg.training.batch_size, self.rng, self.device, self.agent.dtype)
+
     def update(self) -> None:
-        t = self.cfg.training
         try:
             if self.agent.model_based and not self.c.model_pretrained:
                 self.pretrain_model()
-            metrics = self.agent.update(self.buffer.sample(t.batch_size, self.rng, self.device))
+            metrics = self.agent.update(self.sample())
         except FloatingPointError as err:
             newest = checkpoint.by_step(self.out / "resume")
             last = f"{newest[0][1]} (env step {newest[0][0]})" if newest else "none yet"
@@ -133,8 +137,8 @@ class Run:
         as `policy_kl`. The agent's random numbers are forked: training is the same without it."""
         c = self.c
         if c.episode_states:
-            obs = torch.tensor(c.episode_states, dtype=torch.float32, device=self.device)
-            old = torch.tensor(c.episode_lams, dtype=torch.float32, device=self.device)
+            obs = torch.tensor(c.episode_states, dtype=self.agent.dtype, device=self.device)
+            old = torch.tensor(c.episode_lams, dtype=self.agent.dtype, device=self.device)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 new = self.agent.policy(obs)
             mu_old, log_sigma_old = old.split(self.agent.act_dim, dim=-1)
@@ -144,8 +148,8 @@ class Run:
 
     def pretrain_model(self) -> None:
         """A.5: model-only updates on the warm-up data, once, before the first agent update."""
-        t, n = self.cfg.training, self.cfg.model_based.pretrain_updates
-        batches = (self.buffer.sample(t.batch_size, self.rng, self.device) for _ in range(n))
+        n = self.cfg.model_based.pretrain_updates
+        batches = (self.sample() for _ in range(n))
         metrics = self.agent.pretrain_model(batches)
         self.c.model_pretrained = True
         print(f"model pre-trained: {n} updates, " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()),
@@ -204,6 +208,7 @@ class Run:
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "device": describe(self.device),
         }
         folder = self.out / "resume"
         checkpoint.save(state, folder / f"step_{self.c.step}.pt")
@@ -212,7 +217,8 @@ class Run:
 
     def try_resume(self) -> bool:
         """Restore the newest valid resume checkpoint, if any; skip (and report) corrupt ones."""
-        found = checkpoint.load_newest_valid(self.out / "resume", self.device,
+        # to the CPU: the RNG states must stay CPU byte tensors; load_training_state moves the rest
+        found = checkpoint.load_newest_valid(self.out / "resume", "cpu",
                                              warn=lambda m: print(m, file=sys.stderr))
         if found is None:
             return False
@@ -222,6 +228,11 @@ class Run:
                 f"{self.out}: holds a run with other settings (params hash {state['params_hash']} "
                 f"!= {self.cfg.params_hash()}). Use another --out, or delete that folder to restart."
             )
+        saved_on, here = kind(state.get("device")), kind(describe(self.device))
+        if saved_on not in (here, "unknown"):
+            print(f"note: {self.out} was saved on {saved_on} and resumes on {here}: training goes on "
+                  "correctly, but the random streams and rounding differ from here on, so the run is "
+                  "no longer bit-identical to an uninterrupted one", file=sys.stderr)
         self.c = Counters(**state["counters"])
         self.agent.load_training_state(state["agent"])
         self.buffer.load_state_dict(state["replay"])
@@ -300,7 +311,7 @@ class Run:
         """run.json, written last and atomically: its presence marks a complete run."""
         evals = pd.DataFrame(self.c.eval_rows)
         final = evals[evals.env_step == evals.env_step.max()]["return"].mean()
-        info = provenance(self.device) | {
+        info = provenance(self.device) | describe(self.device) | {
             "env": self.cfg.env, "variant": self.cfg.variant, "seed": self.cfg.seed,
             "scale": self.cfg.scale, "steps": self.c.step, "updates": self.agent.n_updates,
             "episodes": self.c.episodes, "params_hash": self.cfg.params_hash(),
@@ -319,9 +330,12 @@ def write_csv_atomic(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: RunConfig, out: str | Path, device: str = "cpu", threads: int = 1) -> dict:
+def train(
+    cfg: RunConfig, out: str | Path, device: str = "cpu", threads: int = 1, deterministic: bool = False,
+) -> dict:
     """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way."""
     torch.set_num_threads(threads)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("--device cuda asked for, but torch sees no CUDA device here")
-    return Run(cfg, Path(out), device).run()
+    resolved = resolve_device(device)  # DeviceError (exit 2) before anything is written
+    if deterministic:
+        set_deterministic()
+    return Run(cfg, Path(out), str(resolved)).run()

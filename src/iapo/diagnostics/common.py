@@ -132,7 +132,7 @@ class Snapshot:
 def load_snapshot(path: str | Path, device: str = "cpu") -> Snapshot:
     """Rebuild the agent of `checkpoints/step_N.pt` (written by `Run.save_snapshot`), frozen."""
     path = Path(path)
-    snap = checkpoint.load(path, device)
+    snap = checkpoint.load(path, "cpu")  # written on any device; the agent below moves it
     try:
         cfg = RunConfig.from_dict(snap["config"])
         agent = Agent(cfg, snap["obs_dim"], snap["act_dim"], device)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from iapo.devices import DeviceError, resolve_device
 from iapo.diagnostics import REGISTRY
 from iapo.diagnostics.common import (
     DiagnosticError,
@@ -76,8 +77,10 @@ def diagnose(name: str, opts: Options) -> dict[str, Path]:
         raise DiagnosticError(f"--run {opts.run}: no checkpoints/ folder; pass a run folder written "
                               "by `iapo train --out`")
     torch.set_num_threads(opts.threads)
-    if str(opts.device).startswith("cuda") and not torch.cuda.is_available():
-        raise DiagnosticError("--device cuda asked for, but torch sees no CUDA device here")
+    try:
+        resolve_device(str(opts.device))
+    except DeviceError as err:
+        raise DiagnosticError(str(err)) from None
     out = Path(opts.out) if opts.out is not None else default_out(name, opts)
     paths = table_paths(out, list(module.COLUMNS))
     print(f"iapo diagnose {name}: {opts.run} -> {', '.join(str(p) for p in paths.values())}",

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo.config import Network
-from iapo.distributions import LogSigmaBounds, soft_clamp
+from iapo.distributions import LogSigmaBounds, soft_clamp, standard_normal
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
 from iapo.optimizers.base import Trace
@@ -341,7 +341,7 @@ def act_iterations(
     neg_two_alpha = alpha * -2.0
     shift = torch.stack([x.new_zeros(1, n), alpha.expand(1, n)])  # + α on ∇logσJ only
     for _ in range(n_iters):
-        noise = torch.randn((n_samples, rows, n), dtype=obs.dtype, device=obs.device)  # as `rsample`
+        noise = standard_normal(n_samples, mu)  # as `rsample`: same generator call, same numbers
         u = mu + log_sigma.exp() * noise
         actions = torch.tanh(u)
         g = q_grad(actions, states)                            # ∇_a Q̂ [N, B, n]

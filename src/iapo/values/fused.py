@@ -15,7 +15,9 @@ Inside J the Q-networks are fixed (target nets, code §1.5), so the only gradien
 `pessimistic(ensemble(obs, action), β)` and is differentiable in the action through a custom
 autograd function whose backward multiplies the upstream gradient by the saved ∇_a Q̂. Optional
 `precision="bf16"` runs the Q products in bfloat16 (AMX on recent Xeons); values and gradients are
-returned in float32. Tests: tests/test_fast_paths.py (against the autograd reference).
+returned in the ensemble's own dtype. `precision="fp32"` (full precision) computes in that dtype: float32
+in training, float64 when a test runs the whole agent in double precision to check the algebra.
+Tests: tests/test_fast_paths.py (against the autograd reference).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from torch import Tensor, nn
 
 from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+"""The dtype of the Q products per precision; None: the ensemble's own (full precision)."""
 CHUNK_ELEMENTS = 2**18
 """Activation elements per layer and chunk (all members): rows = CHUNK_ELEMENTS / (M · width), so
 architecture A runs 512 rows ([2, 512, 256] fp32 = 1 MB, in a 2 MB L2) and B (width 512, more
@@ -83,7 +86,7 @@ class StackedQ:
         if ("head", beta) not in self.memo:
             with torch.inference_mode(False):  # normal tensors, even when first asked while acting
                 w = self.head_weight
-                signs = torch.tensor([-beta / 2.0, beta / 2.0], dtype=w.dtype).view(2, 1, 1)
+                signs = torch.tensor([-beta / 2.0, beta / 2.0], dtype=w.dtype, device=w.device).view(2, 1, 1)
                 self.memo["head", beta] = (w * 0.5, w * signs)
         return self.memo["head", beta]
 
@@ -93,7 +96,7 @@ class StackedQ:
         if "difference" not in self.memo:
             with torch.inference_mode(False):
                 w, b = self.head_weight, self.head_bias.view(-1)
-                signs = torch.tensor([1.0, -1.0], dtype=w.dtype).view(2, 1, 1)
+                signs = torch.tensor([1.0, -1.0], dtype=w.dtype, device=w.device).view(2, 1, 1)
                 self.memo["difference"] = (w * signs, b[0] - b[1])
         return self.memo["difference"]
 
@@ -302,7 +305,9 @@ class FusedValue:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
         self.ensemble, self.beta, self.std = ensemble, beta, std
-        self.dtype, self.chunk_rows = PRECISIONS[precision], chunk_rows
+        self.out_dtype = next(ensemble.parameters()).dtype
+        self.dtype, self.chunk_rows = PRECISIONS[precision] or self.out_dtype, chunk_rows
+        self.precision = precision
 
     def with_precision(self, precision: str) -> FusedValue:
         """The same value function with its Q products in another precision."""
@@ -337,8 +342,8 @@ class FusedValue:
                 qs[:, start:stop], g = _chunk(net, x[start:stop], head_grad if need_grad else None)
                 if grad is not None:
                     grad[start:stop] = g
-            q = pessimistic(_fp32(qs), self.beta, self.std)
-        return q.view(lead), None if grad is None else _fp32(grad).view(action.shape)
+            q = pessimistic(_to(qs, self.out_dtype), self.beta, self.std)
+        return q.view(lead), None if grad is None else _to(grad, self.out_dtype).view(action.shape)
 
     def action_grad(self) -> PlainActionGrad | ChunkActionGrad:
         """∇_a Q̂ at fixed states, for acting: `states(obs, N)` once, then `(actions, states)` per call.
@@ -354,7 +359,7 @@ class FusedValue:
             key = ("plain", self.beta)
             if key not in net.memo:
                 with torch.inference_mode(False):  # normal tensors, even when first asked while acting
-                    net.memo[key] = _plain_action_grad(net, self.beta)
+                    net.memo[key] = _plain_action_grad(net, self.beta, self.out_dtype)
             return net.memo[key]
         return ChunkActionGrad(self, net)
 
@@ -376,7 +381,7 @@ class FusedValue:
         if self.std == "population" and net.n_members == 2:
             half, signed = net.head_terms(self.beta)
             return torch.addcmul(half, (qs[0] - qs[1]).sign_().unsqueeze(-1), signed)
-        c = pessimistic_weights(_fp32(qs), self.beta, self.std)
+        c = pessimistic_weights(_to(qs, self.out_dtype), self.beta, self.std)
         return self._cast(c).unsqueeze(-1) * net.head_weight
 
 
@@ -409,6 +414,7 @@ class PlainActionGrad:
     b_diff: Tensor                                  # [] b_1 − b_2
     half: Tensor                                    # [2, 1, H] w_i / 2
     signed: Tensor                                  # [2, 1, H] ∓(β/2) w_i
+    out_dtype: torch.dtype                          # the ensemble's dtype: the gradient's
 
     def states(self, obs: Tensor, n_samples: int) -> Tensor:
         """s W_sᵀ + b [2, R, H] for states [B, S], rows sample-major (R = N B; [2, 1, H] if B = 1)."""
@@ -417,7 +423,7 @@ class PlainActionGrad:
         return z if obs.shape[0] == 1 else z.repeat(1, n_samples, 1)
 
     def __call__(self, action: Tensor, states: Tensor) -> Tensor:
-        """∇_a Q̂ [N, B, n] (float32) for actions [N, B, n] at `states` (from `states`)."""
+        """∇_a Q̂ [N, B, n] (the ensemble's dtype) for actions [N, B, n] at `states` (from `states`)."""
         a = action if action.dtype == self.w_action.dtype else action.to(self.w_action.dtype)
         m, n = self.w_action.shape[0], self.w_action.shape[-1]
         h = _activate(torch.baddbmm(states, a.reshape(1, -1, n).expand(m, -1, -1), self.w_action_t),
@@ -433,10 +439,10 @@ class PlainActionGrad:
         ):
             dh = torch.bmm(_mask(dh, h_out, relu), weight)
         grad = torch.bmm(_mask(dh, outputs[0], self.relu[0]), self.w_action).sum(0)
-        return _fp32(grad).view(action.shape)
+        return _to(grad, self.out_dtype).view(action.shape)
 
 
-def _plain_action_grad(net: StackedQ, beta: float) -> PlainActionGrad:
+def _plain_action_grad(net: StackedQ, beta: float, out_dtype: torch.dtype) -> PlainActionGrad:
     half, signed = net.head_terms(beta)
     w_diff, b_diff = net.head_difference()
     return PlainActionGrad(
@@ -444,7 +450,7 @@ def _plain_action_grad(net: StackedQ, beta: float) -> PlainActionGrad:
         w_action_t=net.first_action_weight.mT, w_action=net.first_action_weight,
         hidden=tuple((layer.bias, layer.weight_t, layer.weight) for layer in net.hidden),
         relu=tuple(layer.nonlinearity == "relu" for layer in (net.first, *net.hidden)),
-        w_diff=w_diff, b_diff=b_diff, half=half, signed=signed,
+        w_diff=w_diff, b_diff=b_diff, half=half, signed=signed, out_dtype=out_dtype,
     )
 
 
@@ -466,7 +472,7 @@ class ChunkActionGrad:
         with torch.no_grad():
             _, grad = _chunk(net, None, lambda qs: self.value._head_grad(net, qs), exact_head=False,
                              first_z=torch.baddbmm(states, a, net.first_action_weight.mT))
-        return _fp32(grad).view(action.shape)
+        return _to(grad, self.value.out_dtype).view(action.shape)
 
 
 ActionGrad = PlainActionGrad | ChunkActionGrad
@@ -485,8 +491,8 @@ def _mask(dh: Tensor, h: Tensor, relu: bool) -> Tensor:
     return torch.ops.aten.elu_backward.grad_input(dh, 1.0, 1, 1, True, h, grad_input=dh)
 
 
-def _fp32(x: Tensor) -> Tensor:
-    return x if x.dtype == torch.float32 else x.float()
+def _to(x: Tensor, dtype: torch.dtype) -> Tensor:
+    return x if x.dtype == dtype else x.to(dtype)
 
 
 class _ValueWithActionGrad(torch.autograd.Function):
