@@ -299,12 +299,12 @@ def test_bf16_is_close_and_only_inside_J(make_cfg):
 
 def _run_metrics(tmp_path, env: str, variant: str, fused: bool,
                  dtype: torch.dtype = torch.float64) -> pd.DataFrame:
-    """metrics.csv of a 180-step run (30 updates from step 150) whose agent computes in `dtype`.
+    """metrics.csv of a 170-step run (20 updates from step 150) whose agent computes in `dtype`.
 
     The agent is built in float32 and cast, and `standard_normal` draws float32 numbers for every
     dtype, so a float64 run starts from the float32 run's weights and draws its noise."""
-    params = load_params(small_params(tmp_path, steps=180, initial_random_steps=150, log_every=15,
-                                      eval_every=180, checkpoint_steps=[180], resume_every=180))
+    params = load_params(small_params(tmp_path, steps=170, initial_random_steps=150, log_every=10,
+                                      eval_every=170, checkpoint_steps=[170], resume_every=170))
     cfg = with_training(resolve(params, env, variant, 0, "smoke"), fused=fused)
     out = tmp_path / f"{env}-{variant}-{fused}-{dtype}"
     run = Run(cfg, out)
@@ -316,7 +316,7 @@ def _run_metrics(tmp_path, env: str, variant: str, fused: bool,
 
 DOUBLE_RTOL = 1e-9
 """Agreement of the float64 runs, relative to max(|value|, 1e-6): float64 rounds at 1.1e-16, and
-neither the 30 updates (Adam divides by √v, which amplifies rounding noise only where a gradient
+neither the 20 updates (Adam divides by √v, which amplifies rounding noise only where a gradient
 is itself at rounding level, ~1e-16 ≪ Adam's ε = 1e-8 in float64) nor MuJoCo (HalfCheetah's contacts
 turn a 1e-6 change of the actions into 7e-2 within 60 updates: a 1e5 gain) bring that above ~1e-11 on
 any IEEE-754 machine. In float32 the same gains reach 1e-4 to 1e-1, which is why this check runs in
@@ -333,7 +333,7 @@ def _disagreement(a: pd.DataFrame, b: pd.DataFrame) -> float:
 @pytest.mark.parametrize("env", ["InvertedPendulum-v2", "HalfCheetah-v2"])
 @pytest.mark.parametrize("variant", ["direct", "iterative"])
 def test_short_training_runs_log_the_same_metrics(tmp_path, env, variant):
-    """30 updates on each path from the same seed, in float64: the same numbers up to float64
+    """20 updates on each path from the same seed, in float64: the same numbers up to float64
     rounding (`DOUBLE_RTOL`) on every logged row, acting, replay, targets and α included.
 
     float64 makes this a machine-independent check of the algebra; the float32 rounding of the fast

@@ -1,4 +1,4 @@
-"""Acting on the fast path (issue 6): `act_iterations`, the lean ∇_a Q̂ and the compiled loop.
+"""Acting on the fast path: `act_iterations`, the lean ∇_a Q̂ and the compiled loop.
 
 Tolerances, stated per test:
 * the eager acting loop (`act_iterations` with `PlainActionGrad`/`ChunkActionGrad`) against the

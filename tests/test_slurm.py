@@ -38,9 +38,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares the 
 
 # The test node has no GPU and 2 CPUs: the profile's per-rule GPU, memory and time requests are
 # replaced on the command line; everything else comes from profiles/slurm as typed. Without Slurm
-# accounting the plugin must poll with squeue (reference/local_slurm.md).
+# accounting the plugin must poll with squeue (docs/pipeline.md, "On a Slurm cluster").
 TEST_NODE_ARGS = [
-    "--set-resources", "train:mem_mb=1000", "train:runtime=20", "summarize:mem_mb=1000",
+    "--set-resources", "train:mem_mb=1000", "train:runtime=20", "train:cpus_per_task=1",
+    "summarize:mem_mb=1000",
     "--default-resources", "mem_mb=1000", "runtime=20",
     "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
     "--latency-wait", "5", "--slurm-keep-successful-logs",

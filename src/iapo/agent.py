@@ -51,6 +51,14 @@ def frozen(module: nn.Module) -> Callable:
     return lambda *args: torch.func.functional_call(module, params, args)
 
 
+Metrics = dict[str, Tensor]
+"""Logged numbers of one update: 0-dim tensors on the agent's device, read by the loop in batches."""
+
+
+def detached(metrics: dict[str, Tensor]) -> Metrics:
+    return {k: v.detach() for k, v in metrics.items()}
+
+
 class Agent(nn.Module):
     """SAC with a pluggable policy optimizer (§4.1): two Q-networks with targets, tuned α."""
 
@@ -73,7 +81,7 @@ class Agent(nn.Module):
                 DirectOptimizer(obs_dim, act_dim, cfg.policy, t.log_sigma_bounds)
                 if cfg.family == "iterative" else self.optimizer
             )
-        # Fast path (issue 6; `training.fused`): the optimizers compute J and ∇_λ J once per
+        # Fast path (`training.fused`): the optimizers compute J and ∇_λ J once per
         # iteration, and a plain Q ensemble inside J is evaluated by `FusedValue` (stacked members,
         # hand-derived ∇_a Q̂). `fused: false` runs the reference autograd path.
         from iapo.allocator import keep_freed_memory
@@ -94,6 +102,11 @@ class Agent(nn.Module):
                 self.extra_opts["rollout"] = torch.optim.Adam(self.rollout_policy.parameters(), lr=t.lr)
         self.n_updates = 0
         self.last_policy: Trace | None = None
+        # the first update whose losses were not all finite (0: none) and those losses: kept on the
+        # device, read by `check_finite` only when the training loop logs or saves
+        self.nonfinite_at = torch.zeros((), dtype=torch.long, device=self.device)
+        self.nonfinite_losses: Tensor | None = None
+        self.loss_names: list[str] = []
 
     def with_optimizer(self, optimizer: nn.Module) -> Agent:
         """This agent acting with another policy optimizer (§4.2.5 transfer): the Q-networks, α and
@@ -163,14 +176,20 @@ class Agent(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting).
-        Its λ stays in `last_policy` (the training loop's online policy-change metric reads it)."""
-        s = torch.as_tensor(obs, dtype=self.dtype, device=self.device).unsqueeze(0)
-        trace = self.last_policy = self.policy(s)
+        Its λ stays in `last_policy` (the training loop's online policy-change metric reads it).
+        One host→device copy of the state, one device→host copy of the action."""
+        s = torch.as_tensor(obs, dtype=self.dtype, device=self.device)
+        return self.act_on_device(s, deterministic).cpu().numpy()
+
+    @torch.no_grad()
+    def act_on_device(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """`act` on a state tensor [S] already on the device: the action [n] stays there."""
+        trace = self.last_policy = self.policy(obs.unsqueeze(0))
         if deterministic:
             a = mode_action(self.optimizer, trace)
         else:
             a = sample_policy(self.optimizer, trace, 1)[0]
-        return a.reshape(-1).cpu().numpy()
+        return a.reshape(-1)
 
     def target_policy(self, next_obs: Tensor) -> tuple[nn.Module, Trace]:
         """The policy at s' for the Bellman target: the agent's optimizer under the training β;
@@ -203,17 +222,17 @@ class Agent(nn.Module):
         q_next = value(next_obs, actions[:k]).mean(0)
         return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
 
-    def critic_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
+    def critic_loss(self, b: Batch) -> tuple[Tensor, Metrics]:
         """Soft Bellman regression of both Q-networks: ½ Σ_i (Q_i(s, a) − y)², batch mean (code §1.4)."""
         y = self.bellman_target(b)
         qs = self.q(b.obs, b.action)
         loss = 0.5 * (qs - y).square().sum(0).mean()
-        return loss, {
-            "q_loss": loss.item(), "q1": qs[0].mean().item(), "q2": qs[1].mean().item(),
-            "sigma_q": ensemble_std(qs).mean().item(), "q_target": y.mean().item(),
-        }
+        return loss, detached({
+            "q_loss": loss, "q1": qs[0].mean(), "q2": qs[1].mean(),
+            "sigma_q": ensemble_std(qs).mean(), "q_target": y.mean(),
+        })
 
-    def policy_loss(self, b: Batch) -> tuple[Tensor, Trace, dict[str, float]]:
+    def policy_loss(self, b: Batch) -> tuple[Tensor, Trace, Metrics]:
         """−J(s, λ) for the optimizer's estimate (its own loss) + the log σ bound regulariser.
 
         Returns the loss, the optimizer's trace (its final estimate gives KL̂(s) for α) and metrics.
@@ -224,32 +243,35 @@ class Agent(nn.Module):
         reg = t.log_sigma_bound_reg * self.optimizer.bounds.width() / (n_iters * b.obs.shape[0])
         est = trace.final
         metrics = {
-            "J": est.J.mean().item(), "entropy": (self.act_dim * LOG2 - est.kl).mean().item(),
-            "policy_sigma": trace.log_sigma.exp().mean().item(),
-            "policy_mu": trace.mu.mean().item(),
+            "J": est.J.mean(), "entropy": (self.act_dim * LOG2 - est.kl).mean(),
+            "policy_sigma": trace.log_sigma.exp().mean(), "policy_mu": trace.mu.mean(),
         }
         if isinstance(self.optimizer, IterativeOptimizer):
-            metrics |= {f"J_iter{i}": J.mean().item() for i, J in enumerate(trace.J)}
-        return trace.loss + reg, trace, metrics
+            metrics |= {f"J_iter{i}": J.mean() for i, J in enumerate(trace.J)}
+        return trace.loss + reg, trace, detached(metrics)
 
     def alpha_loss(self, kl: Tensor) -> Tensor:
         """−α (KL̂ − κ): α grows when KL̂ > κ (entropy below −|A|), shrinks otherwise (code §1.5)."""
         return -(self.log_alpha.exp() * (kl - self.kl_target)).mean()
 
-    def model_loss(self, b: Batch) -> tuple[Tensor, dict[str, float]]:
+    def model_loss(self, b: Batch) -> tuple[Tensor, Metrics]:
         """Maximum likelihood of the state and reward models on replayed transitions (A.5)."""
         state_nll, reward_nll = self.model.nll(b.obs, b.action, b.reward, b.next_obs)
-        return state_nll + reward_nll, {"model_state_nll": state_nll.item(),
-                                        "model_reward_nll": reward_nll.item()}
+        return state_nll + reward_nll, detached({"model_state_nll": state_nll,
+                                                 "model_reward_nll": reward_nll})
 
     def distill_loss(self, b: Batch, trace: Trace) -> Tensor:
         """KL(π_it ‖ π_dir) from the iterative estimate (fixed) to the direct rollout policy (A.5)."""
         mu, log_sigma = self.rollout_policy(b.obs)
         return gaussian_kl(trace.mu.detach(), trace.log_sigma.detach(), mu, log_sigma).mean()
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> Metrics:
         """One gradient step on the critics, the policy optimizer and α (and, model-based, the model
-        and the rollout policy), then the target networks."""
+        and the rollout policy), then the target networks.
+
+        No host read: the metrics come back as 0-dim tensors on the device, and a non-finite loss is
+        recorded on the device (`nonfinite_at`) for `check_finite`, which the training loop calls
+        when it logs or saves; the steps after it are wasted, never saved."""
         q_loss, q_metrics = self.critic_loss(b)
         pi_loss, trace, pi_metrics = self.policy_loss(b)
         a_loss = self.alpha_loss(trace.final.kl.detach())
@@ -257,26 +279,42 @@ class Agent(nn.Module):
         # later steps change in place; each later zero_grad drops what the policy put on them.
         steps = [("policy_loss", self.pi_opt, pi_loss), ("q_loss", self.q_opt, q_loss),
                  ("alpha_loss", self.alpha_opt, a_loss)]
-        extra: dict[str, float] = {}
+        extra: Metrics = {}
         if self.model_based:
             m_loss, extra = self.model_loss(b)
             steps.append(("model_loss", self.extra_opts["model"], m_loss))
             if "rollout" in self.extra_opts:
                 d_loss = self.distill_loss(b, trace)
                 steps.append(("distill_kl", self.extra_opts["rollout"], d_loss))
-                extra["distill_kl"] = d_loss.item()
-        for name, _, loss in steps:
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name} is {loss.item()} at update {self.n_updates + 1}")
+                extra["distill_kl"] = d_loss.detach()
+        self.record_nonfinite([name for name, _, _ in steps], [loss for _, _, loss in steps])
         for _, opt, loss in steps:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         self.n_updates += 1
         self.update_targets()
-        return q_metrics | pi_metrics | extra | {
-            "policy_loss": pi_loss.item(), "alpha": self.alpha.item(), "alpha_loss": a_loss.item(),
-        }
+        return q_metrics | pi_metrics | extra | detached({
+            "policy_loss": pi_loss, "alpha": self.alpha, "alpha_loss": a_loss,
+        })
+
+    def record_nonfinite(self, names: list[str], losses: list[Tensor]) -> None:
+        """Remember, on the device, the first update (1-based) at which a loss is NaN or ±inf."""
+        values = torch.stack([loss.detach() for loss in losses])
+        if self.nonfinite_losses is None or names != self.loss_names:
+            self.loss_names, self.nonfinite_losses = names, torch.zeros_like(values)
+        first = (self.nonfinite_at == 0) & ~torch.isfinite(values).all()
+        self.nonfinite_at = torch.where(first, self.n_updates + 1, self.nonfinite_at)
+        self.nonfinite_losses = torch.where(first, values, self.nonfinite_losses)
+
+    def check_finite(self) -> None:
+        """FloatingPointError naming the first update with a non-finite loss, if there was one
+        (one host read)."""
+        at = int(self.nonfinite_at)
+        if at:
+            losses = ", ".join(f"{name} {value:.4g}" for name, value in
+                               zip(self.loss_names, self.nonfinite_losses.tolist(), strict=True))
+            raise FloatingPointError(f"a loss is not finite at update {at} ({losses})")
 
     def pretrain_model(self, batches: Iterable[Batch]) -> dict[str, float]:
         """Model-only updates on the random warm-up data before the first agent update (A.5)."""

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the agent's update and action selection against their GEMM floor (issue 6).
+"""Micro-benchmark of the agent's update and action selection against their GEMM floor.
 
 For direct and iterative agents (HalfCheetah sizes, batch 256, N = 10, K = 5) with Q architectures
 A and B, each operation is timed on the reference path (`training.fused: false`), the fast path in
@@ -292,7 +292,7 @@ def loop_overhead(
     params_path: str | Path = "params.yaml", env: str = BENCH_ENV, variant: str = "iterative",
     scale: str = "smoke", repeats: int = 20, out: str | Path | None = None,
 ) -> dict:
-    """Training steps/s of a real run against its update + act + env step (issue 6, item 4).
+    """Training steps/s of a real run against its update + act + env step.
 
     Runs the `scale`'s training of (env, variant, seed 0) in `out` (a temporary folder if None; on
     the current thread count) with timers around `Agent.update`, `Agent.act` and the training
@@ -323,7 +323,7 @@ def loop_overhead(
     mean_env_step = spent["env_step"] / max(spent["env_step_n"], 1)
     inside = spent["update"] + spent["act"] + spent["env_step"] + eval_steps * mean_env_step
     agent, rng, n_updates = run.agent, np.random.default_rng(1), int(spent["update_n"])
-    batch = run.buffer.sample(cfg.training.batch_size, rng, agent.device)
+    batch = run.buffer.sample(cfg.training.batch_size, agent.dtype)
     probe, obs = make_env(env, 12345, truncated_obs=cfg.training.truncated_obs)
 
     def env_step() -> None:

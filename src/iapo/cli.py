@@ -30,7 +30,7 @@ Reads RUNS/<scale>/<env>/<variant>/seed<k>/{run.json,metrics.csv,eval.csv} and w
 A missing or unfinished run is an error (exit 2) and leaves the previous tables in place."""
 
 
-BENCH_HELP = """Time the agent's operations against their GEMM floor (issue 6); print a table (and JSON).
+BENCH_HELP = """Time the agent's operations against their GEMM floor; print a table (and JSON).
 In one process, HalfCheetah sizes (17-dim states, 6-dim actions), batch 256, N = 10 action samples,
 K = 5 iterations, for the direct and the iterative agent with Q architectures A and B:
   update         one Agent.update: Bellman target, critic step, policy step, α, target networks
@@ -53,7 +53,7 @@ object per table row], "precision": [one object per variant and architecture], "
 {"iterative/A": seconds of the first compiled act}}. About 10 minutes at the default repeats on one
 core (architecture B's reference updates dominate); --quick for a check.
 
---loop ENV:VARIANT ... times the whole training loop instead (issue 6, item 4): the `--scale`
+--loop ENV:VARIANT ... times the whole training loop instead: the `--scale`
 training run of each pair (seed 0, in a temporary folder) with timers around Agent.update,
 Agent.act and the environment's step. overhead = wall / (time inside them, evaluation steps
 included) - 1: what logging, replay sampling, checkpointing and the loop itself add. "separate"

@@ -45,7 +45,7 @@ class Training(_Strict):
     log_sigma_bounds: list[float] = Field(min_length=2, max_length=2)
     log_sigma_bound_reg: float = Field(ge=0)
     truncated_obs: bool
-    # Fast path (issue 6): Q̂ and ∇_a Q̂ inside J by hand with stacked Q members, one gradient of J
+    # Fast path: Q̂ and ∇_a Q̂ inside J by hand with stacked Q members, one gradient of J
     # per optimizer iteration; false = the reference autograd path (same samples, same math).
     fused: bool = True
     # Precision of the Q-ensemble products inside J in the update, on the fused path: fp32 | bf16

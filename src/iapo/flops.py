@@ -6,7 +6,7 @@ J; only the action columns of their first layer's input gradient; no input gradi
 whose input is data). Elementwise work is not counted. The *floor* of an operation is the time the
 same shapes take as bare `torch.mm` calls on preallocated operands, in the memory layout the layer
 uses (forward x Wᵀ, input gradient dy W, weight gradient dyᵀ x), measured in the calling process
-on its thread count: efficiency = floor / measured time (issue 6).
+on its thread count: efficiency = floor / measured time.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class Objective:
         obs = self.obs.expand(actions.shape[0], *self.obs.shape)
         q_samples, grad_action = self.value_fn.value_and_action_grad(obs, actions)
         est = self._estimate(q_samples, actions, log_prob(u, mu, log_sigma))
-        return (est, *self._pathwise_grad(actions, u - mu, grad_action, float(self.alpha)))
+        return (est, *self._pathwise_grad(actions, u - mu, grad_action, self.alpha))
 
     def grad_fn(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
         """λ ↦ ∇_λ J alone, for repeated calls at these states (acting records no J).
@@ -89,11 +89,10 @@ class Objective:
         if not self._by_hand("action_grad_fn"):
             return lambda mu, log_sigma: self.value_and_grad(mu, log_sigma)[1:]
         action_grad = self.value_fn.action_grad_fn(self.obs, self.n_samples)
-        alpha = float(self.alpha)
 
         def grad(mu: Tensor, log_sigma: Tensor) -> tuple[Tensor, Tensor]:
             actions, u = rsample(mu, log_sigma, self.n_samples)
-            return self._pathwise_grad(actions, u - mu, action_grad(actions), alpha)
+            return self._pathwise_grad(actions, u - mu, action_grad(actions), self.alpha)
 
         return grad
 
@@ -104,7 +103,7 @@ class Objective:
 
     @staticmethod
     def _pathwise_grad(
-        actions: Tensor, noise: Tensor, grad_action: Tensor, alpha: float,
+        actions: Tensor, noise: Tensor, grad_action: Tensor, alpha: float | Tensor,
     ) -> tuple[Tensor, Tensor]:
         """∇_λ J with a_k = tanh(u_k), u_k = μ + σ ε_k and ε_k held fixed (reparameterisation, §3.1).
 
@@ -112,9 +111,13 @@ class Objective:
         log π(a) = Σ_j [−ε_j²/2 − log σ_j − ½ ln 2π − log(1 − tanh² u_j)] and
         ∂/∂u log(1 − tanh² u) = −2 tanh u. With ∂u/∂μ = 1 and ∂u/∂log σ = σ ε (`noise` = u − μ),
         ∇_μ J = mean_k D and ∇_{log σ} J = mean_k D ⊙ σ ε + α (the −log σ term of log π).
+        α may be a tensor on the device (the agent's): no host read.
         """
         d = torch.addcmul(grad_action, grad_action * actions, actions, value=-1.0)  # ∇_a Q̂ (1 − a²)
-        d = torch.add(d, actions, alpha=-2.0 * alpha)
+        if isinstance(alpha, Tensor):
+            d.addcmul_(actions, alpha * -2.0)  # as `act_iterations`
+        else:
+            d = torch.add(d, actions, alpha=-2.0 * alpha)
         return d.mean(0), (d * noise).mean(0).add_(alpha)
 
 

@@ -9,52 +9,65 @@ from iapo.agent import Batch
 
 
 class ReplayBuffer:
-    """Fixed-capacity ring buffer in float32 numpy arrays; `d` marks true terminations only."""
+    """Fixed-capacity ring buffer on the training device; `d` marks true terminations only.
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int) -> None:
-        self.capacity, self.size, self.ptr = capacity, 0, 0
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.action = np.zeros((capacity, act_dim), np.float32)
-        self.reward = np.zeros(capacity, np.float32)
-        self.done = np.zeros(capacity, np.float32)
+    One float32 row [s, a, r, s', d] per transition, so storing a step is one host→device copy;
+    batches are drawn on the device by its own generator (seeded from the run's seed, saved in
+    the resume state), so sampling reads nothing back to the host.
+    """
 
-    def __len__(self) -> int:
-        return self.size
+    def __init__(
+        self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu", seed: int = 0,
+    ) -> None:
+        self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
+        self.device = torch.device(device)
+        self.rows = torch.zeros(capacity, 2 * obs_dim + act_dim + 2, dtype=torch.float32, device=self.device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.ptr, self.size = 0, 0
+
+    @property
+    def _columns(self) -> dict[str, slice]:
+        s, n = self.obs_dim, self.act_dim
+        return {"obs": slice(0, s), "action": slice(s, s + n), "reward": slice(s + n, s + n + 1),
+                "next_obs": slice(s + n + 1, 2 * s + n + 1), "done": slice(2 * s + n + 1, 2 * s + n + 2)}
 
     def add(
         self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
         terminated: bool,
     ) -> None:
-        i = self.ptr
-        self.obs[i], self.action[i], self.reward[i] = obs, action, reward
-        self.next_obs[i], self.done[i] = next_obs, float(terminated)
-        self.ptr = (i + 1) % self.capacity
+        row = np.concatenate([np.asarray(obs, np.float32), np.asarray(action, np.float32),
+                              np.float32([reward]), np.asarray(next_obs, np.float32),
+                              np.float32([float(terminated)])])
+        self.rows[self.ptr].copy_(torch.from_numpy(row))
+        self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(
-        self, batch_size: int, rng: np.random.Generator, device: torch.device,
-        dtype: torch.dtype = torch.float32,
-    ) -> Batch:
-        """B transitions drawn uniformly with replacement from what is stored, as `dtype` on `device`."""
-        idx = rng.integers(0, self.size, size=batch_size)
-
-        def put(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x[idx]).to(device, dtype)
-
-        return Batch(put(self.obs), put(self.action), put(self.reward), put(self.next_obs),
-                     put(self.done))
+    def sample(self, batch_size: int, dtype: torch.dtype = torch.float32) -> Batch:
+        """B transitions drawn uniformly with replacement from what is stored, as `dtype`."""
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
+        rows = self.rows[idx].to(dtype)
+        c = self._columns
+        return Batch(rows[:, c["obs"]], rows[:, c["action"]], rows[:, c["reward"]].view(-1),
+                     rows[:, c["next_obs"]], rows[:, c["done"]].view(-1))
 
     _FIELDS = ("obs", "next_obs", "action", "reward", "done")
 
     def state_dict(self) -> dict:
-        """The stored part only (a checkpoint does not carry the empty capacity)."""
-        arrays = {k: getattr(self, k)[: self.size].copy() for k in self._FIELDS}
-        return {"capacity": self.capacity, "size": self.size, "ptr": self.ptr} | arrays
+        """The stored part only (a checkpoint does not carry the empty capacity), as CPU numpy
+        arrays, and the sampling generator's state: a state written on any device loads on any."""
+        stored = self.rows[: self.size].cpu().numpy()
+        arrays = {k: stored[:, c].copy() for k, c in self._columns.items()}
+        arrays["reward"], arrays["done"] = arrays["reward"].reshape(-1), arrays["done"].reshape(-1)
+        return {"capacity": self.capacity, "size": self.size, "ptr": self.ptr,
+                "generator": self.generator.get_state()} | arrays
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"replay capacity {state['capacity']} != configured {self.capacity}")
         self.size, self.ptr = state["size"], state["ptr"]
-        for k in self._FIELDS:
-            getattr(self, k)[: self.size] = state[k]
+        stored = np.concatenate([np.asarray(state[k], np.float32).reshape(self.size, -1)
+                                 for k in ("obs", "action", "reward", "next_obs", "done")], axis=1)
+        self.rows[: self.size].copy_(torch.from_numpy(stored))
+        if "generator" in state:  # absent in states of versions that sampled with NumPy: fresh stream
+            self.generator.set_state(state["generator"].cpu())

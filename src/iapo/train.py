@@ -45,10 +45,10 @@ class Counters:
     model_pretrained: bool = False
     wall_time: float = 0.0
     finished_returns: list[float] = field(default_factory=list)
-    pending: dict[str, list[float]] = field(default_factory=dict)
+    pending: dict[str, list] = field(default_factory=dict)  # floats, or device tensors until logged
     # the current episode's states and the λ = [μ, log σ] the agent acted with (online policy change)
     episode_states: list[list[float]] = field(default_factory=list)
-    episode_lams: list[list[float]] = field(default_factory=list)
+    episode_lams: list = field(default_factory=list)  # rows: floats, or device tensors until saved
     metrics_rows: list[dict] = field(default_factory=list)
     eval_rows: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
@@ -66,8 +66,8 @@ class Run:
         self.env, self.obs = make_env(cfg.env, cfg.seed, truncated_obs=truncated)
         obs_dim, act_dim = env_dims(cfg.env, truncated_obs=truncated)
         self.agent = Agent(cfg, obs_dim, act_dim, device)
-        self.buffer = ReplayBuffer(obs_dim, act_dim, cfg.training.replay_size)
-        self.rng = np.random.default_rng(cfg.seed)  # warm-up actions and replay sampling
+        self.buffer = ReplayBuffer(obs_dim, act_dim, cfg.training.replay_size, self.device, cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)  # warm-up actions (replay sampling: the buffer's own)
         self.c = Counters()
         self.stop_requested = False
         self.bar_postfix: dict[str, str] = {}
@@ -84,7 +84,7 @@ class Run:
             if self.tracks_policy_change:
                 lam = self.agent.last_policy
                 self.c.episode_states.append(np.asarray(self.obs, dtype=np.float32).tolist())
-                self.c.episode_lams.append(torch.cat([lam.mu[0], lam.log_sigma[0]]).tolist())
+                self.c.episode_lams.append(torch.cat([lam.mu[0], lam.log_sigma[0]]))  # stays on the device
         next_obs, reward, terminated, truncated, _ = self.env.step(scale_action(self.env, action))
         # Only a true termination stops bootstrapping; a time-limit truncation does not.
         self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
@@ -112,23 +112,54 @@ class Run:
 
     def sample(self) -> Batch:
         """A replay batch on the agent's device, in its dtype."""
-        return self.buffer.sample(self.cfg.training.batch_size, self.rng, self.device, self.agent.dtype)
+        return self.buffer.sample(self.cfg.training.batch_size, self.agent.dtype)
 
     def update(self) -> None:
-        try:
-            if self.agent.model_based and not self.c.model_pretrained:
+        if self.agent.model_based and not self.c.model_pretrained:
+            try:
                 self.pretrain_model()
-            metrics = self.agent.update(self.sample())
-        except FloatingPointError as err:
-            newest = checkpoint.by_step(self.out / "resume")
-            last = f"{newest[0][1]} (env step {newest[0][0]})" if newest else "none yet"
-            raise TrainingError(
-                f"training diverged: {err} (env step {self.c.step}). Nothing was saved for this "
-                f"step; the last good checkpoint is {last}. Rerunning with the same seed and "
-                "settings repeats the divergence: change the seed or the settings (e.g. lr, β)."
-            ) from err
-        for key, value in metrics.items():
+            except FloatingPointError as err:
+                raise self.diverged(err) from err
+        for key, value in self.agent.update(self.sample()).items():  # tensors: no host read
             self.c.pending.setdefault(key, []).append(value)
+
+    def check_finite(self) -> None:
+        """Stop with TrainingError if a loss was NaN or ±inf since the start (one host read).
+
+        Called before every metrics row and every save: a divergence is caught at most `log_every`
+        env steps (`log_every` × updates per step updates) after it happened, and nothing computed
+        after it is ever saved."""
+        try:
+            self.agent.check_finite()
+        except FloatingPointError as err:
+            raise self.diverged(err) from err
+
+    def diverged(self, err: FloatingPointError) -> TrainingError:
+        newest = checkpoint.by_step(self.out / "resume")
+        last = f"{newest[0][1]} (env step {newest[0][0]})" if newest else "none yet"
+        return TrainingError(
+            f"training diverged: {err} (found at env step {self.c.step}). Nothing was saved after it; "
+            f"the last good checkpoint is {last}. Rerunning with the same seed and settings repeats "
+            "the divergence: change the seed or the settings (e.g. lr, β)."
+        )
+
+    def materialize(self) -> None:
+        """The pending metrics and the episode's λ rows as Python numbers: one device→host copy."""
+        c = self.c
+        tensors = [v for vs in c.pending.values() for v in vs if isinstance(v, torch.Tensor)]
+        tensors += [x for x in c.episode_lams if isinstance(x, torch.Tensor)]
+        if not tensors:
+            return
+        host = iter(torch.cat([t.reshape(-1) for t in tensors]).tolist())
+
+        def numbers(x):
+            if not isinstance(x, torch.Tensor):
+                return x
+            out = [next(host) for _ in range(x.numel())]
+            return out if x.dim() else out[0]
+
+        c.pending = {k: [numbers(v) for v in vs] for k, vs in c.pending.items()}
+        c.episode_lams = [numbers(x) for x in c.episode_lams]
 
     def record_policy_change(self) -> None:
         """Online policy change rate (Fig. 3b; code §6, `agent_kl`): the mean, over the states of the
@@ -138,12 +169,13 @@ class Run:
         c = self.c
         if c.episode_states:
             obs = torch.tensor(c.episode_states, dtype=self.agent.dtype, device=self.device)
-            old = torch.tensor(c.episode_lams, dtype=self.agent.dtype, device=self.device)
+            old = torch.stack([torch.as_tensor(x, dtype=self.agent.dtype, device=self.device)
+                               for x in c.episode_lams])  # floats only for rows from a resume state
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 new = self.agent.policy(obs)
             mu_old, log_sigma_old = old.split(self.agent.act_dim, dim=-1)
             kl = gaussian_kl(mu_old, log_sigma_old, new.mu, new.log_sigma).mean()
-            c.pending.setdefault("policy_kl", []).append(float(kl))
+            c.pending.setdefault("policy_kl", []).append(kl)
         c.episode_states, c.episode_lams = [], []
 
     def pretrain_model(self) -> None:
@@ -158,6 +190,8 @@ class Run:
     # ---------------------------------------------------------------- logging and evaluation
     def log(self) -> None:
         """One metrics row: means over the interval since the previous row."""
+        self.check_finite()
+        self.materialize()
         returns = self.c.finished_returns
         row = {
             "env_step": self.c.step, "updates": self.agent.n_updates, "episodes": self.c.episodes,
@@ -192,15 +226,18 @@ class Run:
     # ---------------------------------------------------------------- checkpoints
     def save_snapshot(self) -> None:
         """checkpoints/step_<N>.pt: the agent and its settings, what the diagnostics read."""
+        self.check_finite()
         checkpoint.save(
             {"step": self.c.step, "n_updates": self.agent.n_updates,
              "model": self.agent.state_dict(), "config": self.cfg.to_dict(),
-             "obs_dim": self.buffer.obs.shape[1], "act_dim": self.agent.act_dim},
+             "obs_dim": self.buffer.obs_dim, "act_dim": self.agent.act_dim},
             self.out / "checkpoints" / f"step_{self.c.step}.pt",
         )
 
     def save_resume(self) -> None:
         """resume/step_<N>.pt: everything needed to continue exactly; keeps the newest two."""
+        self.check_finite()
+        self.materialize()  # numbers, not device tensors, in the state: it loads on any device
         state = {
             "params_hash": self.cfg.params_hash(), "counters": asdict(self.c),
             "agent": self.agent.training_state(), "replay": self.buffer.state_dict(),

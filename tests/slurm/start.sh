@@ -7,7 +7,7 @@
 # Needs root and Debian's slurm-wlm + munge (tests/slurm/install.sh). Slurm's ports (6817, 6818) and
 # /etc/slurm/slurm.conf are machine-wide: one such cluster per machine at a time. The plugin's job
 # step drops SLURM_CONF, so the generated config is symlinked to /etc/slurm/slurm.conf (a real
-# config there is never replaced: the script refuses instead). Facts: ../shared/reference/local_slurm.md.
+# config there is never replaced: the script refuses instead). Settings: docs/pipeline.md (Slurm).
 set -euo pipefail
 
 BASE=${1:?usage: start.sh BASE_DIR}

@@ -7,7 +7,8 @@ import sys
 from pydantic import ValidationError
 from snakemake.utils import min_version, validate
 
-from iapo.config import Params
+from iapo.config import Params, resolve
+from iapo.resources import train_mem_mb
 from iapo.summary import RUNS_ROOT, SUMMARY_FILES, SUMMARY_ROOT, RunKey, run_grid
 
 min_version("9.0")

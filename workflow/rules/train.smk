@@ -21,6 +21,12 @@ rule train:
             "cuda" if int(resources.get("gpu", 0)) or "gpu" in str(resources.get("gres", "")) else "cpu"
         ),
     threads: 1
+    resources:
+        # the process plus copies of the replay buffer while a resume state is saved or read
+        # (iapo.resources: 20 GiB for the small tasks, 32 GiB for Humanoid-class ones)
+        mem_mb=lambda wildcards: train_mem_mb(
+            resolve(PARAMS, wildcards.env, wildcards.variant, int(wildcards.seed), wildcards.scale)
+        ),
     shell:
         "iapo train --scale {wildcards.scale} --env {wildcards.env} --variant {wildcards.variant} "
         "--seed {wildcards.seed} --out {params.out} --device {params.device} --threads {threads} "

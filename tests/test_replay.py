@@ -1,0 +1,56 @@
+"""The replay buffer: one row per transition on the training device, its own sampling generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from iapo.replay import ReplayBuffer
+
+OBS, ACT = 4, 2
+
+
+def filled(n: int, capacity: int = 10, seed: int = 0) -> ReplayBuffer:
+    buf = ReplayBuffer(OBS, ACT, capacity, seed=seed)
+    for i in range(n):
+        buf.add(np.full(OBS, i, np.float64), np.full(ACT, -i, np.float32), 0.5 * i,
+                np.full(OBS, i + 1, np.float64), terminated=i % 3 == 0)
+    return buf
+
+
+def test_a_sample_holds_whole_transitions_as_stored():
+    b = filled(7).sample(64)
+    i = b.obs[:, 0]
+    assert set(i.tolist()) <= set(range(7)) and len(set(i.tolist())) > 3
+    torch.testing.assert_close(b.obs, i[:, None].expand(-1, OBS))
+    torch.testing.assert_close(b.action, -i[:, None].expand(-1, ACT))
+    torch.testing.assert_close(b.reward, 0.5 * i)
+    torch.testing.assert_close(b.next_obs, (i + 1)[:, None].expand(-1, OBS))
+    torch.testing.assert_close(b.done, (i % 3 == 0).float())
+    assert b.obs.dtype == torch.float32 and filled(3).sample(4, torch.float64).reward.dtype == torch.float64
+
+
+def test_the_ring_overwrites_the_oldest_transitions():
+    buf = filled(13, capacity=10)
+    assert buf.size == 10 and buf.ptr == 3
+    assert set(buf.sample(500).obs[:, 0].tolist()) == set(range(3, 13))
+
+
+def test_state_dict_round_trip_continues_the_same_draws():
+    """A restored buffer (contents, position, generator) draws what the original draws next."""
+    a = filled(8, seed=5)
+    a.sample(16)
+    state = a.state_dict()
+    assert state["obs"].shape == (8, OBS) and state["reward"].shape == (8,)
+    b = ReplayBuffer(OBS, ACT, 10, seed=99)
+    b.load_state_dict(state)
+    for _ in range(3):
+        x, y = a.sample(16), b.sample(16)
+        assert all(torch.equal(getattr(x, f), getattr(y, f)) for f in ("obs", "action", "reward", "done"))
+    a.add(np.zeros(OBS), np.zeros(ACT), 1.0, np.zeros(OBS), False)
+    b.add(np.zeros(OBS), np.zeros(ACT), 1.0, np.zeros(OBS), False)
+    assert torch.equal(a.rows, b.rows)
+
+
+def test_seeds_give_different_streams():
+    assert not torch.equal(filled(8, seed=1).sample(32).obs, filled(8, seed=2).sample(32).obs)
