@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
 SCALE  ?= $(shell sed -n 's/^scale: *\([a-z]*\).*/\1/p' params.yaml)
 CORES  ?= all
-# pytest-xdist workers of `make test` (the tests that share the smoke workspace stay on one of them)
+# pytest-xdist workers of `make test` (the smoke workspace's tests start first, on one of them)
 TEST_JOBS ?= 2
 SNAKE  := $(BIN)/snakemake --config scale=$(SCALE)
 # pipeline jobs call `iapo` (and DVC stages `iapo`) from this environment
@@ -28,10 +28,10 @@ lint: setup
 	$(BIN)/ruff check src tests
 
 test: lint  ## ruff + the whole test suite on TEST_JOBS workers (what CI runs)
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_JOBS) --dist worksteal
 
 test-fast: setup  ## skip the slow (training) tests
-	$(BIN)/pytest -n $(TEST_JOBS) --dist loadgroup -m "not slow"
+	$(BIN)/pytest -n $(TEST_JOBS) --dist worksteal -m "not slow"
 
 reproduce: setup  ## the whole pipeline, locally, at SCALE (default: params.yaml `scale`)
 	$(SNAKE) --cores $(CORES)

@@ -29,3 +29,11 @@ def make_cfg(params: Params):
 def _one_thread_and_seed():
     torch.set_num_threads(1)
     torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests on the smoke workspace first: with `pytest -n 2 --dist worksteal` (`make test`)
+    the first worker starts at once on that chain (the smoke DAG, then the pipeline, DVC and Slurm
+    tests: the longest of the suite) while the other takes the rest, and steals from the first's
+    queue when done. Order otherwise kept."""
+    items.sort(key=lambda item: item.get_closest_marker("smoke_workspace") is None)  # stable

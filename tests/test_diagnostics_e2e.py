@@ -123,7 +123,7 @@ def test_amortization_gap_of_a_flow_policy(runs, tmp_path):
     """Direct + NF (B.2, Fig. 15): Adam (paper settings) on the base Gaussian's λ with the flow's
     transforms fixed improves the flow policy's J from the amortized estimate, up to noise."""
     df = diagnose("amortization_gap", runs["HalfCheetah-v2", "direct_flow"], tmp_path / "gap.csv",
-                  "--states", "6", *COLLECT, "--eval-samples", "200")["main"]
+                  "--states", "6", *COLLECT, "--eval-samples", "1000")["main"]
     assert set(df.family) == {"direct_flow"} and set(df.estimate) == {"amortized"} and len(df) == 2 * 6
     assert (df.opt_steps == 100).all() and (df.amortized_iters == 1).all()
     assert np.isfinite(df[["J_amortized", "J_optimized", "gap"]].to_numpy()).all()

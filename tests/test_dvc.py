@@ -136,7 +136,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")
+@pytest.mark.smoke_workspace
 def test_record_push_pull_and_rebuild_without_retraining(tmp_path_factory, tmp_path: Path) -> None:
     smoke = smoke_workspace(tmp_path_factory)
     ws = tmp_path / "ws"

@@ -274,7 +274,8 @@ def test_updates_match(make_cfg, variant):
                 metrics.append(agent.update(b))
             assert metrics[0].keys() == metrics[1].keys()
             for key in metrics[0]:
-                assert metrics[1][key] == pytest.approx(metrics[0][key], rel=DOUBLE, abs=DOUBLE), key
+                got, expected = float(metrics[1][key]), float(metrics[0][key])
+                assert got == pytest.approx(expected, rel=DOUBLE, abs=DOUBLE), key
     for p_ref, p_fast in zip(ref.parameters(), fast.parameters(), strict=True):
         torch.testing.assert_close(p_fast, p_ref, rtol=DOUBLE, atol=DOUBLE)
 

@@ -7,6 +7,7 @@ and Slurm tests reuse its results instead of training again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -108,23 +109,33 @@ def run_folder(ws: Path, env: str, variant: str, seed: int, scale: str = "smoke"
     return ws / "results" / "runs" / scale / env / variant / f"seed{seed}"
 
 
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test session's base folder: shared by all pytest-xdist workers (each works below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def smoke_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repository copy in which the smoke DAG ran (`snakemake --cores 2 --config scale=smoke`).
 
-    Built once per test session: the marker file makes the DVC and Slurm tests reuse it.
+    Built once per test session, whichever worker asks first (the others wait on a lock); the
+    marker file makes the pipeline, DVC and Slurm tests reuse it. Tests read it, never change it.
     """
-    ws = tmp_path_factory.getbasetemp() / "smoke-workspace"
+    root = session_root(tmp_path_factory)
+    ws = root / "smoke-workspace"
     marker = ws / ".smoke-done.json"
-    if marker.exists():
-        return ws
-    if ws.exists():
-        shutil.rmtree(ws)
-    copy_repo(ws)
-    start = time.perf_counter()
-    out = check(run(snakemake("--cores", "2", "--config", "scale=smoke"), ws, timeout=SMOKE_TIMEOUT_S))
-    wall = time.perf_counter() - start
-    marker.write_text(json.dumps({"wall_time_s": round(wall, 1)}))
-    (ws / ".smoke-snakemake.log").write_text(out)
+    with open(root / "smoke-workspace.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return ws
+        if ws.exists():
+            shutil.rmtree(ws)
+        copy_repo(ws)
+        start = time.perf_counter()
+        out = check(run(snakemake("--cores", "2", "--config", "scale=smoke"), ws, timeout=SMOKE_TIMEOUT_S))
+        wall = time.perf_counter() - start
+        (ws / ".smoke-snakemake.log").write_text(out)
+        marker.write_text(json.dumps({"wall_time_s": round(wall, 1)}))
     return ws
 
 
@@ -280,7 +291,7 @@ def test_summarize_tables_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 # ------------------------------------------------------------------ the smoke DAG for real
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")
+@pytest.mark.smoke_workspace
 def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
     wall = json.loads((smoke_ws / ".smoke-done.json").read_text())["wall_time_s"]
     print(f"smoke DAG wall time: {wall} s")
@@ -340,7 +351,7 @@ def test_smoke_pipeline_end_to_end(smoke_ws: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")
+@pytest.mark.smoke_workspace
 def test_report_holds_the_summary(smoke_ws: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     check(run(snakemake("--report", str(report), "--config", "scale=smoke"), smoke_ws, timeout=300))
@@ -349,7 +360,7 @@ def test_report_holds_the_summary(smoke_ws: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")
+@pytest.mark.smoke_workspace
 def test_killed_training_job_finishes_from_its_checkpoint(smoke_ws: Path, tmp_path: Path) -> None:
     """Kill `iapo train` mid-run under Snakemake: the workflow fails; rerunning it resumes the run
     from its last checkpoint and ends bit-identical to the uninterrupted smoke run."""

@@ -9,6 +9,7 @@ job makes snakemake fail after its retry, and stops the daemons it started.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from tests.test_pipeline import (
     parse_dry_run,
     run,
     run_folder,
+    session_root,
     smoke_grid,
     smoke_workspace,
     snakemake,
@@ -34,7 +36,7 @@ from tests.test_pipeline import (
 )
 
 SCRIPTS = ROOT / "tests" / "slurm"
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]  # shares the smoke workspace
+pytestmark = [pytest.mark.slow, pytest.mark.smoke_workspace]
 
 # The test node has no GPU and 2 CPUs: the profile's per-rule GPU, memory and time requests are
 # replaced on the command line; everything else comes from profiles/slurm as typed. Without Slurm
@@ -72,20 +74,25 @@ def release_when_pending(job_id: str, env: dict, timeout: float = 120) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A running one-node cluster; yields the environment for Slurm commands. Stopped afterwards."""
-    start = time.perf_counter()
-    install = run([str(SCRIPTS / "install.sh")], ROOT, timeout=600)
-    if install.returncode == 3 and os.geteuid() != 0:
-        pytest.skip("Slurm is not installed and installing it needs root")
-    check(install)
-    base = tmp_path_factory.mktemp("slurm")
-    try:
-        check(run([str(SCRIPTS / "start.sh"), str(base)], ROOT, timeout=120))
-        print(f"cluster up in {time.perf_counter() - start:.1f} s (install included)")
-        yield tool_env(SLURM_CONF=str(base / "slurm.conf"))
-    finally:
-        check(run([str(SCRIPTS / "stop.sh"), str(base)], ROOT, timeout=120))
-        assert not (base / "pids").exists()
+    """A running one-node cluster; yields the environment for Slurm commands. Stopped afterwards.
+
+    One cluster per machine (fixed ports, /etc/slurm/slurm.conf): a pytest-xdist worker holds the
+    session's lock while its cluster runs; another worker's Slurm tests wait for it."""
+    with open(session_root(tmp_path_factory) / "slurm-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        start = time.perf_counter()
+        install = run([str(SCRIPTS / "install.sh")], ROOT, timeout=600)
+        if install.returncode == 3 and os.geteuid() != 0:
+            pytest.skip("Slurm is not installed and installing it needs root")
+        check(install)
+        base = tmp_path_factory.mktemp("slurm")
+        try:
+            check(run([str(SCRIPTS / "start.sh"), str(base)], ROOT, timeout=120))
+            print(f"cluster up in {time.perf_counter() - start:.1f} s (install included)")
+            yield tool_env(SLURM_CONF=str(base / "slurm.conf"))
+        finally:
+            check(run([str(SCRIPTS / "stop.sh"), str(base)], ROOT, timeout=120))
+            assert not (base / "pids").exists()
 
 
 @pytest.fixture

@@ -313,12 +313,12 @@ def loop_overhead(
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(cfg, Path(out or tmp) / "run")
         run.agent.update = _timed(run.agent.update, spent, "update")
-        run.agent.act = _timed(run.agent.act, spent, "act")
+        run.agent.act_on_device = _timed(run.agent.act_on_device, spent, "act")
         run.env.step = _timed(run.env.step, spent, "env_step")
         t0 = time.perf_counter()
         run.run()
         wall = time.perf_counter() - t0
-        del run.agent.update, run.agent.act, run.env.step  # the timers go; the methods stay
+        del run.agent.update, run.agent.act_on_device, run.env.step  # the timers go; the methods stay
     eval_steps = sum(r["length"] for r in run.c.eval_rows)
     mean_env_step = spent["env_step"] / max(spent["env_step_n"], 1)
     inside = spent["update"] + spent["act"] + spent["env_step"] + eval_steps * mean_env_step

@@ -35,13 +35,20 @@ class ReplayBuffer:
     def add(
         self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
         terminated: bool,
-    ) -> None:
+    ) -> int:
+        """Store one transition (one host→device copy); returns its row."""
         row = np.concatenate([np.asarray(obs, np.float32), np.asarray(action, np.float32),
                               np.float32([reward]), np.asarray(next_obs, np.float32),
                               np.float32([float(terminated)])])
-        self.rows[self.ptr].copy_(torch.from_numpy(row))
-        self.ptr = (self.ptr + 1) % self.capacity
+        i = self.ptr
+        self.rows[i].copy_(torch.from_numpy(row))
+        self.ptr = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+        return i
+
+    def next_obs(self, i: int) -> torch.Tensor:
+        """s' of row i, a view on the device (valid until that row is overwritten)."""
+        return self.rows[i, self._columns["next_obs"]]
 
     def sample(self, batch_size: int, dtype: torch.dtype = torch.float32) -> Batch:
         """B transitions drawn uniformly with replacement from what is stored, as `dtype`."""

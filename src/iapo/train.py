@@ -69,6 +69,7 @@ class Run:
         self.buffer = ReplayBuffer(obs_dim, act_dim, cfg.training.replay_size, self.device, cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # warm-up actions (replay sampling: the buffer's own)
         self.c = Counters()
+        self.obs_on_device: torch.Tensor | None = None  # self.obs on the device (`device_obs`)
         self.stop_requested = False
         self.bar_postfix: dict[str, str] = {}
         # λ = (μ, σ) of a tanh-Normal: not a flow policy, whose KL has no closed form
@@ -80,18 +81,18 @@ class Run:
         if self.c.step < self.cfg.initial_random_steps:
             action = self.rng.uniform(-1.0, 1.0, self.agent.act_dim).astype(np.float32)
         else:
-            action = self.agent.act(self.obs)
+            action = self.agent.act_on_device(self.device_obs()).cpu().numpy()  # the one device→host copy
             if self.tracks_policy_change:
                 lam = self.agent.last_policy
                 self.c.episode_states.append(np.asarray(self.obs, dtype=np.float32).tolist())
                 self.c.episode_lams.append(torch.cat([lam.mu[0], lam.log_sigma[0]]))  # stays on the device
         next_obs, reward, terminated, truncated, _ = self.env.step(scale_action(self.env, action))
         # Only a true termination stops bootstrapping; a time-limit truncation does not.
-        self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
+        row = self.buffer.add(self.obs, action, float(reward), next_obs, terminated)  # one host→device copy
         self.c.step += 1
         self.c.episode_return += float(reward)
         self.c.episode_length += 1
-        self.obs = next_obs
+        self.obs, self.obs_on_device = next_obs, self.buffer.next_obs(row)
         if not (terminated or truncated):
             return 0
         ended_length = self.c.episode_length
@@ -99,7 +100,15 @@ class Run:
         self.c.episodes += 1
         self.c.episode_return, self.c.episode_length = 0.0, 0
         self.obs, _ = self.env.reset()
+        self.obs_on_device = None
         return ended_length
+
+    def device_obs(self) -> torch.Tensor:
+        """The current state on the device: the s' just stored in the buffer, or (after a reset or a
+        resume) a copy of it, as float32 like the buffer's rows."""
+        if self.obs_on_device is None:
+            self.obs_on_device = torch.as_tensor(np.asarray(self.obs, np.float32), device=self.device)
+        return self.obs_on_device.to(self.agent.dtype)
 
     def updates_due(self, ended_length: int) -> int:
         """Updates after this step: UTD ratio per step, or a burst per episode (code §1.7)."""
