@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests: the longest of the suite) while the other takes the rest, and steals from the first's
     queue when done. Order otherwise kept."""
     items.sort(key=lambda item: item.get_closest_marker("smoke_workspace") is None)  # stable
+
+
+SIDE_NICE = 10
+"""Niceness of a pytest-xdist worker once it runs a test off the smoke workspace's chain: the chain
+(the smoke DAG runs `--cores 2`) then gets the CPU it asks for and sets the suite's length, and the
+other tests fill what it leaves. A process cannot lower its niceness again; that is fine, as the
+chain is scheduled first."""
+
+
+@pytest.fixture(autouse=True)
+def _the_smoke_chain_first(request: pytest.FixtureRequest) -> None:
+    side = os.environ.get("PYTEST_XDIST_WORKER") and not request.node.get_closest_marker("smoke_workspace")
+    if side and os.getpriority(os.PRIO_PROCESS, 0) < SIDE_NICE:
+        os.setpriority(os.PRIO_PROCESS, 0, SIDE_NICE)

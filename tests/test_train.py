@@ -143,7 +143,9 @@ def test_nan_stops_with_clear_message_and_keeps_last_checkpoint(tmp_path, monkey
     monkeypatch.setattr(run.agent, "critic_loss", poisoned)
     with pytest.raises(TrainingError, match="diverged") as err:
         run.run()
-    assert "q_loss is nan" in str(err.value)
+    # found on the device at the next log (env step 250), named with the update it happened at
+    assert "not finite at update 61" in str(err.value) and "q_loss nan" in str(err.value)
+    assert "found at env step 250" in str(err.value)
     assert "resume/step_200.pt" in str(err.value)          # the last good checkpoint, by name
     assert not (tmp_path / "run" / "run.json").exists()    # not marked complete
     assert checkpoint.load(tmp_path / "run" / "resume" / "step_200.pt")["counters"]["step"] == 200
