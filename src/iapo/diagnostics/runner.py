@@ -45,7 +45,7 @@ def table_paths(out: Path, names: list[str]) -> dict[str, Path]:
 
 
 def default_out(name: str, opts: Options) -> Path:
-    """results/diagnostics/<name>/<env>/<variant>/seed<k>.csv (the layout of DESIGN.md)."""
+    """results/diagnostics/<name>/<env>/<variant>/seed<k>.csv (layout: docs/pipeline.md)."""
     cfg = load_snapshot(select_checkpoints(opts.run, "last")[0][1], "cpu").cfg
     return Path("results/diagnostics") / name / cfg.env / cfg.variant / f"seed{cfg.seed}.csv"
 
