@@ -25,12 +25,10 @@ class ReplayBuffer:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.ptr, self.size = 0, 0
-
-    @property
-    def _columns(self) -> dict[str, slice]:
-        s, n = self.obs_dim, self.act_dim
-        return {"obs": slice(0, s), "action": slice(s, s + n), "reward": slice(s + n, s + n + 1),
-                "next_obs": slice(s + n + 1, 2 * s + n + 1), "done": slice(2 * s + n + 1, 2 * s + n + 2)}
+        s, n = obs_dim, act_dim  # the columns of a row, computed once (read on every step)
+        self._columns = {"obs": slice(0, s), "action": slice(s, s + n), "reward": slice(s + n, s + n + 1),
+                         "next_obs": slice(s + n + 1, 2 * s + n + 1),
+                         "done": slice(2 * s + n + 1, 2 * s + n + 2)}
 
     def add(
         self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
