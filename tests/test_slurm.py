@@ -2,9 +2,10 @@
 jobs submitted by `snakemake --profile slurm` through snakemake-executor-plugin-slurm.
 
 Installs Debian's slurm-wlm and munge when missing (needs root and the Debian mirrors), runs part
-of the smoke DAG as Slurm jobs (two trainings, the summary, the audit), requeues one training job mid-run
-as a preemption would (it resumes from its checkpoint and ends bit-identical), checks that a failing
-job makes snakemake fail after its retry, and stops the daemons it started.
+of the smoke DAG as Slurm jobs (two trainings, the summary, the audit), stops one training mid-run as
+a preemption would (requeue) and the other as the profile's early time-limit signal does (each saves,
+resumes and ends bit-identical), checks that a failing job makes snakemake fail after its retry, and
+stops the daemons it started.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def release_when_pending(job_id: str, env: dict, timeout: float = 120) -> None:
     while time.time() < deadline:
         state = {j["id"]: j["state"] for j in squeue(env)}.get(job_id)
         if state == "PENDING":
-            check(run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], ROOT, timeout=30, env=env))
+            check(run_cmd(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env))
             return
         time.sleep(0.2)
     pytest.fail(f"Slurm job {job_id} did not go back to PENDING after the requeue")
@@ -104,8 +105,41 @@ def slurm_ws(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
     return ws
 
 
-def test_smoke_subset_runs_on_slurm_and_survives_preemption(cluster: dict, slurm_ws: Path,
-                                                             tmp_path_factory) -> None:
+def job_of(name: str, env: dict) -> dict:
+    """The one queued or running Slurm job of a training (its comment names env and variant)."""
+    jobs = [j for j in squeue(env) if name in j["comment"]]
+    assert len(jobs) == 1, jobs
+    return jobs[0]
+
+
+def preempt(name: str, env: dict) -> None:
+    """`scontrol requeue`, as PreemptMode=REQUEUE does: SIGTERM now (the job saves and exits), and
+    the same job back in the queue; a requeued job waits about 2 minutes to start again: released
+    at once."""
+    job = job_of(name, env)
+    assert job["state"] == "RUNNING", job
+    check(run_cmd(["scontrol", "requeue", job["id"]], env))
+    release_when_pending(job["id"], env)
+
+
+def near_time_limit(name: str, env: dict) -> None:
+    """The job's time limit cut to 5 minutes, well inside the profile's `--signal=TERM@600`: Slurm
+    itself sends SIGTERM at its next time-limit check, as it would 10 minutes before a real limit.
+    The job saves and exits 143, and Snakemake submits it again (the profile's `retries`)."""
+    job = job_of(name, env)
+    assert job["state"] == "RUNNING", job
+    check(run_cmd(["scontrol", "update", f"JobId={job['id']}", "TimeLimit=5"], env))
+
+
+def run_cmd(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    return run(cmd, ROOT, timeout=30, env=env)
+
+
+def test_smoke_subset_runs_on_slurm_and_survives_preemption_and_time_limit(cluster: dict, slurm_ws: Path,
+                                                                           tmp_path_factory) -> None:
+    """Two trainings stopped mid-run, each the way a cluster stops jobs: the direct one preempted
+    (requeued), the iterative one signalled by the profile's `--signal` ahead of its time limit. Both
+    save on SIGTERM, resume, and end bit-identical to the uninterrupted runs."""
     ws, smoke = slurm_ws, smoke_workspace(tmp_path_factory)
     direct, iterative = (run_folder(ws, "InvertedPendulum-v2", v, 0) for v in ("direct", "iterative"))
     for folder in (direct, iterative, ws / "results" / "summary"):
@@ -119,39 +153,44 @@ def test_smoke_subset_runs_on_slurm_and_survives_preemption(cluster: dict, slurm
     start = time.perf_counter()
     proc = subprocess.Popen(slurm_cmd(*targets), cwd=ws, env=cluster, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    # each stop once the run has saved its step-750 resume state (there is a state to resume from)
+    stops = {"InvertedPendulum-v2_direct": (direct, preempt),
+             "InvertedPendulum-v2_iterative": (iterative, near_time_limit)}
     try:
-        # Preempt the iterative training job once it has saved a checkpoint: `scontrol requeue`
-        # stops it (SIGTERM: it saves and exits) and puts it back in the queue, as PreemptMode=REQUEUE.
         deadline = time.time() + 400
-        while not (iterative / "resume" / "step_750.pt").exists():
+        while stops:
+            for name, (folder, stop) in list(stops.items()):
+                if (folder / "resume" / "step_750.pt").exists():
+                    stop(name, cluster)
+                    del stops[name]
             assert proc.poll() is None, proc.stdout.read()
-            assert time.time() < deadline, "no checkpoint after 400 s"
+            assert time.time() < deadline, f"no step-750 resume state after 400 s: {list(stops)}"
             time.sleep(0.2)
-        job = [j for j in squeue(cluster) if "InvertedPendulum-v2_iterative" in j["comment"]]
-        assert len(job) == 1 and job[0]["state"] == "RUNNING", job
-        check(run(["scontrol", "requeue", job[0]["id"]], ws, timeout=30, env=cluster))
-        # a requeued job waits about 2 minutes before it may start again: release it at once
-        release_when_pending(job[0]["id"], cluster)
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     wall = time.perf_counter() - start
-    print(f"Slurm: 2 trainings (one preempted) and {len(planned) - 2} downstream jobs in {wall:.0f} s")
+    print(f"Slurm: 2 trainings (one preempted, one signalled) and {len(planned) - 2} downstream jobs "
+          f"in {wall:.0f} s")
     assert proc.returncode == 0, out[-6000:]
-    assert out.count("has been submitted with SLURM jobid") == len(planned)
+    # every planned job once, plus the signalled training's second submission (a requeue keeps its id)
+    assert out.count("has been submitted with SLURM jobid") == len(planned) + 1, out[-6000:]
     for folder in (direct, iterative):
         assert (folder / "run.json").exists()
-    info = json.loads((iterative / "run.json").read_text())
-    assert len(info["resumed_at"]) == 1 and info["resumed_at"][0] >= 750, info["resumed_at"]
-    for name in ("metrics.csv", "eval.csv"):  # preempted and resumed = never interrupted
-        ref = run_folder(smoke, "InvertedPendulum-v2", "iterative", 0) / name
-        assert (iterative / name).read_bytes() == ref.read_bytes(), name
+        for name in ("metrics.csv", "eval.csv"):  # stopped and resumed = never interrupted
+            ref = run_folder(smoke, "InvertedPendulum-v2", folder.parent.name, 0) / name
+            assert (folder / name).read_bytes() == ref.read_bytes(), (folder, name)
+    resumed = json.loads((iterative / "run.json").read_text())["resumed_at"]
+    # saved when the signal came, not at a periodic save (every 250 steps): the signal reached it
+    assert len(resumed) == 1 and 750 < resumed[0] < 1000, resumed
+    resumed = json.loads((direct / "run.json").read_text())["resumed_at"]
+    assert len(resumed) == 1 and resumed[0] >= 750, resumed
     runs = pd.read_csv(ws / "results" / "summary" / "smoke" / "runs.csv")
     assert len(runs) == len(smoke_grid())
     resumes = runs.set_index(["env", "variant"]).n_resumes
-    assert resumes["InvertedPendulum-v2", "iterative"] == 1 and resumes["InvertedPendulum-v2", "direct"] == 0
+    assert resumes["InvertedPendulum-v2", "iterative"] == 1 and resumes["InvertedPendulum-v2", "direct"] == 1
     logs = ws / ".snakemake" / "slurm_logs"
     assert list(logs.glob("rule_train/*/*.log")) and list(logs.glob("rule_summarize/*/*.log"))
     assert not squeue(cluster)  # nothing left pending or running
