@@ -1,5 +1,5 @@
 # Set-up and entry points. Every target bootstraps .venv (Python 3.11 + pinned deps) when missing.
-# `make help` lists the targets. Conda: `make VENV=$$CONDA_PREFIX test` uses an activated Python 3.11
+# `make help` lists the targets. Conda: `make VENV=$CONDA_PREFIX test` uses an activated Python 3.11
 # environment instead of .venv (the pins are installed into it with pip).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -83,5 +83,5 @@ schema: setup  ## workflow/schemas/params.schema.json from the typed models in i
 bench: setup  ## time update / act (one thread) and write results/bench.json
 	$(BIN)/iapo bench --json results/bench.json
 
-clean:  ## remove .venv and the caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+clean:  ## remove .venv and the caches (never an environment passed as VENV=…)
+	rm -rf .venv .pytest_cache .ruff_cache src/*.egg-info
