@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--scale", default="smoke",
                     help="scale of the --loop training runs (default %(default)s)")
 
-    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix from params.yaml",
+    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix (+ Table 10, the training β) "
+                        "from params.yaml",
                         description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
                         "(LaTeX) from params.yaml, to diff against the paper's Appendix A.4-A.5.")
     ta.add_argument("--scale", default=None, help="scale whose folder gets the tables "
