@@ -219,7 +219,7 @@ def test_readme_states_the_job_counts(bare_ws: Path) -> None:
         assert row, f"README: no job-count row for scale {scale}"
         cells = [c.strip() for c in row.group(0).strip("|").split("|")]
         assert cells[1:4] == [str(n_train), str(len(jobs) - n_train), str(len(jobs))], (scale, cells)
-        assert re.search(rf"\b{n_diag} at\s+`{scale}`", readme), f"README: {n_diag} diagnostic jobs at {scale}"
+        assert re.search(rf"\b{n_diag} at\s+`{scale}`", readme), f"README: {n_diag} diagnose jobs at {scale}"
         row = re.search(rf"^\| `{scale}` \|[^\n]*$", docs, re.M)
         assert row and row.group(0).endswith(f"| {n_train} / {len(jobs) - n_train} / {len(jobs)} |"), scale
         if scale == "smoke":

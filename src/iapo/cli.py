@@ -230,6 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_loop(args: argparse.Namespace) -> int:
     from iapo.bench import format_loop, loop_overhead
+    from iapo.envs import paper_name
     from iapo.provenance import write_json_atomic
 
     pairs = [item.partition(":") for item in args.loop]
@@ -243,7 +244,7 @@ def _bench_loop(args: argparse.Namespace) -> int:
     rows = []
     for env, _, variant in pairs:
         print(f"timing the {args.scale} training run of {env} / {variant} (seed 0) ...", file=sys.stderr)
-        rows.append(loop_overhead(args.params, env=env, variant=variant, scale=args.scale,
+        rows.append(loop_overhead(args.params, env=paper_name(env), variant=variant, scale=args.scale,
                                   repeats=args.repeats))
     print(format_loop(rows))
     if args.json:
