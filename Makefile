@@ -1,6 +1,8 @@
 # Set-up and entry points. Every target bootstraps .venv (Python 3.11 + pinned deps) when missing.
+# `make help` lists the targets. Conda: `make VENV=$CONDA_PREFIX test` uses an activated Python 3.11
+# environment instead of .venv (the pins are installed into it with pip).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
@@ -14,17 +16,33 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
 DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
 
-.PHONY: setup test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
+.PHONY: help setup test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
 
-setup: $(STAMP)
+help:  ## list the targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# The environment must run Python 3.11 (the pins are wheels for it); one made by another Python, or
+# half-made because the `venv` module was missing, is named and removed, never silently reused.
+NEED_PY := import sys; sys.exit(sys.version_info[:2] != (3, 11))
+NEED_ENV := $(NEED_PY); import pip
+NO_PY311 := needs Python 3.11 with its venv module: install python3.11 and python3.11-venv \
+  (Debian/Ubuntu: apt install python3.11 python3.11-venv; or conda/pyenv), or pass PYTHON=/path/to/python3.11
+
+setup: $(STAMP)  ## build .venv (or use VENV=DIR): Python 3.11 and the exact pins of pyproject.toml (1-3 min)
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -e $(VENV) ] && ! $(BIN)/python -c '$(NEED_ENV)' 2>/dev/null; then \
+	  if [ "$(VENV)" != .venv ]; then echo "make: $(VENV) is not a Python 3.11 environment with pip; make one with both (conda create -n iapo python=3.11 pip) and activate it" >&2; exit 2; fi; \
+	  echo "make: .venv was made by another Python or is broken ($$($(BIN)/python --version 2>&1 || echo 'no python')); removing it" >&2; \
+	  rm -rf .venv; fi
+	@if [ ! -e $(VENV) ]; then \
+	  $(PYTHON) -c '$(NEED_PY)' 2>/dev/null || { echo "make: $(PYTHON) is not Python 3.11; the set-up $(NO_PY311)" >&2; exit 2; }; \
+	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: could not create $(VENV); the set-up $(NO_PY311)" >&2; exit 2; }; fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-lint: setup
+lint: setup  ## ruff on src and tests
 	$(BIN)/ruff check src tests
 
 test: lint  ## ruff + the whole test suite on TEST_JOBS workers (what CI runs)
@@ -36,8 +54,8 @@ test-fast: setup  ## skip the slow (training) tests
 reproduce: setup  ## the whole pipeline, locally, at SCALE (default: params.yaml `scale`)
 	$(SNAKE) --cores $(CORES)
 
-figures: setup  ## rebuild the summary tables and everything downstream from the run folders (no training)
-	$(SNAKE) --cores $(CORES) --forcerun summarize
+figures: setup  ## rebuild what the run folders (or, without them, the summary tables) of SCALE allow; never trains
+	$(BIN)/iapo rebuild-figures --scale $(SCALE) --cores $(CORES)
 
 dvc-record: setup  ## record the finished pipeline at SCALE in dvc.lock and push it to the DVC remote
 	$(BIN)/dvc commit --force $(DVC_FILE)
@@ -47,7 +65,7 @@ dvc-record: setup  ## record the finished pipeline at SCALE in dvc.lock and push
 pull: setup  ## fetch the recorded results of SCALE from the DVC remote (a fresh clone: then `make figures`)
 	$(BIN)/dvc pull $(DVC_FILE)
 
-report: setup  ## HTML report of the pipeline at SCALE: results/report/$(SCALE).html
+report: setup  ## HTML report of the pipeline at SCALE: results/report/<SCALE>.html
 	@mkdir -p results/report
 	$(SNAKE) --report results/report/$(SCALE).html
 
@@ -65,5 +83,5 @@ schema: setup  ## workflow/schemas/params.schema.json from the typed models in i
 bench: setup  ## time update / act (one thread) and write results/bench.json
 	$(BIN)/iapo bench --json results/bench.json
 
-clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+clean:  ## remove .venv and the caches (never an environment passed as VENV=…)
+	rm -rf .venv .pytest_cache .ruff_cache src/*.egg-info

@@ -52,3 +52,16 @@ def _the_smoke_chain_first(request: pytest.FixtureRequest) -> None:
     side = os.environ.get("PYTEST_XDIST_WORKER") and not request.node.get_closest_marker("smoke_workspace")
     if side and os.getpriority(os.PRIO_PROCESS, 0) < SIDE_NICE:
         os.setpriority(os.PRIO_PROCESS, 0, SIDE_NICE)
+
+
+COLLECTED = pytest.StashKey[int]()
+"""How many tests this session collected, kept only for a run of the whole suite (no -k, -m or
+paths narrowing it): tests/test_pipeline.py checks the README's count against it."""
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    opt = session.config.option
+    whole = not opt.keyword and not opt.markexpr and not getattr(opt, "deselect", None)
+    paths = [Path(arg.split("::")[0]).resolve() for arg in session.config.args]
+    if whole and all(path in (ROOT, ROOT / "tests") for path in paths):
+        session.config.stash[COLLECTED] = len(session.items)

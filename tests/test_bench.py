@@ -118,8 +118,9 @@ def test_gemm_flops_and_q_products_hand_counted(params) -> None:
     assert total_flops(both) - total_flops(fwd) == 2 * 10 * (256 + 256 * 256 + 256 * 6) * 2
 
 
-def test_iterative_policy_update_matches_the_issue_calibration(make_cfg) -> None:
-    """Issue 6: ~9.1 GFLOP for the optimizer update (K=5, N=10, B=256), 88 % in the 256×256 Q layers."""
+def test_iterative_policy_update_matches_a_hand_count(make_cfg) -> None:
+    """A count by hand: ~9.1 GFLOP for the optimizer update (K=5, N=10, B=256), 88 % in the 256×256
+    Q layers."""
     cfg = make_cfg(variant="iterative")
     gemms = op_gemms("policy_update", cfg, 17, 6)
     total = total_flops(gemms)

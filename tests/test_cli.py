@@ -108,3 +108,43 @@ def test_console_script_rejects_unknown_env(tmp_path: Path) -> None:
     assert "'Nope-v2'" in result.stderr and "Hopper-v2" in result.stderr
     assert "Traceback" not in result.stderr
     assert_nothing_written(out)
+
+
+def test_unknown_device_is_one_paragraph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main([*train_args(out, env="Hopper-v2"), "--scale", "smoke", "--device", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo train: error: ") and err.count("\n") == 1, err
+    assert "'tpu'" in err and "cpu" in err and "Traceback" not in err
+    assert_nothing_written(out)
+
+
+def test_gymnasium_id_is_an_alias_of_the_paper_name(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`--env Hopper-v5` passes the env check (the run then stops at the bad variant, before training)."""
+    out = tmp_path / "run"
+    assert main(train_args(out, env="Hopper-v5", variant="fancy")) == 2
+    err = capsys.readouterr().err
+    assert "'fancy'" in err and "environment" not in err
+    assert main(train_args(out, env="Hopper-v6")) == 2  # not an ID of any task
+    assert "'Hopper-v6'" in capsys.readouterr().err
+    assert_nothing_written(out)
+
+
+def test_envs_prints_every_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs"]) == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert sorted(name for name, _ in rows) == ALL_ENVS
+    for name, gym_id in rows:  # gymnasium's -v5 of each -v2 task of the paper
+        assert gym_id == name.removesuffix("-v2") + "-v5"
+
+
+def test_notebook_without_summary_tables_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(ROOT)
+    missing = tmp_path / "summary"
+    assert main(["notebook", "performance", "--scale", "smoke", "--summary", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo notebook: error: ") and err.count("\n") == 1, err
+    assert str(missing) in err and "runs.csv" in err and "iapo summarize --scale smoke" in err
+    assert not (tmp_path / "paper_figures").exists()

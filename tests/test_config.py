@@ -317,3 +317,22 @@ def test_params_hash_stable_across_processes(params: Params) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(PARAMS)], capture_output=True, text=True,
                          env=env, check=True, timeout=60)
     assert out.stdout.strip() == cfg.params_hash()
+
+
+def test_pipeline_config_honours_scale_only(tmp_path: Path) -> None:
+    """`snakemake --config`: `scale` is read by the workflow; any other key (every job reads
+    params.yaml itself) and any --configfile but params.yaml would be ignored, so they are refused."""
+    from iapo.config import check_pipeline_config
+
+    params_file = tmp_path / "params.yaml"
+    check_pipeline_config({"scale": "smoke"}, [], params_file)
+    check_pipeline_config({}, [params_file], params_file)
+    with pytest.raises(ConfigError) as err:
+        check_pipeline_config({"scale": "smoke", "scael": "mini"}, [], params_file)
+    assert "'scael'" in str(err.value) and "did you mean 'scale'?" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"'training'\. Allowed --config keys: scale \("):
+        check_pipeline_config({"training": {"lr": 0.1}}, [], params_file)
+    other = tmp_path / "mine.yaml"
+    with pytest.raises(ConfigError, match=rf"--configfile {other}: the jobs read their settings from"):
+        check_pipeline_config({}, [other], params_file)

@@ -16,8 +16,10 @@ from iapo.envs import (
     action_bounds,
     env_dims,
     get_qpos_qvel,
+    get_spec,
     get_state,
     make_env,
+    paper_name,
     scale_action,
     set_state,
 )
@@ -96,7 +98,7 @@ def test_every_env_constructs_with_expected_dims(name: str) -> None:
         env.close()
 
 
-@pytest.mark.parametrize("bad", ["Hopper-v5", "hopper-v2", "Hopper", "CartPole-v1"])
+@pytest.mark.parametrize("bad", ["Hopper-v4", "hopper-v2", "Hopper", "CartPole-v1"])
 def test_unknown_name_raises_listing_names(bad: str) -> None:
     for call in (lambda: make_env(bad, seed=0), lambda: env_dims(bad)):
         with pytest.raises(ValueError) as err:
@@ -290,3 +292,10 @@ def test_get_qpos_qvel_returns_copies() -> None:
     assert qpos.shape == (6,) and qvel.shape == (6,)
     qpos[:] = 123.0
     assert not np.array_equal(env.unwrapped.data.qpos, qpos)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_DIMS))
+def test_gymnasium_ids_are_aliases(name: str) -> None:
+    gym_id = name.replace("-v2", "-v5")
+    assert paper_name(gym_id) == name and paper_name(name) == name
+    assert get_spec(gym_id) is get_spec(name) is PAPER_ENVS[name]

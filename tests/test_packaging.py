@@ -123,3 +123,42 @@ def test_console_script_points_to_cli_main(pyproject: dict) -> None:
     module, _, attr = pyproject["project"]["scripts"]["iapo"].partition(":")
     target = getattr(__import__(module, fromlist=[attr]), attr)
     assert callable(target)
+
+
+def test_make_help_lists_every_documented_target() -> None:
+    import subprocess
+
+    makefile = (ROOT / "Makefile").read_text()
+    documented = re.findall(r"^([a-z-]+):[^\n]*## ", makefile, re.M)
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    listed = re.findall(r"^  make (\S+) ", out, re.M)
+    assert listed == documented and {"setup", "test", "reproduce", "figures", "help"} <= set(listed)
+
+
+def test_setup_refuses_a_python_that_is_not_3_11(tmp_path: Path) -> None:
+    """A .venv whose python is not 3.11 (here: one that fails) is removed, never reused; with no
+    Python 3.11 to rebuild it, `make setup` says what to install (exit 2) and installs nothing."""
+    import shutil
+    import subprocess
+
+    for name in ("Makefile", "pyproject.toml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    broken = tmp_path / "not-python"
+    broken.write_text("#!/bin/sh\necho 'Python 3.12.1'\nexit 1\n")
+    broken.chmod(0o755)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(broken, tmp_path / ".venv" / "bin" / "python")
+    make = ["make", "setup", f"PYTHON={broken}"]
+    out = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert ".venv was made by another Python or is broken" in out.stderr
+    assert "install python3.11 and python3.11-venv" in out.stderr
+    assert not (tmp_path / ".venv").exists()
+    conda = tmp_path / "env"
+    (conda / "bin").mkdir(parents=True)
+    shutil.copy(broken, conda / "bin" / "python")
+    out = subprocess.run(["make", "setup", f"VENV={conda}"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and f"{conda} is not a Python 3.11 environment with pip" in out.stderr
+    assert (conda / "bin" / "python").exists()  # the user's environment is never deleted

@@ -205,16 +205,116 @@ def test_every_scale_lists_its_full_grid(bare_ws: Path) -> None:
 
 
 def test_readme_states_the_job_counts(bare_ws: Path) -> None:
-    """The README's table of what `snakemake -n` plans at each scale is what it plans."""
-    readme = (ROOT / "README.md").read_text().split("### What `snakemake -n` plans at each scale")[1]
-    readme = readme.split("\n#")[0]
+    """What the README and docs/pipeline.md say `snakemake -n` plans at each scale is what it plans:
+    the table of training / other / all jobs, the diagnostic jobs per scale, and the counts quoted
+    for the smoke DAG (the test suite) and the committed mini study."""
+    full = (ROOT / "README.md").read_text()
+    readme = full.split("### What `snakemake -n` plans at each scale")[1].split("\n#")[0]
+    docs = (ROOT / "docs" / "pipeline.md").read_text()
     for scale in yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]:
         jobs = dry_run_jobs(bare_ws, scale)
+        n_train = sum(j["rule"] == "train" for j in jobs)
+        n_diag = sum(j["rule"].startswith("diagnose_") for j in jobs)
         row = re.search(rf"^\| `{scale}` \|[^\n]*$", readme, re.M)
         assert row, f"README: no job-count row for scale {scale}"
         cells = [c.strip() for c in row.group(0).strip("|").split("|")]
-        n_train = sum(j["rule"] == "train" for j in jobs)
         assert cells[1:4] == [str(n_train), str(len(jobs) - n_train), str(len(jobs))], (scale, cells)
+        assert re.search(rf"\b{n_diag} at\s+`{scale}`", readme), f"README: {n_diag} diagnose jobs at {scale}"
+        row = re.search(rf"^\| `{scale}` \|[^\n]*$", docs, re.M)
+        assert row and row.group(0).endswith(f"| {n_train} / {len(jobs) - n_train} / {len(jobs)} |"), scale
+        if scale == "smoke":
+            stated = f"({len(jobs)} jobs: {n_train} trainings, {n_diag} diagnostics,"
+            assert stated in full, f"README: the smoke DAG is {stated}"
+        if scale == "mini":
+            stated = f"({n_train} trainings:"
+            assert stated in full and re.search(rf"\b{n_diag} diagnostic\s+jobs", full), "README: mini study"
+
+
+def test_readme_states_the_test_count(request: pytest.FixtureRequest) -> None:
+    """The README's "(N tests)" is what a run of the whole suite collects (checked in such a run)."""
+    from tests.conftest import COLLECTED
+
+    collected = request.config.stash.get(COLLECTED, None)
+    if collected is None:
+        pytest.skip("only a run of the whole suite (`make test`) knows the number of tests")
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"`make test` runs `ruff` and `pytest` \((\d+) tests\)", readme)
+    assert stated, "README: the sentence stating the number of tests is gone"
+    assert int(stated.group(1)) == collected, f"README: {stated.group(1)} tests; the suite has {collected}"
+
+
+def test_config_keys_the_jobs_ignore_are_refused(bare_ws: Path) -> None:
+    """A --config typo, or a key no job reads (they read params.yaml), is one paragraph, exit code 2."""
+    for arg, key in (("scael=smoke", "scael"), ("training={'lr': 0.1}", "training")):
+        out = run(snakemake("-n", "--config", arg), bare_ws, timeout=120)
+        assert out.returncode == 2, out.stdout[-3000:]
+        errors = [line for line in out.stdout.splitlines() if line.startswith("iapo pipeline: error: ")]
+        assert len(errors) == 1 and len(out.stdout.splitlines()) < 6, out.stdout[-3000:]
+        assert f"{key!r}" in errors[0] and "Allowed --config keys: scale (" in errors[0]
+        assert "params.yaml" in errors[0]
+    assert "did you mean 'scale'?" in run(snakemake("-n", "--config", "scael=smoke"), bare_ws, 120).stdout
+
+
+def test_cli_defaults_are_the_workflow_paths(bare_ws: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product made by hand with the `iapo` commands' default --out lands where the workflow puts it."""
+    from types import SimpleNamespace
+
+    import iapo.audit
+    import iapo.train
+    from iapo.cli import main
+    from iapo.config import load_params, resolve
+    from iapo.diagnostics import runner
+
+    jobs = dry_run_jobs(bare_ws, "smoke")
+    outputs: dict[str, list[str]] = {}
+    for job in jobs:
+        outputs.setdefault(job["rule"], []).extend(job["output"])
+    params = ["--params", str(ROOT / "params.yaml")]
+    monkeypatch.chdir(tmp_path)
+    assert main([*params, "tables", "--scale", "smoke"]) == 0
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(outputs["figures_tables"])
+
+    seen: dict[str, Path] = {}
+    monkeypatch.setattr(iapo.audit, "run_audit", lambda claims, summary: seen.update(summary=summary) or [])
+    monkeypatch.setattr(iapo.audit, "write_report",
+                        lambda results, summary, out, deviations: (seen.update(audit=out), out, out)[1:])
+    monkeypatch.setattr(iapo.train, "train", lambda cfg, out, **kw: seen.update(run=out))
+    assert main([*params, "audit", "--scale", "smoke"]) == 0
+    assert main([*params, "train", "--env", "Hopper-v5", "--variant", "direct", "--scale", "smoke"]) == 0
+    assert str(seen["audit"]) == outputs["audit"][0]
+    assert str(seen["summary"] / "runs.csv") in outputs["summarize"]
+    assert str(seen["run"] / "run.json") in outputs["train"]
+
+    cfg = resolve(load_params(ROOT / "params.yaml"), "InvertedPendulum-v2", "iterative", 0, "smoke")
+    monkeypatch.setattr(runner, "select_checkpoints", lambda run, which: [(1000, Path("step_1000.pt"))])
+    monkeypatch.setattr(runner, "load_snapshot", lambda path, device: SimpleNamespace(cfg=cfg))
+    out = runner.default_out("amortization_gap", SimpleNamespace(run=Path("any")))
+    assert str(out) in outputs["diagnose_amortization_gap"]
+
+
+def test_make_figures_never_trains(bare_ws: Path, tmp_path: Path) -> None:
+    """Without run folders (a fresh clone) `make figures` rebuilds from the committed summary tables
+    and says what it cannot rebuild; with every run folder it summarizes them. It never trains."""
+    make = check(run(["make", "-n", "figures", "SCALE=mini", f"VENV={BIN.parent}"], bare_ws, timeout=60))
+    assert "iapo rebuild-figures --scale mini" in make and "snakemake" not in make
+    cmd = [str(BIN / "iapo"), "rebuild-figures", "--scale", "mini", "-n"]
+    out = run(cmd, bare_ws, timeout=120)
+    assert out.returncode == 2, out.stdout[-3000:]
+    rules = {job["rule"] for job in parse_dry_run(out.stdout)}
+    assert "figures_tables" in rules and "figures_performance" in rules
+    assert not rules & {"train", "summarize"}, rules
+    assert "30 run folder(s) of scale 'mini' are missing" in out.stdout
+    assert "not rebuilt: notebook surface_2d: needs results/summary/mini/surface_2d.csv" in out.stdout
+    assert "make pull SCALE=mini" in out.stdout and "make reproduce SCALE=mini" in out.stdout
+
+    ws = copy_repo(tmp_path / "ws", git=False)
+    for env, variant, seed in smoke_grid():
+        fake_run(run_folder(ws, env, variant, seed), env, variant, seed)
+    out = run([*cmd[:3], "smoke", "-n"], ws, timeout=120)
+    rules = {job["rule"] for job in parse_dry_run(check(out))}
+    assert "summarize" in rules and "audit" in rules and "train" not in rules, rules
 
 
 def test_slurm_profile_dry_run_needs_no_cluster(bare_ws: Path) -> None:

@@ -6,7 +6,8 @@ fp32 and the fast path with the Q products inside J in bf16; the iterative agent
 also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`). Operations:
 
 * `update`: one `Agent.update` (Bellman target, critic step, policy step, α, targets);
-* `policy_update`: the policy optimizer's loss, backward and Adam step alone (the issue's calibration);
+* `policy_update`: the policy optimizer's loss, backward and Adam step alone (where the direct and
+  iterative agents differ);
 * `act`: one stochastic `Agent.act` (one state; the Q products are fp32 on every path), interleaved
   with everything else like the other operations: its caches are cold, as in training, where each
   action follows an update;
@@ -299,7 +300,7 @@ def loop_overhead(
     environment's `step`. `overhead` = wall time not spent in them (evaluation env steps counted at
     the training env's mean step time) / the time spent in them: what logging, replay sampling,
     checkpointing, environment creation and the loop itself add. Measured inside the run, it is
-    robust to other processes' load. `separate_*` repeat the comparison the issue's way: update, act
+    robust to other processes' load. `separate_*` repeat the comparison with update, act
     and env step timed separately after the run (`repeats` interleaved calls on the trained agent).
     """
     import tempfile

@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from iapo import layout
 from iapo.checkpoint import CheckpointError
 from iapo.config import ConfigError, load_params, resolve
+
+SCALE = "<scale>"  # how a default path that depends on --scale is shown in --help
 
 TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
   metrics.csv          one row per log interval (env step, updates, train return, Q losses,
@@ -60,6 +63,12 @@ included) - 1: what logging, replay sampling, checkpointing and the loop itself 
 repeats the comparison with update, act and env step timed apart after the run (--repeats calls).
 --json FILE then writes {"loop": [one object per pair]}."""
 
+REBUILD_HELP = """Rebuild a scale's figures, appendix tables and audit through Snakemake, never training.
+Every run folder of the scale finished: the summary tables are rebuilt from the runs (missing
+diagnostic tables computed) and everything downstream follows. Some run folders missing (a fresh
+clone): the summary tables are used as they are; what they allow is rebuilt, and the command then
+exits 2 naming what it could not rebuild and how to get the runs."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iapo", description=__doc__)
@@ -69,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train one agent", description=TRAIN_HELP,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--env", required=True, help="paper environment name, e.g. Hopper-v2")
+    tr.add_argument("--env", required=True, help="paper environment name, e.g. Hopper-v2, or its "
+                    "gymnasium ID, e.g. Hopper-v5 (`iapo envs` lists both)")
     tr.add_argument("--variant", required=True, help="agent variant from params.yaml, e.g. direct")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    tr.add_argument("--out", required=True, type=Path, help="run folder")
+    tr.add_argument("--out", type=Path, default=None, help="run folder (default: the pipeline's, "
+                    f"{layout.RUNS_ROOT}/{SCALE}/<env>/<variant>/seed<k>)")
     tr.add_argument("--steps", type=int, default=None, help="override the scale's env steps")
     tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (checked: exit 2 if absent)")
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -99,20 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--scale", default="smoke",
                     help="scale of the --loop training runs (default %(default)s)")
 
-    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix from params.yaml",
+    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix (+ Table 10, the training β) "
+                        "from params.yaml",
                         description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
                         "(LaTeX) from params.yaml, to diff against the paper's Appendix A.4-A.5.")
-    ta.add_argument("--out", type=Path, default=Path("paper_figures/tables"))
+    ta.add_argument("--scale", default=None, help="scale whose folder gets the tables "
+                    "(default: params.yaml `scale`)")
+    ta.add_argument("--out", type=Path, default=None, help=f"default: {layout.tables_dir(SCALE)}")
 
     su = sub.add_parser("summarize", help="aggregate a scale's finished runs into tidy tables",
                         description=SUMMARIZE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     su.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    su.add_argument("--runs", type=Path, default=Path("results/runs"),
+    su.add_argument("--runs", type=Path, default=layout.RUNS_ROOT,
                     help="root of the run folders RUNS/<scale>/<env>/<variant>/seed<k> "
                     "(default: %(default)s)")
     su.add_argument("--out", type=Path, default=None,
-                    help="output folder (default: results/summary/<scale>)")
-    su.add_argument("--diagnostics", type=Path, default=Path("results/diagnostics"),
+                    help=f"output folder (default: {layout.summary_dir(SCALE)})")
+    su.add_argument("--diagnostics", type=Path, default=layout.DIAGNOSTICS_ROOT,
                     help="root of the per-run diagnostic tables DIAGNOSTICS/<scale>/NAME/<env>/<variant>/"
                     "seed<k>.csv (default: %(default)s)")
     su.add_argument("--no-diagnostics", action="store_true",
@@ -131,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "claims, and a verdict (supported / contradicted / inconclusive, with the reason), "
                         "plus the scale the results come from and the deviations table.")
     au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
-    au.add_argument("--summary", type=Path, required=True, help="e.g. results/summary/smoke")
-    au.add_argument("--out", type=Path, default=Path("paper_figures/audit.md"))
+    au.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
+    au.add_argument("--summary", type=Path, default=None, help=f"default: {layout.summary_dir(SCALE)}")
+    au.add_argument("--out", type=Path, default=None, help=f"default: {layout.audit_md(SCALE)}")
     au.add_argument("--deviations", type=Path, default=Path("docs/deviations.md"))
 
     from iapo.diagnostics import REGISTRY
@@ -161,25 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
                         "Reads nothing else.")
     fi.add_argument("--scale", default="mini", help="scale whose figures the thumbnails show "
                     "(default: %(default)s, the committed study)")
-    fi.add_argument("--out", type=Path, default=Path("paper_figures/README.md"))
+    fi.add_argument("--out", type=Path, default=layout.PAPER_FIGURES / "README.md")
 
     nb = sub.add_parser("notebook", help="execute figure notebooks (jupytext → papermill → HTML)",
                         description="Executes notebooks/GROUP.py (jupytext source) with papermill on "
-                        "SUMMARY (default results/summary/<scale>): figures go to paper_figures/<scale>/"
-                        "figures/, the executed notebook and its HTML to paper_figures/<scale>/notebooks/. "
-                        "No GROUP: every notebook of the registry iapo.figures.FIGURES.")
+                        f"SUMMARY (default {layout.summary_dir(SCALE)}): figures go to "
+                        f"{layout.figures_dir(SCALE)}/, the executed notebook and its HTML to "
+                        f"{layout.notebooks_dir(SCALE)}/. No GROUP: every notebook of the registry "
+                        "iapo.figures.FIGURES. Missing summary tables are an error (exit 2).")
     nb.add_argument("groups", nargs="*", metavar="GROUP", help="notebook name(s), e.g. performance")
     nb.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
     nb.add_argument("--summary", type=Path, default=None, help="summary tables folder")
+
+    rf = sub.add_parser("rebuild-figures", help="rebuild the figures, tables and audit of a scale "
+                        "without training (`make figures`)", description=REBUILD_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rf.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
+    rf.add_argument("--cores", default="all", help="Snakemake --cores (default: %(default)s)")
+    rf.add_argument("-n", "--dry-run", action="store_true", help="list the jobs, run nothing")
+
+    sub.add_parser("envs", help="list the paper's environments and the gymnasium IDs they run on",
+                   description="Prints one row per environment of the paper: its name (what params.yaml "
+                   "and the run folders use), the gymnasium ID it is built from (accepted by --env as "
+                   "an alias of the paper name) and how it differs from the paper's -v2 task.")
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from iapo.envs import paper_name
+    from iapo.summary import RunKey
     from iapo.train import train
 
     params = load_params(args.params)
-    cfg = resolve(params, args.env, args.variant, args.seed, args.scale, args.steps)
-    train(cfg, args.out, device=args.device, threads=args.threads, deterministic=args.deterministic)
+    cfg = resolve(params, paper_name(args.env), args.variant, args.seed, args.scale, args.steps)
+    out = args.out or RunKey(cfg.env, cfg.variant, cfg.seed).folder(cfg.scale)
+    train(cfg, out, device=args.device, threads=args.threads, deterministic=args.deterministic)
     return 0
 
 
@@ -199,6 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_loop(args: argparse.Namespace) -> int:
     from iapo.bench import format_loop, loop_overhead
+    from iapo.envs import paper_name
     from iapo.provenance import write_json_atomic
 
     pairs = [item.partition(":") for item in args.loop]
@@ -212,7 +244,7 @@ def _bench_loop(args: argparse.Namespace) -> int:
     rows = []
     for env, _, variant in pairs:
         print(f"timing the {args.scale} training run of {env} / {variant} (seed 0) ...", file=sys.stderr)
-        rows.append(loop_overhead(args.params, env=env, variant=variant, scale=args.scale,
+        rows.append(loop_overhead(args.params, env=paper_name(env), variant=variant, scale=args.scale,
                                   repeats=args.repeats))
     print(format_loop(rows))
     if args.json:
@@ -224,8 +256,10 @@ def _bench_loop(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from iapo.tables import write_tables
 
-    written = write_tables(load_params(args.params), args.out)
-    print(f"wrote {len(written)} files to {args.out}/", file=sys.stderr)
+    params = load_params(args.params)
+    out = args.out or layout.tables_dir(args.scale or params.scale)
+    written = write_tables(params, out)
+    print(f"wrote {len(written)} files to {out}/", file=sys.stderr)
     return 0
 
 
@@ -263,8 +297,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from iapo.audit import run_audit, write_report
 
-    results = run_audit(args.claims, args.summary)
-    md, page = write_report(results, args.summary, args.out, args.deviations)
+    scale = args.scale or load_params(args.params).scale
+    summary = args.summary or layout.summary_dir(scale)
+    results = run_audit(args.claims, summary)
+    md, page = write_report(results, summary, args.out or layout.audit_md(scale), args.deviations)
     counts = {v: sum(r.verdict == v for r in results) for v in ("supported", "contradicted", "inconclusive")}
     print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
           + f"; wrote {md} and {page}", file=sys.stderr)
@@ -295,7 +331,7 @@ def cmd_diagnose_scale(args: argparse.Namespace) -> int:
 
 def cmd_notebook(args: argparse.Namespace) -> int:
     from iapo.figures import notebooks
-    from iapo.notebooks import NotebookError, run_notebook
+    from iapo.notebooks import MissingSummaryError, NotebookError, run_notebook
 
     scale = args.scale or load_params(args.params).scale
     try:
@@ -303,7 +339,7 @@ def cmd_notebook(args: argparse.Namespace) -> int:
             run_notebook(group, scale, args.summary)
     except NotebookError as err:
         print(f"iapo notebook: error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, MissingSummaryError) else 1
     return 0
 
 
@@ -311,6 +347,24 @@ def cmd_figures_index(args: argparse.Namespace) -> int:
     from iapo.figures import write_index
 
     print(f"wrote {write_index(args.out, args.scale)}", file=sys.stderr)
+    return 0
+
+
+def cmd_rebuild_figures(args: argparse.Namespace) -> int:
+    from iapo.rebuild import rebuild_figures
+
+    params = load_params(args.params)
+    return rebuild_figures(params, args.scale or params.scale, args.cores, args.dry_run)
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from iapo.envs import PAPER_ENVS
+
+    rows = [("paper name", "gymnasium ID", "differences from the paper's task")]
+    rows += [(spec.paper_name, spec.gym_id, spec.note) for spec in PAPER_ENVS.values()]
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, gym_id, note in rows:
+        print(f"{name:<{width[0]}}  {gym_id:<{width[1]}}  {note}")
     return 0
 
 
@@ -324,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables,
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
                 "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
-                "figures-index": cmd_figures_index, "notebook": cmd_notebook}
+                "figures-index": cmd_figures_index, "notebook": cmd_notebook, "envs": cmd_envs,
+                "rebuild-figures": cmd_rebuild_figures}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError) as err:

@@ -228,10 +228,10 @@ class Params(_Strict):
                 _one_of(f"{where}.diagnostics.{diag}.envs", env, self.envs)
 
 
-def _one_of(key: str, value: str, allowed: dict | list) -> None:
+def _one_of(key: str, value: str, allowed: dict | list, hint: str = "") -> None:
     if value not in allowed:
         raise ConfigError(
-            f"{key}: unknown value {value!r}; allowed: {', '.join(sorted(allowed))}"
+            f"{key}: unknown value {value!r}; allowed: {', '.join(sorted(allowed))}{hint}"
         )
 
 
@@ -249,19 +249,53 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "value_error":  # our own validators: the message names key and value
-                lines.append(f"  {key}: {msg}" if key else f"  {msg}")
-            else:
-                got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
-                lines.append(f"  {key or '(top level)'}: {msg}{got}")
         raise ConfigError(
-            f"{path}: {err.error_count()} invalid setting(s):\n" + "\n".join(lines)
+            f"{path}: {err.error_count()} invalid setting(s):\n" + describe_errors(err)
             + "\nFix these keys (see the comments in params.yaml for the allowed values)."
         ) from None
+
+
+def describe_errors(err: ValidationError) -> str:
+    """One line per problem: the key path, what is wrong and the value found."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "value_error":  # our own validators: the message names key and value
+            lines.append(f"  {key}: {msg}" if key else f"  {msg}")
+        else:
+            got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
+            lines.append(f"  {key or '(top level)'}: {msg}{got}")
+    return "\n".join(lines)
+
+
+PIPELINE_CONFIG = {"scale": "the scale to run, a preset of params.yaml `scales`; "
+                            "default: params.yaml `scale`"}
+"""The `snakemake --config` keys the workflow honours. Every job reads its settings from params.yaml
+itself (`iapo train --params`), so any other override would be validated and then ignored."""
+
+
+def check_pipeline_config(overrides: dict, configfiles: list[Path],
+                          params_file: Path = DEFAULT_PARAMS) -> None:
+    """Refuse `snakemake --config KEY=…` for a key the workflow does not honour, and a
+    `--configfile` other than params.yaml, with a message naming the key and the allowed ones."""
+    import difflib
+
+    allowed = "; ".join(f"{key} ({what})" for key, what in PIPELINE_CONFIG.items())
+    for key in overrides:
+        if key not in PIPELINE_CONFIG:
+            close = difflib.get_close_matches(key, list(PIPELINE_CONFIG), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"--config {key}=…: no job of the workflow reads {key!r}{guess}. Allowed --config keys: "
+                f"{allowed}. Every other setting is read from {params_file} by each job, so change it "
+                "there (the run's params hash in run.json records it).")
+    for file in configfiles:
+        if Path(file).resolve() != params_file.resolve():
+            raise ConfigError(
+                f"--configfile {file}: the jobs read their settings from {params_file}, not from this "
+                f"file, so its values would be ignored. Edit {params_file} instead, and pick the scale "
+                "with --config scale=….")
 
 
 @dataclass(frozen=True)
@@ -324,7 +358,8 @@ def resolve(
     """Resolve one run; unknown env / variant / scale raise `ConfigError` listing the choices."""
     scale = scale or params.scale
     _one_of("scale", scale, params.scales)
-    _one_of("environment", env, params.envs)
+    _one_of("environment", env, params.envs, hint=" (or the gymnasium ID of one, e.g. Hopper-v5 for "
+            "Hopper-v2: `iapo envs` lists them)")
     _one_of("variant", variant, params.variants)
     sc, v, e = params.scales[scale], params.variants[variant], params.envs[env]
     n_steps = steps if steps is not None else sc.steps_of(env, variant)

@@ -13,6 +13,7 @@ import numpy as np
 from gymnasium.wrappers import Autoreset, OrderEnforcing, PassiveEnvChecker, TimeLimit
 
 __all__ = [
+    "GYM_ALIASES",
     "PAPER_ENVS",
     "EnvSpec",
     "EnvState",
@@ -22,6 +23,7 @@ __all__ = [
     "get_spec",
     "get_state",
     "make_env",
+    "paper_name",
     "scale_action",
     "set_state",
 ]
@@ -93,15 +95,24 @@ _SPECS = (
 )
 
 PAPER_ENVS: dict[str, EnvSpec] = {s.paper_name: s for s in _SPECS}
+GYM_ALIASES: dict[str, str] = {s.gym_id: s.paper_name for s in _SPECS}
+"""Gymnasium's ID of each task → the paper's name for it (`iapo envs` prints the pairs)."""
+
+
+def paper_name(name: str) -> str:
+    """The paper's name of a task given by either name (Hopper-v5 → Hopper-v2); any other name is
+    returned as it is, for the caller's check to reject with the list of names."""
+    return GYM_ALIASES.get(name, name)
 
 
 def get_spec(name: str) -> EnvSpec:
-    """Return the EnvSpec of a paper task name, or raise ValueError listing the allowed names."""
+    """Return the EnvSpec of a task (paper name or gymnasium ID), or raise ValueError listing both."""
     try:
-        return PAPER_ENVS[name]
+        return PAPER_ENVS[paper_name(name)]
     except KeyError:
         allowed = ", ".join(PAPER_ENVS)
-        raise ValueError(f"unknown environment {name!r}; allowed names: {allowed}") from None
+        raise ValueError(f"unknown environment {name!r}; allowed names: {allowed} "
+                         f"(or their gymnasium IDs: {', '.join(GYM_ALIASES)})") from None
 
 
 def _make_kwargs(spec: EnvSpec, truncated_obs: bool) -> dict[str, Any]:

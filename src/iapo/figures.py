@@ -1,8 +1,8 @@
 """The paper's figures: one seaborn style, the helpers every notebook draws with, and the registry.
 
 The notebooks (`notebooks/<group>.py`, jupytext percent format, executed by Snakemake through
-papermill) read only the small summary tables of one scale (`results/summary/<scale>/`, DESIGN
-principle 5) and draw with the helpers below, so every figure has the same look, the same statistics
+papermill) read only the small summary tables of one scale (`results/summary/<scale>/`, never a
+checkpoint) and draw with the helpers below, so every figure has the same look, the same statistics
 (mean and a 95% stratified-bootstrap band over seeds from `iapo.stats`, or the paper's mean ± std)
 and a title stating the scale, seeds and steps behind it. Where a table or some of its rows are
 missing at a scale (no model-based runs at `smoke`, …) the panel says so; nothing is made up.
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from iapo.config import Params
+from iapo.layout import figures_root, notebooks_dir, summary_dir
 from iapo.stats import mean_band
 from iapo.tables import TABLE5_ENVS, TABLE6_ENVS
 
@@ -540,3 +542,20 @@ def write_index(out: str | Path, scale: str = "mini") -> Path:
     os.replace(tmp, out)
     return out
 
+
+
+# ---------------------------------------------------------------- what a notebook job reads and writes
+def notebook_tables(params: Params, scale: str, notebook: str) -> list[Path]:
+    """The summary files a notebook reads that the scale produces (the inputs of its job); a
+    diagnostic table the scale does not make is left out and drawn as a 'no data' panel."""
+    from iapo.summary import SUMMARY_FILES, diagnostic_tables
+
+    produced = set(diagnostic_tables(params, scale))
+    return [summary_dir(scale) / file for file in notebook_inputs(notebook)
+            if file in SUMMARY_FILES or file.removesuffix(".csv") in produced]
+
+
+def notebook_outputs(scale: str, notebook: str) -> list[Path]:
+    """Every file a notebook job writes: its figures, the executed notebook and its HTML."""
+    figures = [figures_root(scale) / file for entry in notebooks()[notebook] for file in entry.files]
+    return figures + [notebooks_dir(scale) / f"{notebook}.{ext}" for ext in ("ipynb", "html")]

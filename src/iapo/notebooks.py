@@ -16,8 +16,10 @@ import os
 import sys
 from pathlib import Path
 
+from iapo import layout
+from iapo.layout import figures_dir, notebooks_dir
+
 NOTEBOOKS = Path("notebooks")
-PAPER_FIGURES = Path("paper_figures")
 # the rendering's own style: nbconvert's `basic` body is a quarter the size of its `lab` page (most of
 # which is the lab theme's CSS), and the executed notebooks of a scale are kept in git
 PAGE_CSS = """body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; }
@@ -31,12 +33,26 @@ class NotebookError(RuntimeError):
     """A notebook is missing or failed; the message names it and where its error is."""
 
 
-def figures_dir(scale: str) -> Path:
-    return PAPER_FIGURES / scale / "figures"
+class MissingSummaryError(NotebookError):
+    """The summary tables a notebook reads are absent: a step of the pipeline has not run yet."""
+
+
+def check_summary(summary_dir: Path, scale: str) -> None:
+    """Refuse to draw from a summary folder without the scale's run tables (it would draw only
+    empty panels); the message says which command makes them."""
+    from iapo.summary import SUMMARY_FILES
+
+    missing = [name for name in SUMMARY_FILES if not (summary_dir / name).is_file()]
+    if missing:
+        raise MissingSummaryError(
+            f"{summary_dir}: the summary tables of scale {scale!r} are missing ({', '.join(missing)}). "
+            f"Make them first: `iapo summarize --scale {scale}` from finished run folders, "
+            f"`make reproduce SCALE={scale}` for the whole pipeline (training included), or "
+            f"`make pull SCALE={scale}` for a study recorded in DVC; or pass --summary FOLDER.")
 
 
 def executed_path(scale: str, group: str) -> Path:
-    return PAPER_FIGURES / scale / "notebooks" / f"{group}.ipynb"
+    return notebooks_dir(scale) / f"{group}.ipynb"
 
 
 def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) -> Path:
@@ -49,7 +65,8 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
         raise NotebookError(f"{source}: no such notebook; known: {known}")
-    summary_dir = Path(summary_dir) if summary_dir is not None else Path("results/summary") / scale
+    summary_dir = Path(summary_dir) if summary_dir is not None else layout.summary_dir(scale)
+    check_summary(summary_dir, scale)
     out = executed_path(scale, group)
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"summary_dir": str(summary_dir), "scale": scale, "out_dir": str(figures_dir(scale))}

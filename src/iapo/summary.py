@@ -2,8 +2,8 @@
 
 The pipeline's training jobs write `results/runs/<scale>/<env>/<variant>/seed<k>/`; `iapo summarize`
 reads every run of the scale's grid (env × variant × seed, from `params.yaml`) and writes, under
-`results/summary/<scale>/`, tables with one row per observation (DESIGN principle 5: figures read
-these small files, never checkpoints):
+`results/summary/<scale>/`, tables with one row per observation (the figures read these small
+files, never checkpoints; paths: iapo.layout):
 
   runs.csv     one row per run: identity, resolved settings, final evaluation return, cost, provenance
   eval.csv     one row per evaluation episode: env, variant, seed, env step, updates, episode, return
@@ -25,10 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from iapo.config import Params
+from iapo.layout import DIAGNOSTICS_ROOT, RUNS_ROOT, summary_dir
 
-RUNS_ROOT = Path("results/runs")
-DIAGNOSTICS_ROOT = Path("results/diagnostics")
-SUMMARY_ROOT = Path("results/summary")
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
 KEYS = ["env", "variant", "seed"]
 
@@ -208,7 +206,7 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
     Everything is read and checked before anything is written, so a bad input leaves the previous
     summary untouched.
     """
-    out = Path(out) if out is not None else SUMMARY_ROOT / scale
+    out = Path(out) if out is not None else summary_dir(scale)
     rows, metrics, evals = [], [], []
     for key in run_grid(params, scale):
         info, m, e = read_run(key.folder(scale, runs_root), key, scale)

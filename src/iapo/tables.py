@@ -1,4 +1,5 @@
-"""Tables 1-9 of the appendix, generated from `params.yaml` as Markdown and LaTeX."""
+"""Tables 1-9 of the appendix (and a Table 10 of the training β, A.4), generated from `params.yaml`
+as Markdown and LaTeX."""
 
 from __future__ import annotations
 

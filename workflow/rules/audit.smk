@@ -2,7 +2,7 @@
 # summary tables only (`iapo audit`), with the scale's reductions and the deviations table.
 # Reruns whenever a summary table, the claims or the deviations change.
 
-AUDIT = "paper_figures/{scale}"
+AUDIT = layout.audit_md("{scale}")  # paper_figures/{scale}/audit.md, and audit.html next to it
 
 
 rule audit:
@@ -12,8 +12,8 @@ rule audit:
         claims="claims.yaml",
         deviations="docs/deviations.md",
     output:
-        md=f"{AUDIT}/audit.md",
-        html=report(f"{AUDIT}/audit.html", caption="../report/audit.rst", category="Audit"),
+        md=str(AUDIT),
+        html=report(str(AUDIT.with_suffix(".html")), caption="../report/audit.rst", category="Audit"),
     log:
         "logs/{scale}/audit.log",
     params:
@@ -24,4 +24,4 @@ rule audit:
         "--out {output.md} > {log} 2>&1"
 
 
-FINAL_TARGETS["audit"] = lambda scale: [f"paper_figures/{scale}/audit.md", f"paper_figures/{scale}/audit.html"]
+FINAL_TARGETS["audit"] = lambda scale: [str(layout.audit_md(scale).with_suffix(ext)) for ext in (".md", ".html")]

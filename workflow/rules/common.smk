@@ -1,5 +1,5 @@
 # Shared by every rule file: config validation, the scale's run grid, and where each product lives.
-# Paths are defined here once; the rules only wire them to `iapo` commands.
+# Paths come from iapo.layout (also the defaults of the `iapo` commands); the rules only wire them.
 
 import os
 import sys
@@ -7,9 +7,11 @@ import sys
 from pydantic import ValidationError
 from snakemake.utils import min_version, validate
 
-from iapo.config import Params, resolve
+from iapo import layout
+from iapo.config import ConfigError, Params, check_pipeline_config, describe_errors, resolve
+from iapo.layout import RUNS_ROOT
 from iapo.resources import train_mem_mb
-from iapo.summary import RUNS_ROOT, SUMMARY_FILES, SUMMARY_ROOT, RunKey, run_grid
+from iapo.summary import SUMMARY_FILES, RunKey, run_grid
 
 min_version("9.0")
 
@@ -17,16 +19,25 @@ min_version("9.0")
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 # ---------------------------------------------------------------- config
-# 1. The JSON schema generated from iapo.config (`make schema`): keys, types, allowed values.
-validate(config, schema="../schemas/params.schema.json", set_default=False)
-# 2. The cross-checks a JSON schema cannot express (a scale naming an unknown env, `scale` not a
-#    preset, …): the same typed model `iapo` itself loads params.yaml with.
+# A bad --config or params.yaml stops the workflow before any job with one paragraph and exit code 2:
+# 1. `--config` keys: only `scale` is honoured (the jobs read every other setting from params.yaml
+#    themselves), so any other key is refused rather than ignored.
+# 2. The typed model `iapo` itself loads params.yaml with: unknown keys, types, values, and the
+#    cross-checks a JSON schema cannot express (a scale naming an unknown env, …).
+def refuse(message):
+    print(f"iapo pipeline: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 try:
+    check_pipeline_config(dict(workflow.config_settings.config), list(workflow.config_settings.configfiles))
     PARAMS = Params.model_validate(dict(config))
+except ConfigError as err:
+    refuse(err)
 except ValidationError as err:
-    problems = "\n".join(f"  {'.'.join(map(str, e['loc'])) or '(top level)'}: "
-                         f"{e['msg'].removeprefix('Value error, ')}" for e in err.errors())
-    raise ValueError(f"params.yaml (with --config overrides) is invalid:\n{problems}") from None
+    refuse("params.yaml (with --config overrides) is invalid:\n" + describe_errors(err))
+# 3. The JSON schema generated from the same models (`make schema`): the workflow's declared interface.
+validate(config, schema="../schemas/params.schema.json", set_default=False)
 
 SCALE = config["scale"]  # `--config scale=smoke|mini|paper`; default from params.yaml
 RUNS = run_grid(PARAMS, SCALE)
@@ -59,7 +70,8 @@ def all_runs_done(scale):
 
 
 def summary_dir(scale):
-    return f"{SUMMARY_ROOT}/{scale}"
+    """results/summary/<scale> (iapo.layout, like every path below)."""
+    return str(layout.summary_dir(scale))
 
 
 def describe_scale(scale):
@@ -69,8 +81,8 @@ def describe_scale(scale):
 
 
 # ---------------------------------------------------------------- final targets
-# Each stage registers the products `rule all` asks for, as a function of the scale. The
-# diagnostics, figures and audit rule files add theirs here when they land.
+# Each stage registers the products `rule all` asks for, as a function of the scale: the
+# diagnostics, summary, figures and audit rule files each add theirs.
 FINAL_TARGETS = {}
 
 

@@ -10,7 +10,8 @@
 import shlex
 
 from iapo.diagnostics import EXTRA_TABLES, REGISTRY
-from iapo.summary import DIAGNOSTICS_ROOT, DiagnosticRun, diagnostic_runs, diagnostic_tables
+from iapo.layout import DIAGNOSTICS_ROOT
+from iapo.summary import DiagnosticRun, diagnostic_runs, diagnostic_tables
 
 # results/diagnostics/{scale}/{name}/{env}/{variant}/seed{seed}.csv (extra tables: seed{seed}_T.csv)
 DIAG_CSV = str(DiagnosticRun("{name}", RunKey("{env}", "{variant}", "{seed}")).out("{scale}"))

@@ -1,26 +1,19 @@
 # Figures: one job per notebook of the registry iapo.figures.FIGURES (`iapo notebook GROUP`: the
 # jupytext source notebooks/<group>.py → papermill -k python3 with the scale's summary folder →
-# HTML), and Tables 1-10 from params.yaml (`iapo tables`):
+# HTML), and the appendix tables from params.yaml (`iapo tables`):
 #
 #   paper_figures/<scale>/figures/<name>.pdf, .png        every figure of the group (stable names)
 #   paper_figures/<scale>/notebooks/<group>.ipynb, .html  the executed notebook and its rendering
-#   paper_figures/<scale>/tables/                         Tables 1-9 (+10) from params.yaml
+#   paper_figures/<scale>/tables/                         Tables 1-9 of the appendix (+ Table 10, β)
 #
 # A notebook reruns when its source, the shared helpers (src/iapo/figures.py) or a summary table it
 # reads changes. Diagnostic tables the scale does not produce are not inputs: the notebook then
 # draws a labelled "no data at this scale" panel. paper_figures/README.md, the index, depends on the
 # registry only: `iapo figures-index` writes it (a test keeps it current).
 
-from iapo.figures import FIGURES, TABLE_FILES, notebook_inputs, notebooks
+from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks
 
-FIGURES_DIR = "paper_figures/{scale}"
-
-
-def notebook_tables(scale, notebook):
-    """The summary files a notebook reads that this scale produces (its inputs)."""
-    produced = set(diagnostic_tables(PARAMS, scale))
-    return [f"{summary_dir(scale)}/{file}" for file in notebook_inputs(notebook)
-            if file in SUMMARY_FILES or file.removesuffix(".csv") in produced]
+FIGURES_DIR = str(layout.figures_root("{scale}"))
 
 
 def figure_outputs(entries):
@@ -44,7 +37,7 @@ for _group, _entries in notebooks().items():
         input:
             source=f"notebooks/{_group}.py",
             helpers="src/iapo/figures.py",
-            tables=lambda wildcards, group=_group: notebook_tables(wildcards.scale, group),
+            tables=lambda wildcards, group=_group: notebook_tables(PARAMS, wildcards.scale, group),
         output:
             figure_outputs(_entries),
             notebook=f"{FIGURES_DIR}/notebooks/{_group}.ipynb",
@@ -67,7 +60,7 @@ rule figures_tables:
     log:
         "logs/{scale}/figures/tables.log",
     params:
-        out=lambda wildcards: f"paper_figures/{wildcards.scale}/tables",
+        out=lambda wildcards: layout.tables_dir(wildcards.scale),
     threads: 1
     shell:
         "iapo tables --out {params.out} > {log} 2>&1"
@@ -75,9 +68,8 @@ rule figures_tables:
 
 def figure_targets(scale):
     """Every file of the figures stage at a scale, for `rule all` (FINAL_TARGETS in common.smk)."""
-    targets = [f"paper_figures/{scale}/{file}" for entry in FIGURES for file in entry.files]
-    return targets + [f"paper_figures/{scale}/notebooks/{group}.{ext}"
-                      for group in notebooks() for ext in ("ipynb", "html")]
+    tables = [layout.figures_root(scale) / file for file in TABLE_FILES]
+    return [str(path) for group in notebooks() for path in notebook_outputs(scale, group)] + list(map(str, tables))
 
 
 FINAL_TARGETS["figures"] = figure_targets

@@ -2,7 +2,7 @@
 # (iapo.summary) that the notebooks and the audit read. Cheap, so it simply reruns whenever a
 # run.json or a diagnostic table is newer.
 
-SUMMARY = f"{SUMMARY_ROOT}/{{scale}}"
+SUMMARY = summary_dir("{scale}")
 
 
 rule summarize:

@@ -33,6 +33,10 @@ from iapo.distributions import kl_to_uniform, log_prob
 from iapo.envs import EnvState, get_state, make_env, scale_action
 from iapo.objective import Estimate, Objective
 from iapo.optimizers.base import Trace, sample_policy
+from iapo.summary import DiagnosticRun, RunKey
+
+DEFAULT_OUT = DiagnosticRun("<name>", RunKey("<env>", "<variant>", "<k>")).out("<scale>")
+"""The layout of `--out` when it is not given, as --help shows it."""
 
 IDENTITY = {
     "env": "paper task name, e.g. HalfCheetah-v2",
@@ -67,7 +71,7 @@ class Options:
     run: Path = field(metadata=doc("run folder written by `iapo train` (reads RUN/checkpoints/step_N.pt)"))
     checkpoints: str = option("all", "which snapshots: all | last | first | N,M (env steps)")
     out: Path | None = field(default=None, metadata=doc(
-        "output CSV (default results/diagnostics/<name>/<env>/<variant>/seed<k>.csv)"))
+        f"output CSV (default: where the pipeline keeps it, {DEFAULT_OUT} of the run's own scale)"))
     seed: int = option(0, "seed of the diagnostic (environments, samples); not the training seed")
     device: str = option("cpu", "cpu | cuda | cuda:N")
     threads: int = option(1, "torch CPU threads")

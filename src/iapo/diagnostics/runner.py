@@ -45,9 +45,12 @@ def table_paths(out: Path, names: list[str]) -> dict[str, Path]:
 
 
 def default_out(name: str, opts: Options) -> Path:
-    """results/diagnostics/<name>/<env>/<variant>/seed<k>.csv (layout: docs/pipeline.md)."""
+    """Where the pipeline keeps this table: results/diagnostics/<scale>/<name>/<env>/<variant>/
+    seed<k>.csv for the run's own scale, env, variant and seed (read from its last checkpoint)."""
+    from iapo.summary import DiagnosticRun, RunKey
+
     cfg = load_snapshot(select_checkpoints(opts.run, "last")[0][1], "cpu").cfg
-    return Path("results/diagnostics") / name / cfg.env / cfg.variant / f"seed{cfg.seed}.csv"
+    return DiagnosticRun(name, RunKey(cfg.env, cfg.variant, cfg.seed)).out(cfg.scale)
 
 
 def describe(name: str, module: types.ModuleType) -> str:
