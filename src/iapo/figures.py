@@ -1,9 +1,9 @@
 """The paper's figures: one seaborn style, the helpers every notebook draws with, and the registry.
 
 The notebooks (`notebooks/<group>.py`, jupytext percent format, executed by Snakemake through
-papermill) read only the small summary tables of one scale (`results/summary/<scale>/`, DESIGN
-principle 5) and draw with the helpers below, so every figure has the same look, the same statistics
-(mean and a 95% stratified-bootstrap band over seeds from `iapo.stats`, or the paper's mean ± std)
+papermill) read only the small summary tables of one scale (`results/summary/<scale>/`; figures
+never open checkpoints) and draw with the helpers below, so every figure has the same look, the same
+statistics (mean and a 95% stratified-bootstrap band over seeds from `iapo.stats`, or the paper's mean ± std)
 and a title stating the scale, seeds and steps behind it. Where a table or some of its rows are
 missing at a scale (no model-based runs at `smoke`, …) the panel says so; nothing is made up.
 

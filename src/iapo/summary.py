@@ -2,7 +2,7 @@
 
 The pipeline's training jobs write `results/runs/<scale>/<env>/<variant>/seed<k>/`; `iapo summarize`
 reads every run of the scale's grid (env × variant × seed, from `params.yaml`) and writes, under
-`results/summary/<scale>/`, tables with one row per observation (DESIGN principle 5: figures read
+`results/summary/<scale>/`, tables with one row per observation (figures read
 these small files, never checkpoints):
 
   runs.csv     one row per run: identity, resolved settings, final evaluation return, cost, provenance
