@@ -264,7 +264,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from iapo.audit import run_audit, write_report
 
     results = run_audit(args.claims, args.summary)
-    md, page = write_report(results, args.summary, args.out, args.deviations)
+    md, page = write_report(results, args.summary, args.out, args.deviations, claims_path=args.claims)
     counts = {v: sum(r.verdict == v for r in results) for v in ("supported", "contradicted", "inconclusive")}
     print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
           + f"; wrote {md} and {page}", file=sys.stderr)
