@@ -146,6 +146,7 @@ class GroupResult:
     p_improvement: float | None = None
     n_seeds: str = ""
     power: Power | None = None
+    by_step: str = ""  # open groups: the statistic at the first and the last checkpoint
 
 
 @dataclass
@@ -332,6 +333,30 @@ def _with_power(r: GroupResult, test: Test, arms: list[np.ndarray], seed: int) -
     return r
 
 
+def _step_trend(claim: Claim, df: pd.DataFrame, name: object) -> str:
+    """The claim's statistic (mean over seeds, or the difference of the arms' means) at the group's first
+    and last checkpoint, so that a reader sees whether longer runs move it; "" with one checkpoint."""
+    step = next((c for c in ("step", "env_step") if c in df.columns), None)
+    t = claim.test
+    if step is None:
+        return ""
+    key = name if isinstance(name, tuple) else (name,)
+    sub = df[(df[t.by] == pd.Series(key, index=t.by)).all(axis=1)] if t.by else df
+    steps = sorted(sub[step].unique())
+    if len(steps) < 2:
+        return ""
+
+    def statistic(at: pd.DataFrame) -> float:
+        if t.kind not in TWO_ARM:
+            return float(at.groupby("seed")[claim.value].mean().mean())
+        arm = at.groupby([t.column, "seed"])[claim.value].mean().groupby(level=0).mean()
+        return float(arm.get(t.a, np.nan) - arm.get(t.b, np.nan))
+
+    what = "a − b" if t.kind in TWO_ARM else "mean"
+    first, last = (statistic(sub[sub[step] == s]) for s in (steps[0], steps[-1]))
+    return f"{what} at {step} {steps[0]}: {first:.3g}, at {steps[-1]}: {last:.3g}"
+
+
 def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0, warmup: int | None = None) -> ClaimResult:
     """Run a claim's test on its table (already loaded); checkpoints (`step`) at or before `warmup`
     env steps, taken before training started, are left out."""
@@ -372,6 +397,8 @@ def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0, warmup: int | 
             x = g[claim.value].to_numpy()
             r = _with_power(_one_arm(t, x, seed), t, [x], seed)
         r.group = label
+        if r.verdict == "inconclusive":
+            r.by_step = _step_trend(claim, df, name)
         results.append(r)
     skipped = f"; not tested: {', '.join(untested)}" if untested else ""
     if not results:
@@ -497,6 +524,7 @@ def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
             if g.verdict != "inconclusive":
                 continue
             what = g.power.describe() if g.power else "cannot be estimated (fewer than 2 seeds in an arm)"
+            what += f"; {g.by_step}" if g.by_step else ""
             mde = f"{g.power.mde:.3g}" if g.power else ""
             need = ("—" if g.power is None or g.power.negligible
                     else f"> {MAX_SEEDS}" if g.power.seeds_needed is None else str(g.power.seeds_needed))
@@ -507,7 +535,8 @@ def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
     head = ["", "## What would decide the open claims", "",
             "Simulated from the per-seed values (95% interval, 80% power; `iapo.power`). MDE: the smallest "
             "distance of the statistic from the test's boundary that this scale's seeds detect. Seeds: "
-            "per arm, at the observed effect. "
+            "per arm, at the observed effect. Where the table has checkpoints, the note gives the statistic "
+            "at the first and the last one. "
             + (f"Steps: this scale runs {steps[0]} env steps per run against the paper's {steps[1]}; the "
                "effect at the paper's length may differ, so these counts hold for this run length only."
                if all(steps) else ""), "",
