@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iapo.power import MAX_SEEDS, Power, power_analysis
 from iapo.stats import Interval, mean, probability_of_improvement, stratified_bootstrap
+from iapo.summary import produced_tables
 
 Verdict = Literal["supported", "contradicted", "inconclusive"]
 TWO_ARM = ("greater", "less", "not_worse", "similar")
@@ -434,24 +435,6 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
                 result.reason += f"; {_missing(claim.table, summary_dir, column=True)}"
             results.append(result)
     return results
-
-
-CORE_TABLES = ("runs", "eval", "metrics")
-
-
-def produced_tables(info: dict) -> set[str]:
-    """The summary tables a scale produces (scale.json): the core tables, and every table of each
-    diagnostic that has at least one run of the scale's grid to analyse."""
-    from iapo.diagnostics import table_names
-
-    preset = info.get("preset", {})
-    runs = {(e, v) for g in preset.get("grid", []) for e in g["envs"] for v in g["variants"]}
-    tables = set(CORE_TABLES)
-    for name, job in preset.get("diagnostics", {}).items():
-        envs = job.get("envs")
-        if any(v in job["variants"] and (envs is None or e in envs) for e, v in runs):
-            tables.update(table_names(name))
-    return tables
 
 
 def _missing(table: str, summary_dir: Path, column: bool = False) -> str:
