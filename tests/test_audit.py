@@ -267,4 +267,3 @@ def test_every_claim_is_evaluated_by_the_audit():
         if c.derive:
             assert c.derive in DERIVATIONS, c.id
         assert c.source, f"{c.id}: every claim names the sentence it comes from"
-
