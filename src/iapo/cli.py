@@ -128,8 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Reads CLAIMS (the registry of the paper's testable claims) and the "
                         "tidy tables in SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: "
                         "per claim the statistic, its 95% bootstrap CI, P(improvement) for two-arm "
-                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason), "
-                        "plus the scale the results come from and the deviations table.")
+                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason); "
+                        "for each open claim the smallest effect the seeds could detect and the seeds that "
+                        "would decide it; the statements of the paper no table can test; the verdicts at "
+                        "every scale whose summary sits next to SUMMARY; the scale the results come from "
+                        "and the deviations table.")
     au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
     au.add_argument("--summary", type=Path, required=True, help="e.g. results/summary/smoke")
     au.add_argument("--out", type=Path, default=Path("paper_figures/audit.md"))
