@@ -59,7 +59,7 @@ F.save(fig, out_dir, "policy_change")
 # %% [markdown]
 # (b) as the paper measured it: `policy_kl` of metrics.csv, logged by training after every episode:
 # KL(π_old ‖ π_new) on that episode's states, π_old the λ the agent acted with, π_new its λ after the
-# updates since (code §6, `agent_kl`). Runs trained before training logged it have no such column.
+# updates since (original_code.md §6, `agent_kl`). Runs trained before training logged it have no such column.
 
 # %%
 metrics = summary.table("metrics")

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from iapo.audit import AuditError, Claim, evaluate_claim, load_claims, run_audit, write_report
+from iapo.audit import (
+    DERIVATIONS,
+    AuditError,
+    Claim,
+    beyond_k_gain,
+    evaluate_claim,
+    gap_fraction,
+    load_claims,
+    load_untestable,
+    objective_gain,
+    run_audit,
+    step_decline,
+    write_report,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def returns(better: str, n_seeds: int = 5, gap: float = 300.0, noise: float = 30.0) -> pd.DataFrame:
@@ -96,15 +114,33 @@ def test_one_arm_tests():
     assert evaluate_claim(within, df.assign(dJ=df.dJ + 2)).verdict == "contradicted"
 
 
+def scale_json(folder, diagnostics: dict) -> None:
+    grid = [{"envs": ["Hopper-v2"], "variants": ["direct", "iterative"]}]
+    folder.mkdir(exist_ok=True)
+    (folder / "scale.json").write_text(json.dumps(
+        {"scale": "mini", "preset": {"grid": grid, "diagnostics": diagnostics}}))
+
+
 def test_missing_table_or_column_is_inconclusive(tmp_path):
-    claims = tmp_path / "claims.yaml"
-    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump()]}))
-    (tmp_path / "summary").mkdir()
-    [result] = run_audit(claims, tmp_path / "summary")
-    assert result.verdict == "inconclusive" and "not produced" in result.reason
-    returns("iterative").drop(columns="ret").to_csv(tmp_path / "summary" / "runs.csv", index=False)
-    [result] = run_audit(claims, tmp_path / "summary")
-    assert "lacks columns" in result.reason
+    """A table the scale produces but that is absent is 'not present: rebuild with …'; one no job of
+    the scale writes is 'not produced'; without scale.json the audit cannot tell and says so."""
+    claims, summary = tmp_path / "claims.yaml", tmp_path / "summary"
+    gap = claim("greater").model_dump() | {"id": "g", "table": "amortization_gap"}
+    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump(), gap]}))
+    summary.mkdir()
+    runs, gaps = run_audit(claims, summary)
+    assert "not present (no scale.json" in runs.reason and "rebuild with" in runs.reason
+    scale_json(summary, {"amortization_gap": {"variants": ["direct"], "envs": None}})
+    runs, gaps = run_audit(claims, summary)
+    for r in (runs, gaps):
+        assert r.verdict == "inconclusive" and "not present: rebuild with" in r.reason
+        assert "--config scale=mini" in r.reason and "not produced" not in r.reason
+    scale_json(summary, {"amortization_gap": {"variants": ["direct_flow"], "envs": None}})  # no such run
+    runs, gaps = run_audit(claims, summary)
+    assert "not present: rebuild" in runs.reason and "not produced at scale mini" in gaps.reason
+    returns("iterative").drop(columns="ret").to_csv(summary / "runs.csv", index=False)
+    runs, _ = run_audit(claims, summary)
+    assert "lacks columns" in runs.reason and "iapo summarize --scale mini" in runs.reason
 
 
 def test_report_lists_every_claim(tmp_path):
@@ -128,3 +164,106 @@ def test_bad_claims_file(tmp_path):
     bad.write_text(yaml.safe_dump({"claims": [spec]}))
     with pytest.raises(AuditError, match="needs column, a and b"):
         load_claims(bad)
+
+
+def test_inconclusive_groups_say_what_would_decide_them(tmp_path):
+    """Open groups carry a power estimate (MDE, seeds needed); decided ones do not; the report lists
+    them, prints the β note once for β-dependent claims and the statements not testable."""
+    noisy = evaluate_claim(claim("greater"), returns("iterative", n_seeds=3, gap=30.0, noise=60.0))
+    assert noisy.verdict == "inconclusive"
+    assert all(g.power is not None and g.power.mde > 0 for g in noisy.groups)
+    clear = evaluate_claim(claim("greater"), returns("iterative"))
+    assert all(g.power is None for g in clear.groups)
+    early = returns("nobody", n_seeds=3, gap=0.0, noise=60.0).assign(step=1000)
+    late = returns("iterative", n_seeds=3, gap=30.0, noise=60.0).assign(step=2000)
+    both = evaluate_claim(claim("greater"), pd.concat([early, late]))
+    assert both.groups and all(g.verdict == "inconclusive" for g in both.groups)
+    for g in both.groups:  # the difference of the arms' means at each checkpoint, by hand
+        table = late[late.env == g.group].groupby("variant")["ret"].mean()
+        assert f", at 2000: {table['iterative'] - table['direct']:.3g}" in g.by_step
+        table = early[early.env == g.group].groupby("variant")["ret"].mean()
+        assert f"a − b at step 1000: {table['iterative'] - table['direct']:.3g}" in g.by_step
+    claims = tmp_path / "claims.yaml"
+    spec = claim("greater").model_dump() | {"beta_dependent": True, "source": "We find it better."}
+    untestable = [{"section": "§5", "sentence": "It scales linearly.", "reason": "no cost table"}]
+    claims.write_text(yaml.safe_dump({"claims": [spec], "not_testable": untestable}))
+    returns("iterative", n_seeds=3, gap=30.0, noise=60.0).to_csv(tmp_path / "runs.csv", index=False)
+    md, _ = write_report(run_audit(claims, tmp_path), tmp_path, tmp_path / "out" / "audit.md",
+                         claims_path=claims)
+    text = md.read_text()
+    assert "## What would decide the open claims" in text and "seeds per arm" in text
+    assert text.count("Note on β-dependent claims") == 1 and "(β-dependent: see the note below)" in text
+    assert "It scales linearly." in text and "no cost table" in text and "We find it better." in text
+
+
+def test_verdicts_across_scales(tmp_path):
+    """With summaries of several scales side by side, the report tabulates every claim's verdict at each."""
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump()]}))
+    for scale, better in (("mini", "iterative"), ("paper", "direct")):
+        scale_json(tmp_path / scale, {})
+        returns(better).to_csv(tmp_path / scale / "runs.csv", index=False)
+    results = run_audit(claims, tmp_path / "mini")
+    md, _ = write_report(results, tmp_path / "mini", tmp_path / "audit.md", claims_path=claims)
+    text = md.read_text()
+    assert "## Verdicts across scales" in text and "| id | mini | paper |" in text
+    assert "| c | supported | contradicted |" in text
+
+
+def test_derivations_on_hand_made_curves():
+    """J per iteration of two states: gain = J_last − J_0; decline = ΔJ_1 − ΔJ_K; beyond K = J_last − J_K;
+    gap fraction = gap / |J(amortized)|."""
+    rows = []
+    for state, curve in ((0, [0.0, 2.0, 3.0, 3.5, 3.6]), (1, [1.0, 1.5, 1.6, 1.6, 1.7])):
+        for i, j in enumerate(curve):
+            rows.append({"env": "E", "variant": "iterative", "seed": 0, "step": 5, "state": state,
+                         "iteration": i, "J": j, "dJ_step": j - curve[i - 1] if i else np.nan,
+                         "n_iters_trained": 2})
+    df = pd.DataFrame(rows)
+    assert objective_gain(df).set_index("state")["gain"].to_dict() == pytest.approx({0: 3.6, 1: 0.7})
+    assert step_decline(df).set_index("state")["decline"].to_dict() == pytest.approx({0: 1.0, 1: 0.4})
+    assert beyond_k_gain(df).set_index("state")["beyond_k"].to_dict() == pytest.approx({0: 0.6, 1: 0.1})
+    gaps = pd.DataFrame({"gap": [1.0, 0.5], "J_amortized": [-10.0, 5.0]})
+    assert gap_fraction(gaps)["gap_fraction"].tolist() == pytest.approx([0.1, 0.1])
+
+
+def _where_names(where: str | None) -> set[str]:
+    """Column names a pandas `query` filter reads (its bare names; `in` lists are constants)."""
+    return {n.id for n in ast.walk(ast.parse(where or "True", mode="eval")) if isinstance(n, ast.Name)}
+
+
+def _schema(table: str) -> set[str]:
+    """The columns a summary table has: diagnostics from their COLUMNS, the rest from the summary code."""
+    import importlib
+
+    from iapo.diagnostics import REGISTRY, table_names
+    from iapo.summary import run_row
+
+    for name in REGISTRY:
+        if table in table_names(name):
+            module = importlib.import_module(f"iapo.diagnostics.{name}")
+            return set(module.COLUMNS["main" if table == name else table.removeprefix(f"{name}_")])
+    if table == "runs":
+        return set(run_row({"env": "", "variant": "", "seed": 0, "scale": ""}))
+    committed = pd.read_csv(ROOT / "results/summary/mini" / f"{table}.csv", nrows=1).columns
+    return set(committed) | ({"policy_kl"} if table == "metrics" else set())
+
+
+def test_every_claim_is_evaluated_by_the_audit():
+    """Every entry of the repository's claims.yaml gets a verdict from the audit, and every column it
+    names (filter, value, arms, groups) exists in its table, or is made by its derivation."""
+    claims = load_claims(ROOT / "claims.yaml")
+    assert len(claims) >= 42 and len(load_untestable(ROOT / "claims.yaml")) >= 10
+    results = run_audit(ROOT / "claims.yaml", ROOT / "results/summary/mini")
+    assert [r.claim.id for r in results] == [c.id for c in claims]
+    for r in results:
+        assert r.verdict in ("supported", "contradicted", "inconclusive")
+        assert "failed" not in r.reason and f"{r.claim.derive}: table lacks" not in r.reason, r.claim.id
+    for c in claims:
+        schema = _schema(c.table)
+        t = c.test
+        needed = _where_names(c.where) | set(t.by) | ({t.column} if t.column else set())
+        assert needed | ({"seed"} if c.derive else {c.value, "seed"}) <= schema | {"seed"}, c.id
+        if c.derive:
+            assert c.derive in DERIVATIONS, c.id
+        assert c.source, f"{c.id}: every claim names the sentence it comes from"

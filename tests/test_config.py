@@ -159,6 +159,19 @@ def test_variant_override_of_beta_and_q_arch(write_params: Callable) -> None:
     assert cfg.q_architecture.n_units == 512
 
 
+def test_variant_sets_its_own_sigma_q_form(params: Params) -> None:
+    """A variant's `pessimism_std` replaces training.pessimism_std for its runs only; the rest of
+    `training` and the other variants are untouched."""
+    base = resolve(params, "HalfCheetah-v2", "iterative", seed=0, scale="paper")
+    code = resolve(params, "HalfCheetah-v2", "iterative_unbiased", seed=0, scale="paper")
+    assert base.training.pessimism_std == params.training.pessimism_std == "population"
+    assert code.training.pessimism_std == "unbiased"
+    assert code.training.model_dump() | {"pessimism_std": "population"} == base.training.model_dump()
+    assert code.beta == base.beta == 2.5 and code.params_hash() != base.params_hash()
+    beta1 = resolve(params, "HalfCheetah-v2", "iterative_beta1_unbiased", seed=0, scale="paper")
+    assert beta1.beta == 1.0 and beta1.training.pessimism_std == "unbiased"
+
+
 def test_steps_override_filters_checkpoints(params: Params) -> None:
     cfg = resolve(params, "HalfCheetah-v2", "direct", seed=0, scale="smoke", steps=1000)
     assert cfg.steps == 1000

@@ -64,7 +64,7 @@ def test_soft_clamp_bounds_and_code_values():
     y = soft_clamp(x, torch.tensor(-10.0, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64))
     # the outer softplus overshoots the upper bound by softplus(low − high) ≈ 3e-5 (as in the code)
     assert (y > -10).all() and (y < 0.5 + 3e-5).all() and (y.diff() > 0).all()
-    # code §1.1: raw 0 → ≈ −0.474 (σ ≈ 0.62)
+    # original_code.md §1.1: raw 0 → ≈ −0.474 (σ ≈ 0.62)
     assert abs(soft_clamp(torch.tensor(0.0), torch.tensor(-10.0), torch.tensor(0.5)).item() + 0.474) < 1e-3
 
 

@@ -149,7 +149,22 @@ def test_missing_table_gives_labelled_panels_with_the_reason(tmp_path):
     assert table.frame is None and "mb_transfer.csv" in table.why
     fig, panels = F.curves(summary, table, y="return", hues=["own"], envs=["HalfCheetah-v2"])
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert panels == {} and any(t.startswith("no data at this scale:") for t in texts)
+    assert panels == {} and any(t.startswith("no data:") for t in texts)
+    assert "does not produce it" in table.why  # the scale has no mb_transfer job
+
+
+def test_table_the_scale_produces_but_absent_says_rebuild(tmp_path):
+    """A table the scale's diagnostics produce that is not in the folder (e.g. left out of a commit)
+    is 'not present: rebuild with …', never 'not produced'."""
+    write_scale(tmp_path)
+    info = json.loads((tmp_path / "scale.json").read_text())
+    info["preset"]["diagnostics"] = {"surface_2d": {"variants": ["direct"], "envs": None}}
+    (tmp_path / "scale.json").write_text(json.dumps(info))
+    summary = F.Summary(tmp_path, "smoke")
+    why = summary.table("surface_2d").why
+    assert "not present: rebuild with" in why and "scale=smoke" in why and "not produce" not in why
+    assert "does not produce it" in summary.table("modes").why
+    assert "not present" in F.Summary(tmp_path / "nowhere", "smoke").table("eval").why  # no scale.json
 
 
 def test_reason_names_an_env_or_variant_the_scale_does_not_train(tmp_path):

@@ -82,7 +82,7 @@ def test_sgd_converges_and_stops_at_no_improvement():
     zeros = torch.zeros(4, 2, dtype=torch.float64)
     trace = SGD(0.02, 800).optimize(obj, init=(zeros, zeros))
     torch.testing.assert_close(trace.mu, centre(obs), atol=0.06, rtol=0)
-    # code §6: stop at the first non-improving 10-sample estimate, keep the best iterate
+    # original_code.md §6: stop at the first non-improving 10-sample estimate, keep the best iterate
     early = SGD(1e-4, 1000, stop="no_improvement").optimize(obj, init=(zeros, zeros))
     J = torch.stack(early.J, 1)
     assert (J[:, 1:] >= J[:, :-1]).all()  # the trace is the best-so-far J: never decreases

@@ -18,7 +18,9 @@ from iapo.summary import (
     collect_diagnostic,
     diagnostic_runs,
     diagnostic_tables,
+    produced_tables,
     run_grid,
+    scale_report,
 )
 
 
@@ -92,3 +94,12 @@ def test_collect_concatenates_every_run_and_names_a_missing_one(params: Params, 
     lost.unlink()
     with pytest.raises(SummaryError, match=str(lost)):
         collect_diagnostic(p, "smoke", "modes", tmp_path)
+
+
+@pytest.mark.parametrize("scale", ["smoke", "mini", "paper"])
+def test_scale_json_alone_names_the_tables_a_scale_produces(params: Params, scale: str) -> None:
+    """What the audit and the figures read from scale.json agrees with the summary's own list."""
+    info = json.loads(json.dumps(scale_report(params, scale)))  # as written to and read from disk
+    assert produced_tables(info) == {"runs", "eval", "metrics", *diagnostic_tables(params, scale)}
+    no_jobs = with_scale(params, diagnostics={})
+    assert produced_tables(scale_report(no_jobs, "smoke")) == {"runs", "eval", "metrics"}

@@ -71,7 +71,7 @@ class Agent(nn.Module):
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.optimizer = make_optimizer(cfg, obs_dim, act_dim)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(t.alpha_init)))
-        # KL̂ ≤ κ = n (1 + ln 2) ⇔ entropy ≥ −n = −|A| (A.4 temperature; code §1.5)
+        # KL̂ ≤ κ = n (1 + ln 2) ⇔ entropy ≥ −n = −|A| (A.4 temperature; original_code.md §1.5)
         self.kl_target = act_dim * (1.0 + LOG2)
         self.model_based = cfg.value == "model_based"
         if self.model_based:  # A.5: a learned model, and a direct rollout policy for iterative agents
@@ -128,7 +128,7 @@ class Agent(nn.Module):
         return self.log_alpha.exp().detach()
 
     def q_value_fn(self, beta: float, online: bool = False) -> ValueFn:
-        """Model-free Q̂^β(s, a) of eq. 13 from the target nets (code §1.5) or the online nets."""
+        """Model-free Q̂^β(s, a) of eq. 13 from the target nets (original_code.md §1.5) or the online nets."""
         q = self.q if online else self.q_target
         std = self.cfg.training.pessimism_std
         if self.fused_q:
@@ -150,7 +150,7 @@ class Agent(nn.Module):
     def rollout_sample(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """One action and its log π from the direct rollout policy at model-predicted states (A.5).
 
-        Its parameters are held fixed inside J (code §4.2): the gradient reaches the first action
+        Its parameters are held fixed inside J (original_code.md §4.2): the gradient reaches the first action
         through the rollout, never the rollout policy's or the model's weights.
         """
         mu, log_sigma = frozen(self.rollout_policy)(obs)
@@ -193,14 +193,14 @@ class Agent(nn.Module):
 
     def target_policy(self, next_obs: Tensor) -> tuple[nn.Module, Trace]:
         """The policy at s' for the Bellman target: the agent's optimizer under the training β;
-        for a model-based iterative agent its distilled direct policy (code §4.3)."""
+        for a model-based iterative agent its distilled direct policy (original_code.md §4.3)."""
         if self.model_based and self.rollout_policy is not self.optimizer:
             return self.rollout_policy, Trace(*self.rollout_policy(next_obs))
         return self.optimizer, self.optimizer.optimize(self.objective(next_obs, self.cfg.beta), score=False)
 
     @torch.no_grad()
     def bellman_target(self, b: Batch) -> Tensor:
-        """y = r + γ (1 − d) [Q̂^β_targ(s', a') − α KL̂(s')] (code §1.4).
+        """y = r + γ (1 − d) [Q̂^β_targ(s', a') − α KL̂(s')] (original_code.md §1.4).
 
         The policy estimate at s' comes from `target_policy`; a' is the first of its N samples
         (n_target_action_samples = 1) while KL̂ uses all N, including n ln 2. Model-based agents
@@ -223,7 +223,8 @@ class Agent(nn.Module):
         return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
 
     def critic_loss(self, b: Batch) -> tuple[Tensor, Metrics]:
-        """Soft Bellman regression of both Q-networks: ½ Σ_i (Q_i(s, a) − y)², batch mean (code §1.4)."""
+        """Soft Bellman regression of both Q-networks: ½ Σ_i (Q_i(s, a) − y)², batch mean
+        (original_code.md §1.4)."""
         y = self.bellman_target(b)
         qs = self.q(b.obs, b.action)
         loss = 0.5 * (qs - y).square().sum(0).mean()
@@ -251,7 +252,8 @@ class Agent(nn.Module):
         return trace.loss + reg, trace, detached(metrics)
 
     def alpha_loss(self, kl: Tensor) -> Tensor:
-        """−α (KL̂ − κ): α grows when KL̂ > κ (entropy below −|A|), shrinks otherwise (code §1.5)."""
+        """−α (KL̂ − κ): α grows when KL̂ > κ (entropy below −|A|), shrinks otherwise
+        (original_code.md §1.5)."""
         return -(self.log_alpha.exp() * (kl - self.kl_target)).mean()
 
     def model_loss(self, b: Batch) -> tuple[Tensor, Metrics]:
@@ -330,7 +332,8 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def update_targets(self) -> None:
-        """Polyak averaging with rate τ (Table 7); optional hard copy every k updates (code §1.6)."""
+        """Polyak averaging with rate τ (Table 7); optional hard copy every k updates
+        (original_code.md §1.6)."""
         t = self.cfg.training
         hard = t.target_hard_copy_every and self.n_updates % t.target_hard_copy_every == 0
         for p, p_targ in zip(self.q.parameters(), self.q_target.parameters(), strict=True):

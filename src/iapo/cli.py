@@ -142,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Reads CLAIMS (the registry of the paper's testable claims) and the "
                         "tidy tables in SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: "
                         "per claim the statistic, its 95% bootstrap CI, P(improvement) for two-arm "
-                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason), "
-                        "plus the scale the results come from and the deviations table.")
+                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason); "
+                        "for each open claim the smallest effect the seeds could detect and the seeds that "
+                        "would decide it; the statements of the paper no table can test; the verdicts at "
+                        "every scale whose summary sits next to SUMMARY; the scale the results come from "
+                        "and the deviations table.")
     au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
     au.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
     au.add_argument("--summary", type=Path, default=None, help=f"default: {layout.summary_dir(SCALE)}")
@@ -300,7 +303,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     scale = args.scale or load_params(args.params).scale
     summary = args.summary or layout.summary_dir(scale)
     results = run_audit(args.claims, summary)
-    md, page = write_report(results, summary, args.out or layout.audit_md(scale), args.deviations)
+    md, page = write_report(results, summary, args.out or layout.audit_md(scale), args.deviations,
+                            claims_path=args.claims)
     counts = {v: sum(r.verdict == v for r in results) for v in ("supported", "contradicted", "inconclusive")}
     print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
           + f"; wrote {md} and {page}", file=sys.stderr)

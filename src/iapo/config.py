@@ -116,6 +116,8 @@ class Variant(_Strict):
     init_sigma: float = Field(default=1.0, gt=0)
     input_norm: Literal["layernorm", "standardize"] = "layernorm"
     n_flows: int = Field(default=2, gt=0)
+    pessimism_std: Literal["population", "unbiased"] | None = None
+    """σ_Q of eq. 13 for this variant (default: `training.pessimism_std`)."""
 
     @model_validator(mode="after")
     def _check(self) -> Variant:
@@ -351,6 +353,13 @@ class RunConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _training_of(training: Training, variant: Variant) -> Training:
+    """The training settings of a variant: `training`, with the variant's σ_Q form if it sets one."""
+    if variant.pessimism_std is None:
+        return training
+    return training.model_copy(update={"pessimism_std": variant.pessimism_std})
+
+
 def resolve(
     params: Params, env: str, variant: str, seed: int, scale: str | None = None,
     steps: int | None = None,
@@ -375,6 +384,6 @@ def resolve(
         initial_random_steps=params.training.initial_random_steps if warmup is None else warmup,
         eval_every=sc.eval_every, eval_episodes=sc.eval_episodes, log_every=sc.log_every,
         checkpoint_steps=tuple(sorted({s for s in sc.checkpoint_steps if s <= n_steps} | {n_steps})),
-        resume_every=sc.resume_every, training=params.training, policy=params.policy,
+        resume_every=sc.resume_every, training=_training_of(params.training, v), policy=params.policy,
         q_architecture=params.q_architectures[arch], model_based=params.model_based,
     )

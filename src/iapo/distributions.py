@@ -46,7 +46,8 @@ def log_prob(u: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
 def kl_to_uniform(log_pi: Tensor, n_dims: int) -> Tensor:
     """Monte Carlo KL(π ‖ U(−1, 1)^n) from log π of samples [N, B]: mean log π + n·ln 2 (eq. 8).
 
-    U(−1, 1)^n has density 2^−n, so log π − log U = log π + n ln 2 (code §1.2 keeps this constant).
+    U(−1, 1)^n has density 2^−n, so log π − log U = log π + n ln 2 (the authors' code keeps this
+    constant, original_code.md §1.2).
     """
     return log_pi.mean(0) + n_dims * LOG2
 
@@ -54,7 +55,7 @@ def kl_to_uniform(log_pi: Tensor, n_dims: int) -> Tensor:
 def gaussian_kl(mu_p: Tensor, log_sigma_p: Tensor, mu_q: Tensor, log_sigma_q: Tensor) -> Tensor:
     """Analytic KL(N_p ‖ N_q) of the pre-tanh Gaussians, summed over dimensions.
 
-    Equal to KL between the tanh-Normals, since tanh is a shared bijection (code §1.2).
+    Equal to KL between the tanh-Normals, since tanh is a shared bijection (original_code.md §1.2).
     """
     var_ratio = torch.exp(2.0 * (log_sigma_p - log_sigma_q))
     mean_term = (mu_p - mu_q).square() * torch.exp(-2.0 * log_sigma_q)
@@ -62,13 +63,15 @@ def gaussian_kl(mu_p: Tensor, log_sigma_p: Tensor, mu_q: Tensor, log_sigma_q: Te
 
 
 def soft_clamp(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    """Smooth clamp of log σ into [low, high] via softplus (code §1.1): high − sp(high − x), then up."""
+    """Smooth clamp of log σ into [low, high] via softplus (original_code.md §1.1): high − sp(high − x),
+    then up."""
     x = high - F.softplus(high - x)
     return low + F.softplus(x - low)
 
 
 class LogSigmaBounds(nn.Module):
-    """Learnable per-dimension soft bounds on log σ and their regulariser Σ(high − low) (code §1.1)."""
+    """Learnable per-dimension soft bounds on log σ and their regulariser Σ(high − low)
+    (original_code.md §1.1)."""
 
     def __init__(self, n_dims: int, low: float, high: float) -> None:
         super().__init__()

@@ -115,7 +115,7 @@ class Summary:
         """`<summary_dir>/<name>.csv`; `step` is the env step in every table."""
         path = self.dir / f"{name}.csv"
         if not path.is_file():
-            return Table(name, None, f"no {name}.csv: the scale {self.scale!r} does not produce it")
+            return Table(name, None, self._absent(name))
         try:
             df = pd.read_csv(path)
         except (OSError, ValueError) as err:
@@ -125,6 +125,16 @@ class Summary:
         if "step" not in df and "env_step" in df:
             df = df.rename(columns={"env_step": "step"})
         return Table(name, df)
+
+    def _absent(self, name: str) -> str:
+        """Why `<name>.csv` is absent: the scale does not produce it, or it does and the file is not
+        here (e.g. a large table left out of a commit)."""
+        from iapo.summary import produced_tables
+
+        if self.info and name not in produced_tables(self.info):
+            return f"no {name}.csv: the scale {self.scale!r} does not produce it"
+        return (f"{name}.csv not present: rebuild with `snakemake --cores N --config scale={self.scale}` "
+                f"or, after its jobs, `iapo summarize --scale {self.scale}`")
 
     def trained_envs(self, *variants: str) -> list[str]:
         """The envs on which this scale trains any of `variants` (from scale.json)."""
@@ -244,7 +254,7 @@ def no_data(ax, why: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_facecolor("#f4f4f4")
-    text = "no data at this scale:\n" + "\n".join(textwrap.wrap(why, 34))
+    text = "no data:\n" + "\n".join(textwrap.wrap(why, 34))
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=7,
             color="#555555")
 

@@ -114,8 +114,8 @@ def policy_gemms(
 ) -> list[Gemm]:
     """The policy optimizer on `rows` states: J and ∇_λ J at each evaluated iterate plus the network.
 
-    Iterative (code §2.5): K iterations of (J, ∇_λ J) and a step; training scores λ_K too and back-
-    propagates through the K steps (input normalisers with parameters need the first layer's input
+    Iterative (original_code.md §2.5): K iterations of (J, ∇_λ J) and a step; training scores λ_K too
+    and backpropagates through the K steps (input normalisers with parameters need the first layer's input
     gradient). Direct: one forward; training adds (J, ∇_λ J) at λ and the backward of the network.
     """
     t, arch = cfg.training, cfg.q_architecture

@@ -65,7 +65,7 @@ class AutoregressiveTransform(nn.Module):
 class TanhFlow(nn.Module):
     """Gaussian base → [IAF, reverse] × n_flows → tanh; exact log-density of its own samples (B.2).
 
-    The transforms are state-independent, as in the authors' code (code §5); the state enters
+    The transforms are state-independent, as in the authors' code (original_code.md §5); the state enters
     through the base Gaussian (μ(s), σ(s)) of the direct policy network.
     """
 
@@ -93,5 +93,5 @@ class TanhFlow(nn.Module):
         return torch.tanh(u), base - log_det - log_tanh_jacobian(u).sum(-1)
 
     def mode_action(self, mu: Tensor) -> Tensor:
-        """The deterministic action: the base mean pushed through the flow and tanh (code §5)."""
+        """The deterministic action: the base mean pushed through the flow and tanh (original_code.md §5)."""
         return torch.tanh(self.push(mu)[0])

@@ -1,4 +1,4 @@
-"""Small network pieces shared by the policy optimizers and value estimators (init as code §1.1)."""
+"""Small network pieces shared by the policy optimizers and value estimators (init: original_code.md §1.1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ NONLINEARITIES: dict[str, type[nn.Module]] = {
 
 
 def init_linear(layer: nn.Linear, nonlinearity: str) -> nn.Linear:
-    """Xavier-normal weights; ReLU gets gain √2 and bias 0.1, others gain 1 and bias 0 (code §1.1)."""
+    """Xavier-normal weights; ReLU gets gain √2 and bias 0.1, others gain 1 and bias 0
+    (original_code.md §1.1)."""
     gain = {"relu": math.sqrt(2.0), "tanh": 5.0 / 3.0}.get(nonlinearity, 1.0)
     nn.init.xavier_normal_(layer.weight, gain=gain)
     nn.init.constant_(layer.bias, 0.1 if nonlinearity == "relu" else 0.0)
@@ -20,7 +21,7 @@ def init_linear(layer: nn.Linear, nonlinearity: str) -> nn.Linear:
 
 
 def zero_linear(n_in: int, n_out: int) -> nn.Linear:
-    """A zero-initialised output head (code §1.1: policy heads start at μ = 0, raw log σ = 0)."""
+    """A zero-initialised output head (original_code.md §1.1: policy heads start at μ = 0, raw log σ = 0)."""
     layer = nn.Linear(n_in, n_out)
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)

@@ -232,3 +232,18 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
     _write_atomic(json.dumps(scale_report(params, scale), indent=2) + "\n", out / "scale.json")
     written.append(out / "scale.json")
     return written
+
+
+def produced_tables(info: dict) -> set[str]:
+    """The summary tables a scale produces (scale.json): the core tables, and every table of each
+    diagnostic that has at least one run of the scale's grid to analyse."""
+    from iapo.diagnostics import table_names
+
+    preset = info.get("preset", {})
+    runs = {(e, v) for g in preset.get("grid", []) for e in g["envs"] for v in g["variants"]}
+    tables = {name.removesuffix(".csv") for name in SUMMARY_FILES if name.endswith(".csv")}
+    for name, job in preset.get("diagnostics", {}).items():
+        envs = job.get("envs")
+        if any(v in job["variants"] and (envs is None or e in envs) for e, v in runs):
+            tables.update(table_names(name))
+    return tables

@@ -111,7 +111,7 @@ class Run:
         return self.obs_on_device.to(self.agent.dtype)
 
     def updates_due(self, ended_length: int) -> int:
-        """Updates after this step: UTD ratio per step, or a burst per episode (code §1.7)."""
+        """Updates after this step: UTD ratio per step, or a burst per episode (original_code.md §1.7)."""
         t = self.cfg.training
         if self.c.step < self.cfg.initial_random_steps:
             return 0
@@ -171,8 +171,8 @@ class Run:
         c.episode_lams = [numbers(x) for x in c.episode_lams]
 
     def record_policy_change(self) -> None:
-        """Online policy change rate (Fig. 3b; code §6, `agent_kl`): the mean, over the states of the
-        episode that just ended, of KL(π_old ‖ π_new), π_old the λ the agent acted with, π_new its λ
+        """Online policy change rate (Fig. 3b; original_code.md §6, `agent_kl`): the mean, over the states
+        of the episode that just ended, of KL(π_old ‖ π_new), π_old the λ the agent acted with, π_new its λ
         now, after the updates that followed (analytic Gaussian KL, summed over dimensions); logged
         as `policy_kl`. The agent's random numbers are forked: training is the same without it."""
         c = self.c

@@ -8,7 +8,7 @@
 #
 # A notebook reruns when its source, the shared helpers (src/iapo/figures.py) or a summary table it
 # reads changes. Diagnostic tables the scale does not produce are not inputs: the notebook then
-# draws a labelled "no data at this scale" panel. paper_figures/README.md, the index, depends on the
+# draws a labelled "no data" panel that says why. paper_figures/README.md, the index, depends on the
 # registry only: `iapo figures-index` writes it (a test keeps it current).
 
 from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks

@@ -1,4 +1,4 @@
-"""The cross-entropy method [66] on λ = (μ, σ): the gradient-free baseline of B.4 (code §2.8, §6).
+"""The cross-entropy method [66] on λ = (μ, σ): the gradient-free baseline of B.4 (original_code.md §2.8, §6).
 
 Each iteration draws N actions from π_λ, ranks them, fits a Gaussian to the top k and moves λ a
 step of size lr towards the fit (smoothed refit): μ ← (1 − lr) μ + lr μ_top, σ ← (1 − lr) σ + lr σ_top.
@@ -35,7 +35,7 @@ class CEM:
     `rank="objective"` ranks samples by their term j_k of J (so the entropy term counts);
     `"q"` by Q̂(s, a_k) alone (CEM as in QT-Opt [41]). `space="pre_tanh"` fits the top samples'
     pre-tanh values u_k (a consistent refit of λ); `"tanh"` fits the actions a_k = tanh(u_k) and
-    writes them into μ and σ, as the original code did (code §6, a quirk). J at each iterate is
+    writes them into μ and σ, as the original code did (original_code.md §6, a quirk). J at each iterate is
     the N-sample mean of j_k (the code recorded the same).
     """
 

@@ -18,7 +18,8 @@ class DirectOptimizer(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, net: Network, log_sigma_bounds: list[float]):
         super().__init__()
         self.trunk = mlp(obs_dim, net.n_layers, net.n_units, net.nonlinearity)
-        self.head = zero_linear(net.n_units, 2 * act_dim)  # μ and raw log σ start at 0 (code §1.1)
+        # μ and raw log σ start at 0 (original_code.md §1.1)
+        self.head = zero_linear(net.n_units, 2 * act_dim)
         self.bounds = LogSigmaBounds(act_dim, *log_sigma_bounds)
         self.n_iters = 1
         # `optimize` computes J and ∇_λ J in one pass (`optimize_fused`) when True; set by the agent.

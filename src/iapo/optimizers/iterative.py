@@ -21,7 +21,7 @@ from iapo.values.fused import ActionGrad, PlainActionGrad
 
 
 class Standardize(nn.Module):
-    """Per-state standardisation over the last axis, no affine (code §2.2, item 3)."""
+    """Per-state standardisation over the last axis, no affine (original_code.md §2.2)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-7)
@@ -85,7 +85,7 @@ class IterativeOptimizer(nn.Module):
     """Iterative amortized policy optimizer (§3.1, Algorithm 2; Table 1: in s, λ, ∇λJ; out δ, ω).
 
     One iteration (eq. 12, for p ∈ {μ, log σ}):  p ← ω_p ⊙ p + (1 − ω_p) ⊙ δ_p, with δ, ω from a
-    2×256 ReLU network (Table 2) whose heads start at zero (ω = 0.5, δ = 0; code §2.2).
+    2×256 ReLU network (Table 2) whose heads start at zero (ω = 0.5, δ = 0; original_code.md §2.2).
     λ_0 = (μ = 0, σ = init_sigma) for every state (A.4; the code used σ = 0.5).
     """
 
@@ -175,7 +175,7 @@ class IterativeOptimizer(nn.Module):
         """Run K iterations from λ_0 (Algorithm 2).
 
         Each iteration estimates J at λ_i with fresh samples and feeds ∇_λ J (detached) to the
-        network. Training (code §2.5): every iterate λ_i, i = 1…K, depends on φ only through its
+        network. Training (original_code.md §2.5): every iterate λ_i, i = 1…K, depends on φ only through its
         last update (inputs and the gated old value are detached: one-step truncation), and the
         loss is the mean over i = 1…K of −J(s, λ_i); the samples that score λ_i also give the
         gradient input of the next step. Acting (`train=False`) skips scoring λ_K unless `score`.
@@ -221,8 +221,8 @@ class IterativeOptimizer(nn.Module):
     ) -> Trace:
         """`optimize` with one gradient evaluation of J per iteration and no retained graph.
 
-        In training, ∂L/∂φ = −(1/(K B)) Σ_{i=1..K} Σ_b ∇_λ J(s_b, λ_i) · ∂λ_i/∂φ (code §2.5: λ_i depends
-        on φ only through its last update), and ∇_λ J(s, λ_i) is also the network's input at step
+        In training, ∂L/∂φ = −(1/(K B)) Σ_{i=1..K} Σ_b ∇_λ J(s_b, λ_i) · ∂λ_i/∂φ (original_code.md §2.5:
+        λ_i depends on φ only through its last update), and ∇_λ J(s, λ_i) is also the network's input at step
         i + 1. So each iteration computes J and ∇_λ J once (`Objective.value_and_grad`) and the loss
         is the surrogate −(1/(K B)) Σ_i ⟨λ_i(φ), ∇_λ J_i⟩ (gradients fixed), shifted to the value
         mean_i −J̄_i: same value and same φ-gradient as the reference, same samples.

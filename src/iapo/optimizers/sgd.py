@@ -1,4 +1,4 @@
-"""Gradient ascent on λ = (μ, σ) by SGD: an analysis-only policy optimizer (A.3; code §2.8, §6).
+"""Gradient ascent on λ = (μ, σ) by SGD: an analysis-only policy optimizer (A.3; original_code.md §2.8, §6).
 
 Every state of the batch has its own λ; the loss is −Σ_s J(s, λ_s), so each λ_s moves with its own
 gradient exactly as if the states were optimized one at a time (Adam's statistics are per element
@@ -18,7 +18,7 @@ from iapo.objective import Estimate, Objective
 from iapo.optimizers.base import Trace
 
 SigmaParam = Literal["sigma", "log_sigma"]
-SIGMA_MIN = math.exp(-10.0)  # the lower log σ bound the agents start from (code §1.1)
+SIGMA_MIN = math.exp(-10.0)  # the lower log σ bound the agents start from (original_code.md §1.1)
 
 
 @dataclass
@@ -48,8 +48,8 @@ class GradientAscent:
 
     `sigma_param="sigma"` updates raw σ (λ = [μ, σ] as written in §3.1 and A.3, and as the code
     did), clamped to σ ≥ e^−10 after each step; `"log_sigma"` updates log σ. With
-    `stop="no_improvement"` (the original code's amortization-gap routine, code §6) a state stops at
-    the first step whose N-sample estimate of J does not exceed its best so far, and keeps that
+    `stop="no_improvement"` (the original code's amortization-gap routine, original_code.md §6) a state
+    stops at the first step whose N-sample estimate of J does not exceed its best so far, and keeps that
     best iterate; `n_iters` is then a cap.
     """
 
@@ -146,7 +146,7 @@ class GradientAscent:
 
 
 class SGD(GradientAscent):
-    """Plain stochastic gradient ascent (code §2.8: SGD on raw (μ, σ); code §6: lr 1e-4 until the
-    10-sample objective stops improving, the original amortization-gap estimator)."""
+    """Plain stochastic gradient ascent (original_code.md §2.8: SGD on raw (μ, σ); §6: lr 1e-4 until
+    the 10-sample objective stops improving, the original amortization-gap estimator)."""
 
     name = "sgd"

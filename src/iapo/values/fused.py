@@ -1,7 +1,7 @@
 """Fast Q̂^β(s, a) (eq. 13) and ∇_a Q̂ for a frozen Q ensemble: stacked members, hand-derived backward.
 
-Inside J the Q-networks are fixed (target nets, code §1.5), so the only gradient J needs from them is
-∇_a Q̂, never a weight gradient. This module computes it without autograd:
+Inside J the Q-networks are fixed (target nets, original_code.md §1.5), so the only gradient J needs from
+them is ∇_a Q̂, never a weight gradient. This module computes it without autograd:
 
 * the members' weights are stacked ([M, out, in]) so both networks run as one batched product;
 * Q̂ is a scalar per (s, a) row, so ∇_a Q̂ is computed eagerly in the same pass as the value (one

@@ -72,7 +72,7 @@ def retrace_value(
     V̂_ψ(s) = Q̂_ψ(s, a) − α [log π(a | s) + n ln 2] for one policy sample a (eq. 16, uniform prior).
     The rollout uses the model's means and one action sample per step; gradients flow from Q̂_π
     back to the first action through the model and the rollout policy (pathwise). The sum runs over
-    the h steps of the rollout, as in the authors' code (code §4.2).
+    the h steps of the rollout, as in the authors' code (original_code.md §4.2).
     """
 
     def value(obs: Tensor, action: Tensor) -> Tensor:

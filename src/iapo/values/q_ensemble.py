@@ -10,7 +10,7 @@ from iapo.nets import NONLINEARITIES, init_linear
 
 
 class HighwayBlock(nn.Module):
-    """h' = g ⊙ h + (1 − g) ⊙ f(h), g = sigmoid(W_g h) (Table 4 'highway'; code §1.3)."""
+    """h' = g ⊙ h + (1 − g) ⊙ f(h), g = sigmoid(W_g h) (Table 4 'highway'; original_code.md §1.3)."""
 
     def __init__(self, n_units: int, nonlinearity: str, layer_norm: bool) -> None:
         super().__init__()
@@ -23,7 +23,7 @@ class HighwayBlock(nn.Module):
 
 
 def _layer(n_in: int, n_out: int, nonlinearity: str, layer_norm: bool) -> nn.Sequential:
-    """Linear → (LayerNorm) → nonlinearity, the order of code §1.3."""
+    """Linear → (LayerNorm) → nonlinearity, the order of original_code.md §1.3."""
     parts: list[nn.Module] = [init_linear(nn.Linear(n_in, n_out), nonlinearity)]
     if layer_norm:
         parts.append(nn.LayerNorm(n_out))
@@ -46,7 +46,7 @@ class QNetwork(nn.Module):
                 blocks.append(_layer(arch.n_units, arch.n_units, arch.nonlinearity, arch.layer_norm))
         self.trunk = nn.Sequential(*blocks)
         self.head = nn.Linear(arch.n_units, 1)
-        nn.init.uniform_(self.head.weight, -3e-3, 3e-3)  # code §1.3
+        nn.init.uniform_(self.head.weight, -3e-3, 3e-3)  # original_code.md §1.3
         nn.init.uniform_(self.head.bias, -3e-3, 3e-3)
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
@@ -69,7 +69,7 @@ def pessimistic(qs: Tensor, beta: float, std: str = "population") -> Tensor:
     """Q̂ = μ_Q − β σ_Q over the ensemble axis 0 (eq. 13).
 
     `std="population"` is the paper's σ_Q (divide by the ensemble size: β = 1 gives min(Q1, Q2) for
-    two members); `"unbiased"` is the original code's sqrt(var_unbiased + 1e-6) (code §1.3).
+    two members); `"unbiased"` is the original code's sqrt(var_unbiased + 1e-6) (original_code.md §1.3).
     """
     mean = qs.mean(0)
     if std == "population":
