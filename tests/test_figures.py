@@ -86,6 +86,59 @@ def test_notebook_has_a_papermill_parameters_cell(notebook):
         assert re.search(rf"^{name} = ", cells[0].source, re.M), name
 
 
+# The environments each figure's caption names, in either version of the paper (written out here
+# from the captions, independently of the registry): the registry must keep them all.
+CAPTION_ENVS = {
+    "value_bias": {"Ant-v2"}, "policy_change": {"Ant-v2"}, "policy_change_online": {"Ant-v2"},  # v1 3
+    "modes_projections": {"Ant-v2"}, "modes_density": {"Ant-v2"},                                # 2
+    "modes_histogram": {"Walker2d-v2", "Hopper-v2", "HalfCheetah-v2", "Ant-v2"},                # 7, 24-26
+    "iterations_performance": {"HalfCheetah-v2"}, "iterations_gap": {"HalfCheetah-v2"},         # 8; v1 17
+    "value_architecture": {"Hopper-v2"},                                                         # 11; v1 10
+    "flow_amortization_gap": {"HalfCheetah-v2"},                                                 # 15
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAPTION_ENVS))
+def test_registry_keeps_every_environment_a_caption_names(name):
+    assert CAPTION_ENVS[name] <= set(F.by_name(name).envs)
+
+
+def test_paper_grid_trains_and_analyses_every_figures_environments(params):
+    """Every (env, variant) a figure needs is a run of the `paper` grid, and each diagnostic table the
+    figure reads analyses it there (or borrows its optimizer: `donor`)."""
+    from iapo.summary import diagnostic_runs
+
+    runs = set(params.scales["paper"].runs())
+    diagnostic_of = {t: name for name in REGISTRY for t in table_names(name)}
+    missing = []
+    for e in F.FIGURES:
+        needed = {(env, v) for env in e.envs for v in e.variants}
+        missing += [f"{e.name}: {env} × {v} not trained" for env, v in sorted(needed - runs)]
+        for table in {diagnostic_of.get(i.removesuffix(".csv")) for i in e.inputs} - {None}:
+            jobs = diagnostic_runs(params, "paper", table)
+            covered = {(j.key.env, j.key.variant) for j in jobs}
+            covered |= {(j.donor.env, j.donor.variant) for j in jobs if j.donor is not None}
+            missing += [f"{e.name}: {env} × {v} not analysed by {table}"
+                        for env, v in sorted(needed - covered)]
+    assert not missing, "\n".join(missing)
+    # and the figures name an environment for every panel the paper draws
+    assert all(e.envs and e.variants for e in F.FIGURES if e.notebook is not None), \
+        [e.name for e in F.FIGURES if e.notebook is not None and not (e.envs and e.variants)]
+
+
+def test_paper_grid_runs_both_value_architectures_for_both_optimizers(params):
+    """Figure 11: on each of its environments, direct and iterative each with Q architectures A and B
+    (the variant's own table entry, Tables 5-6, and the other one)."""
+    from iapo.config import resolve
+
+    arch_variants = {"direct", "iterative", "direct_qA", "direct_qB", "iterative_qA", "iterative_qB"}
+    runs = params.scales["paper"].runs()
+    for env in F.by_name("value_architecture").envs:
+        cfgs = [resolve(params, env, v, 0, "paper") for e, v in runs if e == env and v in arch_variants]
+        found = {(c.family, c.q_arch) for c in cfgs}
+        assert found == {(f, a) for f in ("direct", "iterative") for a in "AB"}, (env, found)
+
+
 def test_table_files_are_what_iapo_tables_writes(params, tmp_path):
     written = write_tables(params, tmp_path / "tables")
     assert sorted(str(p.relative_to(tmp_path)) for p in written) == sorted(F.TABLE_FILES)
