@@ -11,11 +11,14 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from iapo import checkpoint
 from iapo.agent import Agent
-from iapo.config import Network
+from iapo.cli import main
+from iapo.config import Network, resolve
 from iapo.diagnostics.amortization_gap import estimate_gap
 from iapo.diagnostics.common import (
     DiagnosticError,
@@ -292,3 +295,51 @@ def test_fixed_dimensions_equal_their_initial_values_after_every_iteration(make_
     assert torch.equal(seen[0][0][:, dims], mu0[:, dims])
     assert len({tuple(r) for r in mu0[:, dims].tolist()}) == 3  # three different starts
     assert not torch.equal(visited[-1][0][:, dims], mu0[:, dims])  # the plotted dimensions moved
+
+
+# --------------------------------------------------------------------------- β of the analyses
+
+BETA_ANALYSES = {  # name → (small options, a column of J-derived numbers: main table, modes: state table)
+    "amortization_gap": (["--states", "2", "--iters", "3", "--eval-samples", "10", "--extra-iters", "0"],
+                         "J_amortized"),
+    "improvement": (["--source", "states", "--states", "2", "--refinement-steps", "0"], "J"),
+    "optimizer_comparison": (["--states", "2", "--iters", "3", "--cem-samples", "10", "--cem-top", "2"], "J"),
+    "surface_2d": (["--grid", "4", "--iters", "2", "--runs", "2"], "J"),
+    "modes": (["--states", "2", "--runs", "3", "--grid", "3", "--density-points", "3"], "value"),
+}
+
+
+def untrained_run(folder: Path, params, variant: str) -> Path:
+    """A run folder with one snapshot of an untrained Hopper agent (two independent Q-networks, so
+    σ_Q ≠ 0 and β matters); an iterative agent on Hopper trains with β = 1.5 (A.4)."""
+    cfg = resolve(params, "Hopper-v2", variant, 0, "smoke")
+    agent = Agent(cfg, 11, 3)
+    checkpoint.save({"step": 100, "n_updates": 0, "model": agent.state_dict(), "config": cfg.to_dict(),
+                     "obs_dim": 11, "act_dim": 3}, folder / "checkpoints" / "step_100.pt")
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(BETA_ANALYSES))
+def test_analyses_default_to_beta_1_and_train_changes_the_numbers(params, tmp_path, name):
+    """β = 1 (evaluation mode) unless told: for an iterative agent trained with β = 1.5, the default
+    tables say β = 1 and `--beta train` gives β = 1.5 and other numbers."""
+    run = untrained_run(tmp_path / "run", params, "iterative")
+    args, column = BETA_ANALYSES[name]
+    tables = {}
+    for beta in ([], ["--beta", "train"]):
+        out = tmp_path / f"{name}{len(beta)}.csv"
+        assert main(["diagnose", name, "--run", str(run), "--out", str(out), "--collect-steps", "5",
+                     *args, *beta]) == 0
+        tables[len(beta)] = pd.read_csv(out.with_name(f"{out.stem}_state.csv") if name == "modes" else out)
+    default, train = tables[0], tables[2]
+    assert set(default.beta) == {1.0} and set(train.beta) == {1.5}
+    assert len(default) == len(train) and not np.allclose(default[column], train[column])
+
+
+def test_amortization_gap_compares_direct_and_iterative_on_one_beta(params, tmp_path):
+    for variant in ("direct", "iterative"):
+        run = untrained_run(tmp_path / variant, params, variant)
+        out = tmp_path / f"{variant}.csv"
+        assert main(["diagnose", "amortization_gap", "--run", str(run), "--out", str(out), "--collect-steps",
+                     "5", *BETA_ANALYSES["amortization_gap"][0]]) == 0
+        assert set(pd.read_csv(out).beta) == {1.0}

@@ -249,6 +249,44 @@ def test_performance_notebook_executes_on_a_tiny_summary(tmp_path):
     assert_figures_written("performance", out_dir)
 
 
+def test_modes_notebook_draws_runs_from_both_initializations(tmp_path):
+    """The modes figures on a tiny summary holding runs from the same λ0 and from random λ0 (with
+    each run's initialization, Fig. 2's squares) and on one without the `init` column (older tables)."""
+    import itertools
+
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    write_scale(summary_dir)
+    rng = np.random.default_rng(0)
+    ident = {"env": "Hopper-v2", "variant": "iterative", "family": "iterative", "step": 1000, "beta": 1.0}
+    pairs, state = [], []
+    for seed, init in itertools.product((0, 1), ("same", "random")):
+        base = ident | {"seed": seed, "init": init}
+        pairs += [base | {"state": b, "run_i": i, "run_j": j, "l2_tanh_mu": rng.uniform(0, 1), "l2_mu": 0.0,
+                          "kl": 0.0, "max_l2": 2 * np.sqrt(3)}
+                  for b in range(2) for i, j in itertools.combinations(range(3), 2)]
+        base |= {"state": 1}
+        for dx, dy in itertools.combinations(range(3), 2):
+            state += [base | {"kind": "surface", "dim_x": dx, "dim_y": dy, "x": x, "y": y, "value": -y}
+                      for x in (-0.5, 0.0, 0.5) for y in (-0.5, 0.0, 0.5)]
+        for kind, r, d in itertools.product(("init", "mean"), range(3), range(3)):
+            state.append(base | {"kind": kind, "run": r, "dim_x": d, "x": rng.uniform(-1, 1), "value": 0.3})
+        state += [base | {"kind": "density", "run": r, "dim_x": d, "x": a, "value": 1 - a * a}
+                  for r in range(3) for d in range(3) for a in (-0.5, 0.0, 0.5)]
+    pd.DataFrame(pairs).to_csv(summary_dir / "modes.csv", index=False)
+    pd.DataFrame(state).to_csv(summary_dir / "modes_state.csv", index=False)
+    for expected in ("random λ0", "same λ0"):
+        executed = json.loads(execute("modes", summary_dir, out_dir).read_text())
+        assert_figures_written("modes", out_dir)
+        printed = [line for cell in executed["cells"] for out in cell.get("outputs", [])
+                   for line in out.get("text", [])]
+        assert any(expected in line for line in printed), printed
+        for table in ("modes", "modes_state"):  # then tables without `init`: from the same λ0
+            path = summary_dir / f"{table}.csv"
+            df = pd.read_csv(path)
+            if "init" in df:
+                df[df["init"] == "same"].drop(columns="init").to_csv(path, index=False)
+
+
 def test_model_based_notebook_draws_no_data_panels_without_its_tables(tmp_path):
     summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
     write_scale(summary_dir)  # scale.json only: no eval.csv, no mb_* tables

@@ -76,6 +76,8 @@ STYLES: dict[str, tuple[str, str]] = {
     "iterative + B": ("iterative + B", "#fdd0a2"),
     "iterative + 5 iters": ("iterative + 5 iterations", "#9467bd"),
     "iterative_transfer": ("iterative (another run's)", "#9467bd"),
+    "init_same": ("runs from the same λ0", "#ff7f0e"),
+    "init_random": ("runs from random λ0 ~ 0.3·N(0, I)", "#9467bd"),
     "adam": ("Adam", "#2ca02c"),
     "cem": ("CEM", "#7f7f7f"),
     "amortized": ("as trained", "#1f77b4"),
