@@ -27,6 +27,7 @@ import torch
 
 from iapo.diagnostics.common import (
     IDENTITY,
+    DiagnosticError,
     Options,
     Snapshot,
     amortized,
@@ -104,6 +105,10 @@ def run(opts: ModesOptions) -> dict[str, pd.DataFrame]:
     inits = ["same", "random"] if opts.init == "both" else [opts.init]
     for snap in iter_snapshots(opts):
         require_tanh_normal(snap, NAME)
+        if opts.init != "same" and snap.cfg.family != "iterative":
+            raise DiagnosticError(
+                f"--init {opts.init}: {snap.path} is a {snap.cfg.family} agent, whose estimate is one "
+                "pass of its network with no λ_0 to start from; use --init same (the default) for it")
         reseed(opts.seed, snap.step)
         beta = resolve_beta(snap.cfg, opts.beta)
         s = on_policy_states(snap, opts)
@@ -148,11 +153,13 @@ def runs_of(snap: Snapshot, s: torch.Tensor, beta: float, init: str, opts: Modes
     base = ident | {"state": b}
     detail: list[dict] = []
     m, ls = mu[b].cpu(), log_sigma[b].cpu()
-    if lam0 is None:
-        mu0, ls0 = (t.expand(opts.runs, -1).cpu() for t in agent.optimizer.initial(s[b : b + 1]))
-    else:
-        mu0, ls0 = (t.reshape(len(s), opts.runs, n)[b].cpu() for t in lam0)
-    for kind, (means, log_sigmas) in {"init": (mu0, ls0), "mean": (m, ls)}.items():
+    kinds = {"mean": (m, ls)}
+    if lam0 is not None:
+        kinds = {"init": tuple(t.reshape(len(s), opts.runs, n)[b].cpu() for t in lam0)} | kinds
+    elif snap.cfg.family == "iterative":  # a direct agent has no λ_0: one pass of its network
+        start = agent.optimizer.initial(s[b : b + 1])
+        kinds = {"init": tuple(t.expand(opts.runs, -1).cpu() for t in start)} | kinds
+    for kind, (means, log_sigmas) in kinds.items():
         for r in range(opts.runs):
             for d in range(n):
                 detail.append(base | {"kind": kind, "run": r, "dim_x": d,
