@@ -3,8 +3,9 @@
 #
 # Per-step amortization gap J(s, λ̂) − J(s, λ): how much gradient ascent from the agent's estimate
 # λ still improves the objective (A.3: Adam, lr 5e-3, 100 steps; 100 on-policy states). Iterative
-# agents are also evaluated with 5 more amortized iterations than trained (§4.2.4). Reads
-# `amortization_gap.csv`.
+# agents are also evaluated with 5 more amortized iterations than trained (§4.2.4). Every agent's J
+# uses the same β (1, evaluation mode, unless the analysis was told otherwise; the title says which),
+# so direct and iterative are compared on one objective. Reads `amortization_gap.csv`.
 
 # %%
 import iapo.figures as F
@@ -40,5 +41,6 @@ envs = F.panel_envs(F.MAIN_ENVS, rows)
 fig, _ = F.curves(summary, gap, frame=rows, y="gap", hue="setting", hues=settings, variants=variants,
                   envs=envs, band=band, ylabel="amortization gap (J units)")
 estimators = ", ".join(sorted(rows["estimator"].unique())) if not rows.empty else "?"
-F.title(fig, "Amortization gap (NeurIPS Fig. 6)", summary, band, f"estimator: {estimators}")
+betas = ", ".join(f"{b:g}" for b in sorted(rows["beta"].unique())) if "beta" in rows else "?"
+F.title(fig, "Amortization gap (NeurIPS Fig. 6)", summary, band, f"estimator: {estimators}; β in J: {betas}")
 F.save(fig, out_dir, "amortization_gap")

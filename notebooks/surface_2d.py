@@ -4,8 +4,10 @@
 # For one on-policy state, the objective J over two dimensions of the policy mean (tanh space; the
 # other dimensions and σ at the agent's estimate): the agent's own estimate (black diamond), the best
 # grid point (red star), and runs of an iterative optimizer on this surface: the run's own, or
-# another (iterative) run's optimizer on a direct agent's value function (A.1, B.5). A 1-D action
-# space gives a curve. Reads `surface_2d.csv`.
+# another (iterative) run's optimizer on a direct agent's value function (A.1, B.5). Each run starts
+# from its own initialization (square; μ0 ~ 0.3·N(0, I) on the two plotted dimensions) and only
+# those two dimensions move: the others and σ are reset to the agent's estimate after every
+# iteration. A 1-D action space gives a curve. Reads `surface_2d.csv`.
 
 # %%
 import numpy as np
@@ -74,7 +76,7 @@ for ax, (env, variant) in zip(axes, panels, strict=False):
 optimizers = [] if rows.empty else sorted(rows["optimizer"].dropna().unique())
 handles = [Line2D([], [], marker="D", color="black", linestyle="", label="agent's estimate"),
            Line2D([], [], marker="*", color="red", linestyle="", markersize=10, label="grid optimum"),
-           *(Line2D([], [], marker="o", color=F.color(o), label=f"{F.label(o)} optimizer (□ = λ0)")
+           *(Line2D([], [], marker="o", color=F.color(o), label=f"{F.label(o)} optimizer (□ = a run's λ0)")
              for o in optimizers)]
 fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
 F.title(fig, "2-D optimization surfaces (NeurIPS Fig. 1 left, 19)", summary, None,

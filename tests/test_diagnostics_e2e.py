@@ -227,6 +227,11 @@ def test_surface_2d(runs, tmp_path, env, variant):
     optimizers = {"iterative_transfer"} | ({"iterative"} if variant == "iterative" else set())
     traj = df[df.kind == "trajectory"]
     assert set(traj.optimizer) == optimizers and len(traj) == len(optimizers) * 2 * 5
+    # each run from its own random initialization, the same two for every optimizer; β = 1
+    starts = traj[traj.iteration == 0]
+    assert set(traj.init) == {"random"} and set(df.beta) == {1.0}
+    assert starts.groupby("optimizer").x.nunique().eq(2).all()
+    assert starts.groupby("run").x.nunique().eq(1).all()
 
 
 @pytest.mark.parametrize(("env", "variant"), ALL)
@@ -244,6 +249,21 @@ def test_modes(runs, tmp_path, env, variant):
     counts = state.kind.value_counts()
     assert counts["mean"] == 4 * n and counts["density"] == 4 * n * 7
     assert counts["surface"] == (5 if n == 1 else 15 * 25)
+    assert set(pairs.init) == set(state.init) == {"same"} and set(pairs.beta) == {1.0}
+    if variant == "direct":  # one pass of a network: no λ_0, no random λ_0
+        assert "init" not in counts
+        assert main(["diagnose", "modes", "--run", str(runs[env, variant]), "--out", str(tmp_path / "r.csv"),
+                     "--init", "random"]) == 2
+    else:
+        assert counts["init"] == 4 * n and state[state.kind == "init"].x.nunique() == 1  # all from λ_0
+    if variant == "iterative":  # --init both: the same states, runs from λ_0 and from random λ_0
+        both = diagnose("modes", runs[env, variant], tmp_path / "both.csv", "--states", "3", *COLLECT,
+                        "--runs", "4", "--grid", "5", "--density-points", "7", "--init", "both")
+        assert len(both["main"]) == 2 * 3 * 6
+        same = both["main"][both["main"].init == "same"].reset_index(drop=True)
+        pd.testing.assert_frame_equal(same, pairs, check_dtype=False)
+        starts = both["state"][(both["state"].kind == "init") & (both["state"].init == "random")]
+        assert starts.x.nunique() == 4 * n  # four runs, each from its own μ_0
 
 
 def test_bad_inputs_exit_2_with_a_message(runs, tmp_path, capsys):

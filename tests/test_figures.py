@@ -86,6 +86,59 @@ def test_notebook_has_a_papermill_parameters_cell(notebook):
         assert re.search(rf"^{name} = ", cells[0].source, re.M), name
 
 
+# The environments each figure's caption names, in either version of the paper (written out here
+# from the captions, independently of the registry): the registry must keep them all.
+CAPTION_ENVS = {
+    "value_bias": {"Ant-v2"}, "policy_change": {"Ant-v2"}, "policy_change_online": {"Ant-v2"},  # v1 3
+    "modes_projections": {"Ant-v2"}, "modes_density": {"Ant-v2"},                                # 2
+    "modes_histogram": {"Walker2d-v2", "Hopper-v2", "HalfCheetah-v2", "Ant-v2"},                # 7, 24-26
+    "iterations_performance": {"HalfCheetah-v2"}, "iterations_gap": {"HalfCheetah-v2"},         # 8; v1 17
+    "value_architecture": {"Hopper-v2"},                                                         # 11; v1 10
+    "flow_amortization_gap": {"HalfCheetah-v2"},                                                 # 15
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAPTION_ENVS))
+def test_registry_keeps_every_environment_a_caption_names(name):
+    assert CAPTION_ENVS[name] <= set(F.by_name(name).envs)
+
+
+def test_paper_grid_trains_and_analyses_every_figures_environments(params):
+    """Every (env, variant) a figure needs is a run of the `paper` grid, and each diagnostic table the
+    figure reads analyses it there (or borrows its optimizer: `donor`)."""
+    from iapo.summary import diagnostic_runs
+
+    runs = set(params.scales["paper"].runs())
+    diagnostic_of = {t: name for name in REGISTRY for t in table_names(name)}
+    missing = []
+    for e in F.FIGURES:
+        needed = {(env, v) for env in e.envs for v in e.variants}
+        missing += [f"{e.name}: {env} × {v} not trained" for env, v in sorted(needed - runs)]
+        for table in {diagnostic_of.get(i.removesuffix(".csv")) for i in e.inputs} - {None}:
+            jobs = diagnostic_runs(params, "paper", table)
+            covered = {(j.key.env, j.key.variant) for j in jobs}
+            covered |= {(j.donor.env, j.donor.variant) for j in jobs if j.donor is not None}
+            missing += [f"{e.name}: {env} × {v} not analysed by {table}"
+                        for env, v in sorted(needed - covered)]
+    assert not missing, "\n".join(missing)
+    # and the figures name an environment for every panel the paper draws
+    assert all(e.envs and e.variants for e in F.FIGURES if e.notebook is not None), \
+        [e.name for e in F.FIGURES if e.notebook is not None and not (e.envs and e.variants)]
+
+
+def test_paper_grid_runs_both_value_architectures_for_both_optimizers(params):
+    """Figure 11: on each of its environments, direct and iterative each with Q architectures A and B
+    (the variant's own table entry, Tables 5-6, and the other one)."""
+    from iapo.config import resolve
+
+    arch_variants = {"direct", "iterative", "direct_qA", "direct_qB", "iterative_qA", "iterative_qB"}
+    runs = params.scales["paper"].runs()
+    for env in F.by_name("value_architecture").envs:
+        cfgs = [resolve(params, env, v, 0, "paper") for e, v in runs if e == env and v in arch_variants]
+        found = {(c.family, c.q_arch) for c in cfgs}
+        assert found == {(f, a) for f in ("direct", "iterative") for a in "AB"}, (env, found)
+
+
 def test_table_files_are_what_iapo_tables_writes(params, tmp_path):
     written = write_tables(params, tmp_path / "tables")
     assert sorted(str(p.relative_to(tmp_path)) for p in written) == sorted(F.TABLE_FILES)
@@ -209,6 +262,44 @@ def test_performance_notebook_executes_on_a_tiny_summary(tmp_path):
     executed = execute("performance", summary_dir, out_dir)
     assert executed.stat().st_size > 0
     assert_figures_written("performance", out_dir)
+
+
+def test_modes_notebook_draws_runs_from_both_initializations(tmp_path):
+    """The modes figures on a tiny summary holding runs from the same λ0 and from random λ0 (with
+    each run's initialization, Fig. 2's squares) and on one without the `init` column (older tables)."""
+    import itertools
+
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    write_scale(summary_dir)
+    rng = np.random.default_rng(0)
+    ident = {"env": "Hopper-v2", "variant": "iterative", "family": "iterative", "step": 1000, "beta": 1.0}
+    pairs, state = [], []
+    for seed, init in itertools.product((0, 1), ("same", "random")):
+        base = ident | {"seed": seed, "init": init}
+        pairs += [base | {"state": b, "run_i": i, "run_j": j, "l2_tanh_mu": rng.uniform(0, 1), "l2_mu": 0.0,
+                          "kl": 0.0, "max_l2": 2 * np.sqrt(3)}
+                  for b in range(2) for i, j in itertools.combinations(range(3), 2)]
+        base |= {"state": 1}
+        for dx, dy in itertools.combinations(range(3), 2):
+            state += [base | {"kind": "surface", "dim_x": dx, "dim_y": dy, "x": x, "y": y, "value": -y}
+                      for x in (-0.5, 0.0, 0.5) for y in (-0.5, 0.0, 0.5)]
+        for kind, r, d in itertools.product(("init", "mean"), range(3), range(3)):
+            state.append(base | {"kind": kind, "run": r, "dim_x": d, "x": rng.uniform(-1, 1), "value": 0.3})
+        state += [base | {"kind": "density", "run": r, "dim_x": d, "x": a, "value": 1 - a * a}
+                  for r in range(3) for d in range(3) for a in (-0.5, 0.0, 0.5)]
+    pd.DataFrame(pairs).to_csv(summary_dir / "modes.csv", index=False)
+    pd.DataFrame(state).to_csv(summary_dir / "modes_state.csv", index=False)
+    for expected in ("random λ0", "same λ0"):
+        executed = json.loads(execute("modes", summary_dir, out_dir).read_text())
+        assert_figures_written("modes", out_dir)
+        printed = [line for cell in executed["cells"] for out in cell.get("outputs", [])
+                   for line in out.get("text", [])]
+        assert any(expected in line for line in printed), printed
+        for table in ("modes", "modes_state"):  # then tables without `init`: from the same λ0
+            path = summary_dir / f"{table}.csv"
+            df = pd.read_csv(path)
+            if "init" in df:
+                df[df["init"] == "same"].drop(columns="init").to_csv(path, index=False)
 
 
 def test_model_based_notebook_draws_no_data_panels_without_its_tables(tmp_path):

@@ -202,9 +202,11 @@ def surface_suboptimality(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def mode_spread(df: pd.DataFrame) -> pd.DataFrame:
-    """Multiple modes (B.7): per checkpoint the largest pairwise ‖tanh μ_i − tanh μ_j‖ over states,
-    as a fraction of the largest possible distance 2√|A|."""
-    g = df.groupby(["env", "variant", "seed", "step"])
+    """Multiple modes (B.7): per checkpoint and initialization of the runs (`init`: same λ_0, or
+    random; tables without the column came from the same λ_0) the largest pairwise
+    ‖tanh μ_i − tanh μ_j‖ over states, as a fraction of the largest possible distance 2√|A|."""
+    df = df if "init" in df.columns else df.assign(init="same")
+    g = df.groupby(["env", "variant", "init", "seed", "step"])
     out = (g["l2_tanh_mu"].max() / g["max_l2"].first()).rename("max_fraction").reset_index()
     return out
 

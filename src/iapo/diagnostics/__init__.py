@@ -19,8 +19,10 @@ REGISTRY: dict[str, str] = {
                    "episode (B.3, Fig. 4a, 4b, 17)",
     "test_time": "evaluation return with extra test-time optimization of λ (B.6, Figures 20, 21)",
     "optimizer_comparison": "iterative vs Adam vs CEM: J per iteration, time per iteration (B.4, Fig. 18)",
-    "surface_2d": "J over two action-mean dimensions, estimate, optimum, trajectories (A.1, Fig. 1, 19)",
-    "modes": "distances between 10 optimization runs per state; most bimodal state (B.7, Fig. 7)",
+    "surface_2d": "J over two action-mean dimensions, estimate, optimum, trajectories from random λ_0 "
+                  "(A.1, Fig. 1, 2, 19)",
+    "modes": "distances between 10 optimization runs per state, from one λ_0 or random ones; most "
+             "bimodal state (B.7, Fig. 2, 7)",
     "mb_transfer": "a model-free iterative optimizer acting zero-shot on model-based values (§4.2.5, Fig. 9)",
     "mb_planning": "planned model rollouts and J over the iterations of a model-based agent (Fig. 13b-c)",
 }

@@ -204,6 +204,17 @@ def reseed(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng(s)
 
 
+BETA_HELP = ("β of eq. 13 inside J: acting (evaluation mode, 1 by A.4: the paper does not say; "
+             "the authors' code ran every analysis so) | train (the run's training β: 2.5, Hopper "
+             "1.5, direct 1) | a number")
+
+
+def beta_option() -> Any:
+    """The `--beta` option of the analyses of J: default `acting` (β = 1), the same for every run,
+    so direct and iterative agents are compared on the same objective."""
+    return option("acting", BETA_HELP)
+
+
 def resolve_beta(cfg: RunConfig, spec: str) -> float:
     """β of eq. 13 for J: `train` (the run's training β, the objective its optimizer was trained
     on), `acting` (β used to collect data and evaluate, 1 in A.4), or a number."""
@@ -267,9 +278,31 @@ def objective(agent: Agent, obs: Tensor, beta: float, n_samples: int | None = No
     return Objective(agent.value_fn(beta, online), obs, agent.alpha, n)
 
 
-def amortized(agent: Agent, obs: Tensor, beta: float, n_iters: int | None = None) -> Trace:
-    """The agent's own policy estimate λ at `obs` (its optimizer, K iterations unless told)."""
-    return agent.optimizer.optimize(objective(agent, obs, beta), n_iters=n_iters, score=False)
+def amortized(agent: Agent, obs: Tensor, beta: float, n_iters: int | None = None,
+              init: tuple[Tensor, Tensor] | None = None) -> Trace:
+    """The agent's own policy estimate λ at `obs` (its optimizer, K iterations unless told; an
+    iterative optimizer from `init` instead of its λ_0 if given)."""
+    extra = {} if init is None else {"init": init}
+    return agent.optimizer.optimize(objective(agent, obs, beta), n_iters=n_iters, score=False, **extra)
+
+
+INIT_SCALE = 0.3
+"""Random initializations of optimization runs: μ_0 ~ 0.3·N(0, I) (pre-tanh; `random_means`)."""
+
+
+def random_means(n_runs: int, act_dim: int, seed: int, device: str | torch.device = "cpu") -> Tensor:
+    """μ_0 [n_runs, act_dim] ~ 0.3·N(0, I), pre-tanh, from a private generator seeded with `seed`.
+
+    Why this distribution: the paper says runs start from different initializations (Fig. 2: 'each
+    square denotes an initialization'; B.7 credits multiple modes to 'stochasticity in the
+    optimization procedure as well as initialization') but not how they were drawn; the authors'
+    surface code drew each of its 10 runs' means as 0.3·N(0, I), and where the paper is silent we
+    follow the code. The scale keeps the starts near the optimizer's trained λ_0 (μ = 0), so its
+    inputs resemble those it learned on, while the runs start visibly apart: tanh(0.3 z) puts about
+    two thirds of them within ±0.29 of the centre of the action range, per dimension.
+    """
+    gen = torch.Generator().manual_seed(seed % 2**63)
+    return (INIT_SCALE * torch.randn(n_runs, act_dim, generator=gen)).to(device)
 
 
 def fixed_noise(n_samples: int, act_dim: int, seed: int, device: str | torch.device = "cpu") -> Tensor:
@@ -348,9 +381,13 @@ class RecordingObjective(Objective):
     action dimensions held fixed (A.1: 'while preventing any updates to the constant dimensions').
 
     An `Objective` for any optimizer. With `fixed` = (μ, log σ) given, only the dimensions in `free`
-    of μ take the optimizer's values; the other dimensions of μ, and all of log σ, come from `fixed`
-    (the optimizer still sees its own λ as input; J and its gradient ignore the fixed part). Every
-    way to evaluate J goes through `__call__` (`value_and_grad` by autograd through it).
+    of μ are the optimizer's to change; the other dimensions of μ, and all of log σ, are held at
+    `fixed` in two places: `reset` puts them back after every iteration (pass it as the iterative
+    optimizer's `constrain`, and use `reset(λ_0)` as its `init`), so the optimizer's own λ never
+    drifts there, as the authors' code did; and J is always evaluated at the held values. The
+    gradient ∇_λ J reaches every dimension (the held ones included, straight through), so the
+    optimizer's gradient input is the true ∇_λ J at the held λ, not zeros it never saw in training.
+    Every way to evaluate J goes through `__call__` (`value_and_grad` by autograd through it).
     """
 
     def __init__(self, base: Objective, fixed: tuple[Tensor, Tensor] | None = None,
@@ -364,10 +401,18 @@ class RecordingObjective(Objective):
         self.visited: list[tuple[Tensor, Tensor]] = []
 
     def restrict(self, mu: Tensor, log_sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """λ with the held dimensions at their fixed values; x − x.detach() is exactly 0 in value
+        and 1 in derivative, so the gradient passes through to every dimension of λ."""
         if self.fixed is None:
             return mu, log_sigma
-        # 0 · log σ keeps the optimizer's log σ in the graph: its gradient is exactly zero, not missing
-        return torch.where(self.mask, mu, self.fixed[0]), self.fixed[1] + 0.0 * log_sigma
+        held_mu = self.fixed[0] + (mu - mu.detach())
+        return torch.where(self.mask, mu, held_mu), self.fixed[1] + (log_sigma - log_sigma.detach())
+
+    def reset(self, mu: Tensor, log_sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """The held dimensions of λ back at their fixed values (A.1), detached: after every iteration."""
+        if self.fixed is None:
+            return mu, log_sigma
+        return torch.where(self.mask, mu, self.fixed[0]).detach(), self.fixed[1].detach().clone()
 
     def __call__(self, mu: Tensor, log_sigma: Tensor) -> Estimate:
         mu, log_sigma = self.restrict(mu, log_sigma)

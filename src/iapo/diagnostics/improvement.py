@@ -9,7 +9,10 @@ With `states`, a second table `refinement` follows one on-policy episode (its st
 and records at every iteration i one action dimension of λ_i: μ_i, σ_i and tanh(μ_i ∓ σ_i), with J.
 The episode is collected with the agent acting (β acting); the iterations are then rerun on its
 states with the same objective, iterations and J estimator as the `states` rows (so they differ
-from the λ_i used to act by sample noise, and by β if `--beta` is not acting).
+from the λ_i used to act by sample noise only, as `--beta` is acting (β = 1) by default).
+
+The training rows are J at the run's training β (as logged); the recomputed rows use β = 1 by
+default (evaluation mode, as the authors' code ran its analyses); `--beta train` for the training β.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from iapo.diagnostics.common import (
     Options,
     RecordingObjective,
     Snapshot,
+    beta_option,
     collect_episode,
     evaluate_J,
     fixed_noise,
@@ -51,6 +55,7 @@ COLUMNS = {"main": {
     "dJ": "J_i − J_0: improvement from the initialization",
     "dJ_step": "J_i − J_{i−1}: improvement of this iteration (empty at i = 0)",
     "n_iters_trained": "K, iterations the optimizer was trained with",
+    "beta": "β of eq. 13 inside J (training: the run's training β; states: --beta)",
 }, "refinement": {
     **IDENTITY,
     "t": "time step of the state in one on-policy episode (0 = the state after the seeded reset)",
@@ -63,6 +68,7 @@ COLUMNS = {"main": {
     "tanh_high": "tanh(μ_i + σ_i): its 84.1% quantile (μ + σ)",
     "J": "J(s_t, λ_i), the same estimator as the main table's states rows",
     "n_iters_trained": "K, iterations the optimizer was trained with",
+    "beta": "β of eq. 13 inside J (--beta)",
 }}
 
 
@@ -80,7 +86,7 @@ class ImprovementOptions(Options):
     eval_samples: int | None = option(None, "measure J at every iterate with this many samples of "
                                             "common noise (default: the optimizer's own N-sample "
                                             "estimates, as logged in training)")
-    beta: str = option("train", "β of J on states: train | acting | a number")
+    beta: str = beta_option()
     refinement_steps: int = option(100, "refinement table (Fig. 4a): at most this many time steps of one "
                                         "on-policy episode (0: no rows)")
     refinement_dim: int = option(0, "refinement table: the action dimension recorded")
@@ -108,7 +114,7 @@ def from_metrics(opts: ImprovementOptions) -> list[dict]:
             rows.append(ident | {
                 "step": int(m["env_step"]), "source": "training", "iteration": i, "J": value,
                 "dJ": value - J[0], "dJ_step": value - J[i - 1] if i else float("nan"),
-                "n_iters_trained": k,
+                "n_iters_trained": k, "beta": snap.cfg.beta,
             })
     return rows
 
@@ -147,7 +153,7 @@ def from_states(opts: ImprovementOptions) -> tuple[list[dict], list[dict]]:
                     "source": "states", "state": b, "iteration": i, "J": J[b, i].item(),
                     "dJ": (J[b, i] - J[b, 0]).item(),
                     "dJ_step": (J[b, i] - J[b, i - 1]).item() if i else float("nan"),
-                    "n_iters_trained": snap.cfg.n_iters,
+                    "n_iters_trained": snap.cfg.n_iters, "beta": resolve_beta(snap.cfg, opts.beta),
                 })
         if opts.refinement_steps > 0:
             refinement += refine_episode(snap, opts)
@@ -169,6 +175,7 @@ def refine_episode(snap: Snapshot, opts: ImprovementOptions) -> list[dict]:
                 "t": t, "iteration": i, "dim": d, "mu": mu[t].item(), "sigma": sigma[t].item(),
                 "tanh_mu": torch.tanh(mu[t]).item(), "tanh_low": low[t].item(),
                 "tanh_high": high[t].item(), "J": J[t, i].item(), "n_iters_trained": snap.cfg.n_iters,
+                "beta": resolve_beta(snap.cfg, opts.beta),
             })
     rows.sort(key=lambda r: (r["t"], r["iteration"]))
     return rows

@@ -4,7 +4,8 @@ measured in this process one after the other, and its ratio to the iterative opt
 
 Defaults (B.4): step size 0.01 for Adam and CEM; Adam's gradients from 10 action samples; CEM with
 100 samples refit to the top 10; λ_0 = (μ = 0, σ = the iterative optimizer's init_sigma), the
-iterative optimizer's own initialization; 250 iterations (code §6).
+iterative optimizer's own initialization; 250 iterations (code §6); β = 1 inside J (evaluation
+mode, as the authors' code ran it; `--beta train` for the run's training β).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from iapo.diagnostics.common import (
     IDENTITY,
     DiagnosticError,
     Options,
+    beta_option,
     doc,
     frame,
     iter_snapshots,
@@ -49,6 +51,7 @@ COLUMNS = {"main": {
                   "Adam, 1.25 for CEM)",
     "n_iters_trained": "K the iterative optimizer was trained with (its J at iteration K is the "
                        "level Adam and CEM must reach); empty without one",
+    "beta": "β of eq. 13 inside J (--beta)",
 }}
 
 
@@ -76,7 +79,7 @@ class OptimizerComparisonOptions(Options):
     optimizer_from: Path | None = field(default=None, metadata=doc(
         "use the iterative optimizer of this run folder (same task) on this run's objective"))
     optimizer_step: str = option("same", "its checkpoint: same (this step, else its last) | last | N")
-    beta: str = option("train", "β of J: train | acting | a number")
+    beta: str = beta_option()
 
 
 def run(opts: OptimizerComparisonOptions) -> dict[str, pd.DataFrame]:
@@ -124,6 +127,6 @@ def run(opts: OptimizerComparisonOptions) -> dict[str, pd.DataFrame]:
                     rows.append(snap.identity() | {
                         "optimizer": name, "state": b, "iteration": i, "J": J[b, i].item(),
                         "n_samples": runners[name][2], "sec_per_iter": timings[name],
-                        "time_ratio": t_it / timings[name], "n_iters_trained": k,
+                        "time_ratio": t_it / timings[name], "n_iters_trained": k, "beta": beta,
                     })
     return {"main": frame(rows, COLUMNS["main"])}

@@ -1,13 +1,21 @@
-"""2-D optimization surfaces (A.1, B.5, Figures 1, 19): J over a grid of two action-mean dimensions
-(tanh space, a ∈ [−1, 1)), the other dimensions of μ and all of σ fixed at the agent's estimate;
-with the agent's estimate, the grid optimum, and iterative optimizers' trajectories.
+"""2-D optimization surfaces (A.1, B.5, Figures 1, 2 left, 19): J over a grid of two action-mean
+dimensions (tanh space, a ∈ [−1, 1)), the other dimensions of μ and all of σ fixed at the agent's
+estimate; with the agent's estimate, the grid optimum, and iterative optimizers' trajectories.
 
-The grid follows the code (§6): tanh-space means, μ_d = atanh(a_d), J from 10 samples; here the
-same noise is used at every grid point (common random numbers), so the surface is smooth. A
-trajectory is an iterative optimizer run with the fixed dimensions held in J (A.1; the optimizer
-still sees its own values of them as input, where the code reset them after every iteration).
-`--optimizer-from ITERATIVE_RUN` adds that run's optimizer on this run's objective: on a direct
-run, the iterative optimizer generalizing to a direct agent's Q (Figures 1, 19).
+The grid follows the authors' code: tanh-space means, μ_d = atanh(a_d), J from 10 samples; here the
+same noise is used at every grid point (common random numbers), so the surface is smooth. β is 1
+by default (evaluation mode, as that code ran it; `--beta train` for the run's training β).
+
+A trajectory is an iterative optimizer run restricted to the plotted dimensions (A.1: 'preventing
+any updates to the constant dimensions'): after every iteration the other dimensions of μ and all
+of σ are reset to the agent's estimate (the values the surface is drawn at), and J is evaluated at
+those values (`common.RecordingObjective`). Each run starts from its own initialization (Fig. 2:
+'each square denotes an initialization'): μ_0 ~ 0.3·N(0, I) on the plotted dimensions, as the
+authors' code drew it (`common.random_means` says why); `--init same` starts every run at μ = 0
+there instead, so runs differ only by sample noise. The initializations are the trajectory rows of
+iteration 0, the same for every optimizer of a state. `--optimizer-from ITERATIVE_RUN` adds that
+run's optimizer on this run's objective: on a direct run, the iterative optimizer generalizing to a
+direct agent's Q (Figures 1, 19).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from iapo.diagnostics.common import (
     Options,
     RecordingObjective,
     amortized,
+    beta_option,
     chunks,
     doc,
     evaluate_J,
@@ -35,11 +44,13 @@ from iapo.diagnostics.common import (
     objective,
     on_policy_states,
     option,
+    random_means,
     require_tanh_normal,
     reseed,
     resolve_beta,
     transfer_snapshot,
 )
+from iapo.optimizers.base import Trace
 
 NAME = "surface_2d"
 
@@ -48,13 +59,15 @@ COLUMNS = {"main": {
     "state": "index of the on-policy state",
     "kind": "grid | estimate (the agent's λ) | optimum (best grid point) | trajectory",
     "optimizer": "trajectory: iterative (the run's own) | iterative_transfer (--optimizer-from)",
-    "run": "trajectory: index of the optimization run (they differ by sample noise only)",
-    "iteration": "trajectory: i of λ_i (0 = λ_0)",
+    "run": "trajectory: index of the optimization run",
+    "init": "trajectory: random (μ_0 ~ 0.3·N(0, I) on the plotted dimensions, per run) | same (μ_0 = 0)",
+    "iteration": "trajectory: i of λ_i (0 = λ_0, the run's initialization)",
     "dim_x": "action dimension on x",
     "dim_y": "action dimension on y (empty for a 1-D action space: a 1-D curve)",
     "x": "tanh(μ_{dim_x}), in [−1, 1]",
     "y": "tanh(μ_{dim_y})",
     "J": "J(s, λ) with the common noise (eval_samples samples), return units",
+    "beta": "β of eq. 13 inside J (--beta)",
 }}
 
 
@@ -72,10 +85,13 @@ class Surface2dOptions(Options):
     eval_samples: int = option(10, "samples of common noise for J (code: 10)")
     iters: int = option(50, "iterations per trajectory (code: 50)")
     runs: int = option(10, "trajectories per optimizer (code: 10)")
+    init: str = option("random", "λ_0 of the trajectories on the plotted dimensions: random (μ_0 ~ "
+                                 "0.3·N(0, I) per run, code) | same (μ_0 = 0 for every run)",
+                       ["random", "same"])
     optimizer_from: Path | None = field(default=None, metadata=doc(
         "also run the iterative optimizer of this run folder (same task) on this run's objective"))
     optimizer_step: str = option("same", "its checkpoint: same (this step, else its last) | last | N")
-    beta: str = option("train", "β of J: train | acting (code: eval mode, 1) | a number")
+    beta: str = beta_option()
 
 
 def parse_dims(spec: str | None, act_dim: int) -> list[int]:
@@ -142,7 +158,8 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
             s = states[b : b + 1]
             est = amortized(agent, s, beta)
             obj_eval = objective(agent, s, beta, opts.eval_samples)
-            base = ident | {"state": b, "dim_x": dims[0], "dim_y": dims[1] if len(dims) > 1 else np.nan}
+            base = ident | {"state": b, "dim_x": dims[0], "dim_y": dims[1] if len(dims) > 1 else np.nan,
+                            "beta": beta}
 
             points, J = surface(agent, s, beta, est.mu, est.log_sigma, dims, values, eps)
             for p, j in zip(points.tolist(), J.tolist(), strict=True):
@@ -154,16 +171,35 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
                                 "J": J[best].item()})
             J_est = evaluate_J(obj_eval, est.mu, est.log_sigma, eps).J.item()
             rows.append(base | {"kind": "estimate", "J": J_est} | xy(est.mu, dims))
-            # trajectories: the fixed dimensions of μ and all of σ held at the agent's estimate
+            mu0 = initial_means(opts, est.mu, dims, 1_000_003 * (opts.seed + snap.step) + b)
+            obj_runs = objective(agent, s.expand(opts.runs, -1), beta, opts.eval_samples)
             for name, optimizer in optimizers.items():
-                s_runs = s.expand(opts.runs, -1)
-                fixed = (est.mu.expand(opts.runs, -1), est.log_sigma.expand(opts.runs, -1))
-                rec = RecordingObjective(objective(agent, s_runs, beta), fixed, dims)
-                optimizer.optimize(rec, n_iters=opts.iters)
-                obj_runs = objective(agent, s_runs, beta, opts.eval_samples)
-                for i, (mu, ls) in enumerate(rec.visited):
+                for i, (mu, ls) in enumerate(trajectories(agent, optimizer, s, beta, est, dims, mu0,
+                                                          opts.iters)):
                     Ji = evaluate_J(obj_runs, mu, ls, eps).J
                     for r in range(opts.runs):
                         rows.append(base | {"kind": "trajectory", "optimizer": name, "run": r,
-                                            "iteration": i, "J": Ji[r].item()} | xy(mu[r], dims))
+                                            "init": opts.init, "iteration": i, "J": Ji[r].item()}
+                                    | xy(mu[r], dims))
     return {"main": frame(rows, COLUMNS["main"])}
+
+
+def initial_means(opts: Surface2dOptions, mu: torch.Tensor, dims: list[int], seed: int) -> torch.Tensor:
+    """μ_0 of every run [runs, n]: the estimate's μ, with the plotted dimensions drawn from
+    0.3·N(0, I) (`--init random`, one draw per run) or 0 (`same`)."""
+    mu0 = mu.expand(opts.runs, -1).clone()
+    free = random_means(opts.runs, len(dims), seed, mu.device) if opts.init == "random" else 0.0
+    mu0[:, dims] = free
+    return mu0
+
+
+def trajectories(agent: Agent, optimizer: torch.nn.Module, s: torch.Tensor, beta: float, est: Trace,
+                 dims: list[int], mu0: torch.Tensor, iters: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """λ_0 … λ_iters of an iterative optimizer run from μ_0 [runs, n] on state s [1, S], restricted to
+    `dims` (A.1): the other dimensions of μ and all of σ reset to the estimate `est` after every
+    iteration and held there in J."""
+    runs = mu0.shape[0]
+    fixed = (est.mu.expand(runs, -1), est.log_sigma.expand(runs, -1))
+    rec = RecordingObjective(objective(agent, s.expand(runs, -1), beta), fixed, dims)
+    optimizer.optimize(rec, n_iters=iters, init=rec.reset(mu0, fixed[1]), constrain=rec.reset)
+    return rec.visited

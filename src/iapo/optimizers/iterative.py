@@ -71,6 +71,9 @@ class ActConstants:
     one: Tensor                 # 1.0
 
 
+Constraint = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+"""(μ, log σ) ↦ (μ, log σ): applied to each new iterate by an analysis (`IterativeOptimizer.optimize`)."""
+
 _ACT_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
@@ -170,7 +173,7 @@ class IterativeOptimizer(nn.Module):
 
     def optimize(
         self, objective: Objective, train: bool = False, n_iters: int | None = None,
-        score: bool = True,
+        score: bool = True, init: tuple[Tensor, Tensor] | None = None, constrain: Constraint | None = None,
     ) -> Trace:
         """Run K iterations from λ_0 (Algorithm 2).
 
@@ -181,11 +184,14 @@ class IterativeOptimizer(nn.Module):
         gradient input of the next step. Acting (`train=False`) skips scoring λ_K unless `score`.
         This is the reference loop (autograd through J twice per iteration when training); with
         `self.fused` the same result comes from `optimize_fused`.
+
+        Analyses only: `init` replaces λ_0 = `initial(s)`; `constrain` maps every new iterate λ_{i+1}
+        (A.1: the dimensions not plotted are reset to their initial values after each iteration).
         """
         if self.fused:
-            return self.optimize_fused(objective, train, n_iters, score)
+            return self.optimize_fused(objective, train, n_iters, score, init, constrain)
         n_iters = self.n_iters if n_iters is None else n_iters
-        mu, log_sigma = self.initial(objective.obs)
+        mu, log_sigma = self.initial(objective.obs) if init is None else init
         trace = Trace(mu, log_sigma)
         losses: list[Tensor] = []
         for i in range(n_iters + 1):
@@ -210,6 +216,8 @@ class IterativeOptimizer(nn.Module):
                 mu, log_sigma = self.step(
                     objective.obs, mu.detach(), log_sigma.detach(), grad_mu, grad_ls
                 )
+            if constrain is not None:
+                mu, log_sigma = constrain(mu, log_sigma)
         trace.mu, trace.log_sigma = (mu, log_sigma) if train else (mu.detach(), log_sigma.detach())
         if train:
             trace.loss = torch.stack(losses).mean()
@@ -217,7 +225,7 @@ class IterativeOptimizer(nn.Module):
 
     def optimize_fused(
         self, objective: Objective, train: bool = False, n_iters: int | None = None,
-        score: bool = True,
+        score: bool = True, init: tuple[Tensor, Tensor] | None = None, constrain: Constraint | None = None,
     ) -> Trace:
         """`optimize` with one gradient evaluation of J per iteration and no retained graph.
 
@@ -228,7 +236,7 @@ class IterativeOptimizer(nn.Module):
         mean_i −J̄_i: same value and same φ-gradient as the reference, same samples.
         """
         n_iters = self.n_iters if n_iters is None else n_iters
-        mu, log_sigma = self.initial(objective.obs)
+        mu, log_sigma = self.initial(objective.obs) if init is None else init
         trace = Trace(mu, log_sigma)
         prep = self.prepare(objective.obs)
         losses: list[Tensor] = []
@@ -251,6 +259,8 @@ class IterativeOptimizer(nn.Module):
                 break
             with torch.set_grad_enabled(train):
                 mu, log_sigma = self.fused_step(prep, mu.detach(), log_sigma.detach(), grad_mu, grad_ls)
+            if constrain is not None:
+                mu, log_sigma = constrain(mu, log_sigma)
         trace.mu, trace.log_sigma = (mu, log_sigma) if train else (mu.detach(), log_sigma.detach())
         if train:
             pull = -torch.stack(surrogate).sum() / (len(surrogate) * objective.obs.shape[0])
