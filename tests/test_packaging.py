@@ -162,3 +162,27 @@ def test_setup_refuses_a_python_that_is_not_3_11(tmp_path: Path) -> None:
                          timeout=60)
     assert out.returncode == 2 and f"{conda} is not a Python 3.11 environment with pip" in out.stderr
     assert (conda / "bin" / "python").exists()  # the user's environment is never deleted
+
+
+OUTSIDE = re.compile(r"\.\./shared|shared/(?:paper|reference)|DESIGN\.md|STYLE\.md|(?<!original_)code §\d")
+"""What points outside the repository: the maintainers' notes and texts a user does not have."""
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    """Every tracked text file stands on its own (the generated study outputs under paper_figures/
+    and results/ are rebuilt by the pipeline, and checked when they are)."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    found = []
+    for name in filter(None, listed.decode().split("\0")):
+        path = ROOT / name
+        if name.startswith(("paper_figures/", "results/")) or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        found += [f"{name}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
+                  if OUTSIDE.search(line)]
+    assert not found, "pointers to files outside the repository:\n" + "\n".join(found)

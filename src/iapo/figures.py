@@ -8,9 +8,9 @@ and a title stating the scale, seeds and steps behind it. Where a table or some 
 missing at a scale (no model-based runs at `smoke`, …) the panel says so; nothing is made up.
 
 `FIGURES` names every figure and table of the paper once, with its number in both versions of the
-text (`paper/README.md`): `neurips` = the NeurIPS 2021 main text and appendix (files 001 and 000),
-`v1` = the other version's list of captions (files 002 and 003). `iapo figures-index` writes
-`paper_figures/README.md` from it, and `workflow/rules/figures.smk` its Snakemake rules.
+text: `neurips` = the NeurIPS 2021 main text and appendix (Figures 1-9 and 10-26), `v1` = the
+figure captions of the paper's other version (Figures 1-18, numbered differently). `iapo
+figures-index` writes `paper_figures/README.md` from it, and `workflow/rules/figures.smk` its Snakemake rules.
 
 Each entry also names the environments its panels show (`envs`) and the runs they need there
 (`variants`); the `paper` scale of params.yaml trains and analyses every one of them (a test). The
@@ -587,7 +587,7 @@ def index_markdown(scale: str = "mini") -> str:
         "`band=std`: mean ± std, as the paper draws). A panel without data at a scale says so and why.",
         "",
         "Figure numbers: **NeurIPS** = the NeurIPS 2021 text (main figures 1-9, appendix 10-26;",
-        "`paper/001…`, `paper/000…`); **v1** = the other version's captions (figures 1-18; `paper/002…`).",
+        "main text and appendix); **v1** = the captions of the paper's other version (figures 1-18).",
         f"Not reproduced (diagrams, not data): NeurIPS {DIAGRAMS['neurips']}; v1 {DIAGRAMS['v1']}.",
         "",
         "| name | NeurIPS | v1 | notebook | inputs | what it shows | thumbnail |",

@@ -4,7 +4,7 @@ still improves J on on-policy states.
 `paper` (default): Adam on λ = (μ, σ), lr 5e-3, 100 steps, from the amortized estimate; the gap
 J(λ̂) − J(λ) is measured with `eval_samples` samples of common noise for both λ. For iterative agents
 the same is done from the estimate after 5 extra amortized iterations (K + 5), giving its own gap.
-`code` (code §6): SGD lr 1e-4 on raw (μ, σ) while the 10-sample J keeps improving; the gap is the
+`code` (original_code.md §6): SGD lr 1e-4 on raw (μ, σ) while the 10-sample J keeps improving; the gap is the
 difference of those 10-sample estimates (last improving iterate − amortized).
 
 Direct + flow (B.2, Figure 15): the per-state output of a flow policy is its base Gaussian's
@@ -74,7 +74,7 @@ class AmortizationGapOptions(Options):
     collect_steps: int | None = option(None, "on-policy steps the states are spread over (default: "
                                              "the episode limit)")
     estimator: str = option("paper", "paper: Adam lr 5e-3 × 100 steps (A.3) | code: SGD lr 1e-4 "
-                                     "until J stops improving (code §6)", ["paper", "code"])
+                                     "until J stops improving (original_code.md §6)", ["paper", "code"])
     iters: int | None = option(None, "gradient steps (default: 100 paper; cap 1000 code)")
     lr: float | None = option(None, "learning rate (default: 5e-3 paper; 1e-4 code)")
     samples: int | None = option(None, "action samples per gradient (default: the run's N = 10)")

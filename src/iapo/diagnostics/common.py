@@ -495,7 +495,7 @@ class StateAction:
 
 
 def collect_random_pairs(cfg: RunConfig, n_pairs: int, seed: int) -> list[StateAction]:
-    """n pairs from one uniform-random-action trajectory from a seeded reset (A.2; code §6:
+    """n pairs from one uniform-random-action trajectory from a seeded reset (A.2; original_code.md §6:
     consecutive steps, reset when an episode ends). The same for every checkpoint and agent of a
     task, so biases are comparable across setups."""
     env, obs = task_env(cfg, seed)
@@ -514,7 +514,7 @@ def collect_random_pairs(cfg: RunConfig, n_pairs: int, seed: int) -> list[StateA
 
 class StochasticPolicy:
     """The agent acting on a batch of states: one action a ~ π(·|s) under β (acting: A.4) and
-    KL̂(π(·|s) ‖ U) from N fresh samples including n ln 2 (code §6, value bias)."""
+    KL̂(π(·|s) ‖ U) from N fresh samples including n ln 2 (original_code.md §6, value bias)."""
 
     def __init__(self, agent: Agent, beta: float, kl_samples: int | None = None) -> None:
         self.agent, self.beta = agent, beta

@@ -4,7 +4,7 @@ measured in this process one after the other, and its ratio to the iterative opt
 
 Defaults (B.4): step size 0.01 for Adam and CEM; Adam's gradients from 10 action samples; CEM with
 100 samples refit to the top 10; λ_0 = (μ = 0, σ = the iterative optimizer's init_sigma), the
-iterative optimizer's own initialization; 250 iterations (code §6); β = 1 inside J (evaluation
+iterative optimizer's own initialization; 250 iterations (original_code.md §6); β = 1 inside J (evaluation
 mode, as the authors' code ran it; `--beta train` for the run's training β).
 """
 
@@ -63,7 +63,7 @@ class OptimizerComparisonOptions(Options):
     states: int = option(100, "on-policy states per checkpoint (B.4: 100 per seed)")
     collect_steps: int | None = option(None, "on-policy steps the states are spread over (default: "
                                              "the episode limit)")
-    iters: int = option(250, "iterations of every optimizer (code §6: 250)")
+    iters: int = option(250, "iterations of every optimizer (original_code.md §6: 250)")
     optimizers: str = option("iterative,adam,cem", "comma-separated subset of iterative, adam, cem")
     lr: float = option(0.01, "Adam step size (B.4)")
     samples: int | None = option(None, "Adam and iterative: action samples per step (default: the "

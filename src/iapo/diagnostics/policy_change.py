@@ -1,8 +1,8 @@
 """Policy change rate (Figure 3b): KL(π_old ‖ π_new) between successive checkpoints' policies on
-the states of the preceding episode (code §6, `analyze_agent_kl`: the episode is collected with the
-previous checkpoint's stochastic policy; π_old is the λ used to act, π_new the next checkpoint's
-estimate at the same states; analytic KL of the pre-tanh Gaussians, summed over dimensions, which
-equals the KL of the tanh-Normals)."""
+the states of the preceding episode (original_code.md §6, `analyze_agent_kl`: the episode is
+collected with the previous checkpoint's stochastic policy; π_old is the λ used to act, π_new the
+next checkpoint's estimate at the same states; analytic KL of the pre-tanh Gaussians, summed over
+dimensions, which equals the KL of the tanh-Normals)."""
 
 from __future__ import annotations
 

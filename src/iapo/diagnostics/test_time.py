@@ -2,7 +2,7 @@
 λ at every action, against the same agent as trained, on the same episode seeds.
 
 Direct agents: 50 Adam steps on λ from the direct estimate at every step (lr 5e-3 and 100 action
-samples: code §6, `collect_optimized_episode`; the paper gives only the 50 steps). Iterative
+samples: original_code.md §6, `collect_optimized_episode`; the paper gives only the 50 steps). Iterative
 agents: K + 5 iterations instead of K. Actions are deterministic, tanh(μ), as in evaluation.
 """
 
@@ -55,8 +55,8 @@ class TestTimeOptions(Options):
                                         "eval_episodes)")
     horizon: int | None = option(None, "cap on episode length (default: the episode limit)")
     iters: int = option(50, "direct: extra Adam steps per action (B.6: 50)")
-    lr: float = option(5e-3, "direct: Adam learning rate (code §6)")
-    samples: int = option(100, "direct: action samples per Adam gradient (code §6)")
+    lr: float = option(5e-3, "direct: Adam learning rate (original_code.md §6)")
+    samples: int = option(100, "direct: action samples per Adam gradient (original_code.md §6)")
     sigma_param: str = option("sigma", "direct: sigma | log_sigma", ["sigma", "log_sigma"])
     extra_iters: int = option(5, "iterative: extra iterations per action (B.6: 5)")
 

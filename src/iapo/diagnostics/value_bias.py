@@ -62,10 +62,11 @@ class ValueBiasOptions(Options):
     rollouts: int = option(100, "Monte Carlo rollouts per pair (A.2: 100)")
     horizon: int | None = option(None, "max env steps per rollout incl. the first action "
                                        "(default: the episode limit, 1000)")
-    beta: str = option("acting", "β of the reported Q̂: acting (1; code §6), train, or a number")
-    q: str = option("online", "Q-networks compared: online (code §6) | target", ["online", "target"])
+    beta: str = option("acting", "β of the reported Q̂: acting (1; original_code.md §6), train, or a number")
+    q: str = option("online", "Q-networks compared: online (original_code.md §6) | target",
+                    ["online", "target"])
     terminal_reward: str = option("keep", "reward of a terminating step: keep (as in the Bellman "
-                                          "target) | zero (code §6)", ["keep", "zero"])
+                                          "target) | zero (original_code.md §6)", ["keep", "zero"])
     kl_samples: int | None = option(None, "samples for KL̂ at each rollout step (default: the run's N)")
     batch_envs: int = option(200, "environments stepped together, one policy batch (≈1 MB each)")
 
