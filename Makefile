@@ -4,7 +4,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# The torch build: cpu (default), or a CUDA build from PyTorch's index, cu126 / cu128 / cu130 (a
+# cluster: the newest CUDA its GPU driver supports, `nvidia-smi` shows it). Everything else comes
+# at the exact versions of requirements/lock.txt.
+TORCH  ?= cpu
+TORCH_VERSION := 2.13.0
+TORCH_INDEX   := https://download.pytorch.org/whl/$(TORCH)
+STAMP  := $(VENV)/.installed-torch-$(TORCH)
 # the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
 SCALE  ?= $(shell sed -n 's/^scale: *\([a-z]*\).*/\1/p' params.yaml)
 CORES  ?= all
@@ -16,7 +22,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
 DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
 
-.PHONY: help setup test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
+.PHONY: help setup lock test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,9 +34,11 @@ NEED_ENV := $(NEED_PY); import pip
 NO_PY311 := needs Python 3.11 with its venv module: install python3.11 and python3.11-venv \
   (Debian/Ubuntu: apt install python3.11 python3.11-venv; or conda/pyenv), or pass PYTHON=/path/to/python3.11
 
-setup: $(STAMP)  ## build .venv (or use VENV=DIR): Python 3.11 and the exact pins of pyproject.toml (1-3 min)
+setup: $(STAMP)  ## build .venv (or VENV=DIR) from requirements/lock.txt, torch build TORCH=cpu|cu126|cu128|cu130
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/lock.txt
+	@case "$(TORCH)" in cpu|cu1[0-9][0-9]) ;; *) echo "make: TORCH=$(TORCH) is not a torch build: use \
+	  cpu (the default), or cu126, cu128 or cu130 (CUDA builds; on a cluster the newest its driver supports)" >&2; exit 2;; esac
 	@if [ -e $(VENV) ] && ! $(BIN)/python -c '$(NEED_ENV)' 2>/dev/null; then \
 	  if [ "$(VENV)" != .venv ]; then echo "make: $(VENV) is not a Python 3.11 environment with pip; make one with both (conda create -n iapo python=3.11 pip) and activate it" >&2; exit 2; fi; \
 	  echo "make: .venv was made by another Python or is broken ($$($(BIN)/python --version 2>&1 || echo 'no python')); removing it" >&2; \
@@ -38,9 +46,17 @@ $(STAMP): pyproject.toml
 	@if [ ! -e $(VENV) ]; then \
 	  $(PYTHON) -c '$(NEED_PY)' 2>/dev/null || { echo "make: $(PYTHON) is not Python 3.11; the set-up $(NO_PY311)" >&2; exit 2; }; \
 	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: could not create $(VENV); the set-up $(NO_PY311)" >&2; exit 2; }; fi
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --retries 2 --extra-index-url $(TORCH_INDEX) torch==$(TORCH_VERSION)+$(TORCH)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
+	@rm -f $(VENV)/.installed-torch-* && touch $(STAMP)
+
+lock:  ## re-resolve requirements/lock.txt from PyPI (after changing a pin in pyproject.toml; needs network)
+	$(BIN)/python -m pip --isolated lock --quiet --index-url https://pypi.org/simple -e '.[dev]' -o pylock.toml
+	$(BIN)/python requirements/make_lock.py pylock.toml > requirements/lock.txt
+	@rm pylock.toml
 
 lint: setup  ## ruff on src and tests
 	$(BIN)/ruff check src tests

@@ -1,4 +1,5 @@
-"""Packaging: pyproject.toml pins every dependency exactly and environment.yml carries the same pins."""
+"""Packaging: pyproject.toml pins the direct dependencies exactly, requirements/lock.txt the whole environment
+at their resolution, and `make setup` and environment.yml install that lock."""
 
 from __future__ import annotations
 
@@ -88,25 +89,50 @@ def test_every_pyproject_dependency_is_pinned_exactly(pyproject: dict) -> None:
     assert len(found) >= 10
 
 
-def test_torch_pin_is_exact(pyproject: dict, environment: dict) -> None:
-    torch_pyproject = [r for r in pyproject["project"]["dependencies"] if parse(r)[0] == "torch"]
-    requirements = [r for r in environment_pip_list(environment) if not r.startswith("-")]
-    torch_environment = [r for r in requirements if parse(r)[0] == "torch"]
-    assert [r.split("#")[0].strip() for r in torch_pyproject] == ["torch==2.13.0"]
-    assert [r.split("#")[0].strip() for r in torch_environment] == ["torch==2.13.0"]
+LOCK = ROOT / "requirements" / "lock.txt"
 
 
-def test_environment_yml_mirrors_pyproject(pyproject: dict, environment: dict) -> None:
+@pytest.fixture(scope="module")
+def lock() -> dict[str, str]:
+    lines = [line for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return pins(lines, "requirements/lock.txt")
+
+
+def make_variable(name: str) -> str:
+    match = re.search(rf"^{name}\s*[:?]?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M)
+    assert match, f"Makefile has no {name}"
+    return match[1]
+
+
+def test_lock_holds_every_pin_of_pyproject_but_the_torch_build(pyproject: dict, lock: dict[str, str]) -> None:
+    """The lock (`make lock`) is the resolution of pyproject.toml's pins: each pin at its version,
+    torch and the CUDA-only packages left to `make setup TORCH=…`."""
     expected = pyproject_pins(pyproject)
+    assert expected.pop("torch") == make_variable("TORCH_VERSION") == "2.13.0"
+    differ = {n: (v, lock.get(n)) for n, v in expected.items() if lock.get(n) != v}
+    assert not differ, f"pyproject.toml vs requirements/lock.txt (run `make lock`): {differ}"
+    build = [n for n in lock if n in ("torch", "triton") or n.startswith(("nvidia-", "cuda-"))]
+    assert not build, f"the torch build's packages are chosen at set-up, not locked: {build}"
+    assert len(lock) > 3 * len(expected), "the lock holds the whole environment, not only the direct pins"
+
+
+def test_the_environment_is_the_lock(lock: dict[str, str]) -> None:
+    """What `make setup` installed (this test's own environment) is exactly the lock plus torch."""
+    from importlib.metadata import distributions
+
+    installed = {normalise(d.metadata["Name"]): d.version for d in distributions()}
+    differ = {n: (v, installed.get(n)) for n, v in lock.items() if installed.get(n) != v}
+    assert not differ, f"installed packages differ from requirements/lock.txt (run `make setup`): {differ}"
+    assert installed["torch"].split("+")[0] == "2.13.0"
+
+
+def test_environment_yml_installs_the_lock(environment: dict) -> None:
     pip_list = environment_pip_list(environment)
-    assert pip_list[-1] == "-e .", "environment.yml must install the project itself last (`-e .`)"
-    actual = pins(pip_list[:-1], "environment.yml")
-    missing = {n: v for n, v in expected.items() if n not in actual}
-    extra = {n: v for n, v in actual.items() if n not in expected}
-    differ = {n: (v, actual[n]) for n, v in expected.items() if n in actual and actual[n] != v}
-    assert not missing, f"in pyproject.toml but not environment.yml: {missing}"
-    assert not extra, f"in environment.yml but not pyproject.toml: {extra}"
-    assert not differ, f"versions differ (pyproject, environment.yml): {differ}"
+    assert pip_list[0] == "-r requirements/lock.txt" and pip_list[-1] == "-e .", pip_list
+    index = [item for item in pip_list if item.startswith("--extra-index-url")]
+    torch = [item for item in pip_list if item.startswith("torch")]
+    assert index == ["--extra-index-url https://download.pytorch.org/whl/cpu"], index
+    assert torch == ["torch==2.13.0+cpu"], torch
 
 
 def test_environment_yml_header(environment: dict, pyproject: dict) -> None:
@@ -142,8 +168,12 @@ def test_setup_refuses_a_python_that_is_not_3_11(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    for name in ("Makefile", "pyproject.toml", "params.yaml"):
+    for name in ("Makefile", "pyproject.toml", "params.yaml", "requirements/lock.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
+    out = subprocess.run(["make", "setup", "TORCH=cuda"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and "TORCH=cuda is not a torch build" in out.stderr, out.stderr
     broken = tmp_path / "not-python"
     broken.write_text("#!/bin/sh\necho 'Python 3.12.1'\nexit 1\n")
     broken.chmod(0o755)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -181,6 +182,8 @@ def test_outputs_and_provenance(tmp_path):
                 "env_steps_per_s_last_session"):
         assert key in info
     assert info["versions"]["torch"].startswith("2.13.0")
+    lock = (ROOT / "requirements" / "lock.txt").read_bytes()
+    assert info["lock"] == {"sha256": hashlib.sha256(lock).hexdigest(), "matches": True}
 
 
 def test_online_policy_change_leaves_training_unchanged(tmp_path):

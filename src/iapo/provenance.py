@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 
 import torch
 
 PACKAGES = ("iapo", "torch", "gymnasium", "mujoco", "numpy", "pandas", "pydantic")
+LOCK = Path(__file__).resolve().parents[2] / "requirements" / "lock.txt"
+"""The environment's lock file, in the repository this package is installed from (editable)."""
 
 
 def git_commit() -> str:
@@ -38,6 +42,20 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def lock_state(lock: Path = LOCK) -> dict:
+    """The lock file's sha256 and whether the running environment is that lock (the packages whose
+    installed version differs from it, at most 10, named)."""
+    if not lock.is_file():
+        return {"sha256": None, "matches": None}
+    text = lock.read_text()
+    pinned = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", text, re.M))
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions()}
+    differ = {name: installed.get(name, "not installed") for name, v in pinned.items()
+              if installed.get(name) != v}
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "matches": not differ,
+            **({"differs": dict(sorted(differ.items())[:10])} if differ else {})}
+
+
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo on Linux; platform.processor() elsewhere)."""
     try:
@@ -58,8 +76,8 @@ def machine() -> dict:
 
 
 def provenance(device: torch.device | str) -> dict:
-    return {"git_commit": git_commit(), "versions": package_versions(), "machine": machine(),
-            "device": str(device)}
+    return {"git_commit": git_commit(), "versions": package_versions(), "lock": lock_state(),
+            "machine": machine(), "device": str(device)}
 
 
 def write_json_atomic(obj: dict, path: Path) -> None:
