@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.test_pipeline import (
     ROOT,
@@ -39,12 +40,15 @@ from tests.test_pipeline import (
 SCRIPTS = ROOT / "tests" / "slurm"
 pytestmark = [pytest.mark.slow, pytest.mark.smoke_workspace]
 
+PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
 # The test node has no GPU and 2 CPUs: the profile's per-rule GPU, memory and time requests are
-# replaced on the command line; everything else comes from profiles/slurm as typed. Without Slurm
-# accounting the plugin must poll with squeue (docs/pipeline.md, "On a Slurm cluster").
+# replaced on the command line (`--set-resources` there replaces the profile's whole per-rule block,
+# so the training job's early time-limit signal, `slurm_extra`, is passed on as the profile types it);
+# everything else comes from profiles/slurm as typed. Without Slurm accounting the plugin must poll
+# with squeue (docs/pipeline.md, "On a Slurm cluster").
 TEST_NODE_ARGS = [
     "--set-resources", "train:mem_mb=1000", "train:runtime=20", "train:cpus_per_task=1",
-    "summarize:mem_mb=1000",
+    f"train:slurm_extra={PROFILE['set-resources']['train']['slurm_extra']}", "summarize:mem_mb=1000",
     "--default-resources", "mem_mb=1000", "runtime=20",
     "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
     "--latency-wait", "5", "--slurm-keep-successful-logs",
