@@ -49,7 +49,8 @@ def dvc(*args: str) -> list[str]:
 def make(*args: str) -> list[str]:
     """`make TARGET` with this venv (treated as set up: no reinstall inside a temporary copy)."""
     venv = BIN.parent
-    return ["make", "--no-print-directory", f"VENV={venv}", "-o", f"{venv}/.installed-stamp", *args]
+    return ["make", "--no-print-directory", f"VENV={venv}", "TORCH=cpu", "-o", f"{venv}/.installed-torch-cpu",
+            *args]
 
 
 def without_redirect(shell: str) -> str:
