@@ -9,7 +9,7 @@ import platform
 import re
 import socket
 import subprocess
-from importlib.metadata import PackageNotFoundError, distributions, version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -42,6 +42,15 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def installed_version(name: str) -> str:
+    """The version Python imports: the first distribution of that name on sys.path (copies vendored
+    inside other packages, e.g. setuptools/_vendor, come later)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def lock_state(lock: Path = LOCK) -> dict:
     """The lock file's sha256 and whether the running environment is that lock (the packages whose
     installed version differs from it, at most 10, named)."""
@@ -49,9 +58,8 @@ def lock_state(lock: Path = LOCK) -> dict:
         return {"sha256": None, "matches": None}
     text = lock.read_text()
     pinned = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", text, re.M))
-    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions()}
-    differ = {name: installed.get(name, "not installed") for name, v in pinned.items()
-              if installed.get(name) != v}
+    installed = {name: installed_version(name) for name in pinned}
+    differ = {name: found for name, found in installed.items() if found != pinned[name]}
     return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "matches": not differ,
             **({"differs": dict(sorted(differ.items())[:10])} if differ else {})}
 
