@@ -100,3 +100,10 @@ def test_two_boundaries_and_too_few_seeds() -> None:
     assert inside.effect == pytest.approx(0.5 - abs(a.mean() - b.mean()))
     assert inside.seeds_needed is not None
     assert power_analysis([a[:1], b], [0.0], scale=1.0) is None
+
+
+def test_closed_form_uses_the_normal_quantiles() -> None:
+    """(z_{0.975} + z_{0.8})² σ²/δ² with scipy's quantiles: 7.849 for σ = δ."""
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
+    assert normal_seeds_needed(2.0, 3.0, 1.0) == pytest.approx(z**2 * 10 / 4, rel=1e-12)
+    assert normal_seeds_needed(1.0, 1.0) == pytest.approx(7.849, abs=1e-3)

@@ -15,6 +15,14 @@ def test_iqm_hand_worked():
     assert iqm(np.full(5, 7.0)) == 7.0
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 7, 10, 33])
+def test_iqm_is_scipys_quarter_trimmed_mean(n):
+    from scipy import stats as sps
+
+    x = np.random.default_rng(n).normal(size=n) ** 3
+    assert iqm(x) == pytest.approx(sps.trim_mean(x, 0.25), rel=1e-12)
+
+
 def test_probability_of_improvement_hand_worked():
     x, y = np.array([3.0, 5.0]), np.array([1.0, 4.0, 5.0])
     # pairs: 3>1, 3<4, 3<5, 5>1, 5>4, 5=5 → (3 + 0.5) / 6

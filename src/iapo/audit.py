@@ -40,6 +40,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from iapo.errors import AuditError
 from iapo.power import MAX_SEEDS, Power, power_analysis
 from iapo.stats import Interval, mean, probability_of_improvement, stratified_bootstrap
 from iapo.summary import produced_tables
@@ -48,10 +49,6 @@ Verdict = Literal["supported", "contradicted", "inconclusive"]
 TWO_ARM = ("greater", "less", "not_worse", "similar")
 ONE_ARM = ("positive", "at_least", "within")
 MIN_SEEDS = 2
-
-
-class AuditError(ValueError):
-    """A malformed claims file or a missing input; the message names it."""
 
 
 class Test(BaseModel):

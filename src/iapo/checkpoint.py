@@ -11,12 +11,10 @@ from typing import Any
 
 import torch
 
+from iapo.errors import CheckpointError
+
 MAGIC = b"IAPOCKPT1\n"
 DIGEST_BYTES = 32
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message names the file."""
 
 
 def save(obj: Any, path: str | Path) -> Path:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from iapo import layout
-from iapo.checkpoint import CheckpointError
 from iapo.config import ConfigError, load_params, resolve
+from iapo.errors import AuditError, CheckpointError, DeviceError, SummaryError, TrainingError
 
 SCALE = "<scale>"  # how a default path that depends on --scale is shown in --help
 
@@ -267,16 +267,12 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from iapo.summary import SummaryError, summarize
+    from iapo.summary import summarize
 
     params = load_params(args.params)
     scale = args.scale or params.scale
-    try:
-        diagnostics = None if args.no_diagnostics else args.diagnostics
-        written = summarize(params, scale, args.runs, args.out, diagnostics)
-    except SummaryError as err:
-        print(f"iapo summarize: error: {err}", file=sys.stderr)
-        return 2
+    diagnostics = None if args.no_diagnostics else args.diagnostics
+    written = summarize(params, scale, args.runs, args.out, diagnostics)
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
@@ -373,11 +369,6 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from iapo.audit import AuditError
-    from iapo.devices import DeviceError
-    from iapo.summary import SummaryError
-    from iapo.train import TrainingError
-
     args = build_parser().parse_args(argv)
     commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables,
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,

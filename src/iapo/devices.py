@@ -13,12 +13,10 @@ import os
 
 import torch
 
+from iapo.errors import DeviceError
+
 SUPPORTED = ("cpu", "cuda")
 CUBLAS_WORKSPACE = ":4096:8"  # what torch.use_deterministic_algorithms asks of cuBLAS (CUDA ≥ 10.2)
-
-
-class DeviceError(ValueError):
-    """`--device` names a device this machine or this torch build cannot run on."""
 
 
 def available() -> list[str]:

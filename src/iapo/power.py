@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats as sps
 
 MAX_SEEDS = 1000
 NEGLIGIBLE = 0.01  # an effect below 1% of the statistic's scale does not matter whatever the seeds
@@ -52,7 +52,7 @@ class Power:
 def normal_seeds_needed(delta: float, sd_a: float, sd_b: float = 0.0, confidence: float = 0.95,
                         power: float = 0.8) -> float:
     """Closed-form seeds per arm for a two-sample (or, with sd_b = 0, one-sample) normal test."""
-    z = sps.norm.ppf(1 - (1 - confidence) / 2) + sps.norm.ppf(power)
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2) + NormalDist().inv_cdf(power)
     return float(z**2 * (sd_a**2 + sd_b**2) / delta**2)
 
 
@@ -67,7 +67,7 @@ class _Simulator:
     def __init__(self, arms: Sequence[np.ndarray], confidence: float, power: float, n_sim: int,
                  seed: int) -> None:
         self.res = [_residuals(a) for a in arms]
-        self.z = sps.norm.ppf(1 - (1 - confidence) / 2)
+        self.z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
         self.power, self.n_sim, self.seed = power, n_sim, seed
 
     def power_at(self, statistic: float, boundaries: Sequence[float], n: int) -> float:

@@ -25,14 +25,11 @@ from pathlib import Path
 import pandas as pd
 
 from iapo.config import Params
+from iapo.errors import SummaryError
 from iapo.layout import DIAGNOSTICS_ROOT, RUNS_ROOT, summary_dir
 
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
 KEYS = ["env", "variant", "seed"]
-
-
-class SummaryError(ValueError):
-    """A run folder is missing, unfinished or unreadable; the message names it and the fix."""
 
 
 @dataclass(frozen=True, order=True)

@@ -22,15 +22,12 @@ from iapo.config import RunConfig
 from iapo.devices import describe, kind, resolve_device, set_deterministic
 from iapo.distributions import gaussian_kl
 from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
+from iapo.errors import TrainingError
 from iapo.provenance import provenance, write_json_atomic
 from iapo.replay import ReplayBuffer
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
 KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, or an output folder from other settings)."""
 
 
 @dataclass
