@@ -85,8 +85,7 @@ def test_polyak_and_hard_copy(make_cfg):
         for p in agent.q.parameters():
             p.add_(1.0)
     before = [p.clone() for p in agent.q_target.parameters()]
-    agent.n_updates = 1
-    agent.update_targets()
+    agent.polyak_update()
     for old, new, online in zip(before, agent.q_target.parameters(), agent.q.parameters(), strict=True):
         torch.testing.assert_close(new, (1 - 0.005) * old + 0.005 * online)
     hard = Agent(dataclasses.replace(cfg, training=cfg.training.model_copy(
@@ -94,8 +93,10 @@ def test_polyak_and_hard_copy(make_cfg):
     with torch.no_grad():
         for p in hard.q.parameters():
             p.add_(1.0)
-    hard.n_updates = 2
-    hard.update_targets()
+    hard.n_updates = 1
+    hard.polyak_update()
+    hard.after_update()  # the 2nd update: the hard copy replaces its average
+    assert hard.n_updates == 2
     for new, online in zip(hard.q_target.parameters(), hard.q.parameters(), strict=True):
         assert torch.equal(new, online)
 

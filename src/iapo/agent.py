@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from iapo.config import RunConfig
 from iapo.distributions import LOG2, gaussian_kl, kl_to_uniform
+from iapo.graphs import StaticStep, set_capturable
 from iapo.objective import Objective, ValueFn
 from iapo.optimizers.base import Trace, mode_action, sample_policy
 from iapo.optimizers.direct import DirectOptimizer
@@ -31,6 +33,10 @@ class Batch:
     reward: Tensor
     next_obs: Tensor
     done: Tensor
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        """(s, a, r, s', d): `Batch(*b.tensors())` is `b` again."""
+        return self.obs, self.action, self.reward, self.next_obs, self.done
 
 
 def make_optimizer(cfg: RunConfig, obs_dim: int, act_dim: int) -> nn.Module:
@@ -92,6 +98,7 @@ class Agent(nn.Module):
         if t.fused:
             keep_freed_memory()  # no page faults for the update's activations (process-wide)
         self.to(self.device)
+        # Adam in its default form; capturable when the update is captured (`use_static_buffers`)
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=t.lr)
         self.pi_opt = torch.optim.Adam(self.optimizer.parameters(), lr=t.lr)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=t.lr)
@@ -107,6 +114,31 @@ class Agent(nn.Module):
         self.nonfinite_at = torch.zeros((), dtype=torch.long, device=self.device)
         self.nonfinite_losses: Tensor | None = None
         self.loss_names: list[str] = []
+        # `n_updates` on the device: what the update itself reads (a captured graph cannot read a
+        # Python number that changes per update)
+        self.update_count = torch.zeros((), dtype=torch.long, device=self.device)
+        # `training.graphs: on` on CUDA: update and acting captured as CUDA graphs (`iapo.graphs`)
+        self.static_update: StaticStep | None = None
+        self.static_act: dict[bool, StaticStep] | None = None
+        self.capture = False
+        if t.graphs == "on" and self.device.type == "cuda":
+            self.use_static_buffers(capture=True)
+
+    def use_static_buffers(self, capture: bool) -> None:
+        """Run `update` and `act_on_device` on static buffers (`iapo.graphs.StaticStep`), captured as
+        CUDA graphs if `capture` (Adam then capturable). Without capture the same static-buffer
+        code runs eagerly: how the CPU tests check it against the eager path. Call it after the
+        agent's last move (`.to`): a graph reads the parameters where they were at its capture.
+        Called again after a state is loaded: the graphs are captured anew."""
+        self.capture = capture
+        for opt in self.adams():
+            set_capturable(opt, capture)
+        self.static_update = StaticStep(self.update_static, capture)
+        self.static_act = {det: StaticStep(functools.partial(self.act_static, deterministic=det), capture)
+                           for det in (False, True)}
+
+    def adams(self) -> list[torch.optim.Optimizer]:
+        return [self.q_opt, self.pi_opt, self.alpha_opt, *self.extra_opts.values()]
 
     def with_optimizer(self, optimizer: nn.Module) -> Agent:
         """This agent acting with another policy optimizer (§4.2.5 transfer): the Q-networks, α and
@@ -115,6 +147,8 @@ class Agent(nn.Module):
         other = copy.copy(self)
         other._modules = dict(self._modules)
         other.optimizer = optimizer
+        if other.static_update is not None:  # its own graphs, of its own optimizer
+            other.use_static_buffers(self.capture)
         return other
 
     @property
@@ -183,13 +217,28 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def act_on_device(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """`act` on a state tensor [S] already on the device: the action [n] stays there."""
-        trace = self.last_policy = self.policy(obs.unsqueeze(0))
+        """`act` on a state tensor [S] already on the device: the action [n] stays there. With
+        static buffers (`use_static_buffers`) through `act_static`: the same computation."""
+        if self.static_act is None:
+            action, self.last_policy = self.act_step(obs, deterministic)
+            return action
+        out = self.static_act[deterministic](obs)
+        self.last_policy = Trace(out["mu"], out["log_sigma"])
+        return out["action"]
+
+    def act_step(self, obs: Tensor, deterministic: bool) -> tuple[Tensor, Trace]:
+        """The action [n] at a state [S] (tanh μ or a sample, β = β_acting) and the policy λ."""
+        trace = self.policy(obs.unsqueeze(0))
         if deterministic:
             a = mode_action(self.optimizer, trace)
         else:
             a = sample_policy(self.optimizer, trace, 1)[0]
-        return a.reshape(-1)
+        return a.reshape(-1), trace
+
+    def act_static(self, obs: Tensor, deterministic: bool) -> dict[str, Tensor]:
+        """`act_step` on the static state buffer, as tensors only (what a CUDA graph of acting records)."""
+        action, trace = self.act_step(obs, deterministic)
+        return {"action": action, "mu": trace.mu, "log_sigma": trace.log_sigma}
 
     def target_policy(self, next_obs: Tensor) -> tuple[nn.Module, Trace]:
         """The policy at s' for the Bellman target: the agent's optimizer under the training β;
@@ -269,11 +318,25 @@ class Agent(nn.Module):
 
     def update(self, b: Batch) -> Metrics:
         """One gradient step on the critics, the policy optimizer and α (and, model-based, the model
-        and the rollout policy), then the target networks.
+        and the rollout policy), then the target networks: `update_step`, then `after_update`.
 
         No host read: the metrics come back as 0-dim tensors on the device, and a non-finite loss is
         recorded on the device (`nonfinite_at`) for `check_finite`, which the training loop calls
-        when it logs or saves; the steps after it are wasted, never saved."""
+        when it logs or saves; the steps after it are wasted, never saved. With static buffers
+        (`use_static_buffers`) `update_step` runs through `update_static`: the same computation."""
+        static = self.static_update
+        metrics = self.update_step(b) if static is None else static(*b.tensors())
+        self.after_update()
+        return metrics
+
+    def update_step(self, b: Batch) -> Metrics:
+        """The device part of `update`: losses, optimizer steps, Polyak averaging of the targets.
+
+        Capturable as a CUDA graph: it reads no host number that changes between updates (the
+        update count is `update_count`, on the device), branches on no tensor value, and updates
+        every persistent tensor in place. Its samples come from the default generator, which a
+        captured graph draws from through graph-safe RNG (new numbers on every replay)."""
+        self.update_count.add_(1)
         q_loss, q_metrics = self.critic_loss(b)
         pi_loss, trace, pi_metrics = self.policy_loss(b)
         a_loss = self.alpha_loss(trace.final.kl.detach())
@@ -294,20 +357,33 @@ class Agent(nn.Module):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        self.n_updates += 1
-        self.update_targets()
+        self.polyak_update()
         return q_metrics | pi_metrics | extra | detached({
             "policy_loss": pi_loss, "alpha": self.alpha, "alpha_loss": a_loss,
         })
 
+    def update_static(self, *tensors: Tensor) -> Metrics:
+        """`update_step` on the static batch buffers (what a CUDA graph of the update records)."""
+        return self.update_step(Batch(*tensors))
+
+    def after_update(self) -> None:
+        """The host part of `update`: count it; every k-th update, the optional hard copy of the
+        targets (original_code.md §1.6), which replaces that update's Polyak average."""
+        self.n_updates += 1
+        k = self.cfg.training.target_hard_copy_every
+        if k and self.n_updates % k == 0:
+            with torch.no_grad():
+                torch._foreach_copy_(list(self.q_target.parameters()), list(self.q.parameters()))
+
     def record_nonfinite(self, names: list[str], losses: list[Tensor]) -> None:
-        """Remember, on the device, the first update (1-based) at which a loss is NaN or ±inf."""
+        """Remember, on the device, the first update (1-based, `update_count`) at which a loss is NaN
+        or ±inf; in place, so that a captured graph keeps writing to the same tensors."""
         values = torch.stack([loss.detach() for loss in losses])
         if self.nonfinite_losses is None or names != self.loss_names:
             self.loss_names, self.nonfinite_losses = names, torch.zeros_like(values)
         first = (self.nonfinite_at == 0) & ~torch.isfinite(values).all()
-        self.nonfinite_at = torch.where(first, self.n_updates + 1, self.nonfinite_at)
-        self.nonfinite_losses = torch.where(first, values, self.nonfinite_losses)
+        self.nonfinite_at.copy_(torch.where(first, self.update_count, self.nonfinite_at))
+        self.nonfinite_losses.copy_(torch.where(first, values, self.nonfinite_losses))
 
     def check_finite(self) -> None:
         """FloatingPointError naming the first update with a non-finite loss, if there was one
@@ -331,16 +407,11 @@ class Agent(nn.Module):
         return metrics
 
     @torch.no_grad()
-    def update_targets(self) -> None:
-        """Polyak averaging with rate τ (Table 7); optional hard copy every k updates
-        (original_code.md §1.6)."""
-        t = self.cfg.training
-        hard = t.target_hard_copy_every and self.n_updates % t.target_hard_copy_every == 0
-        for p, p_targ in zip(self.q.parameters(), self.q_target.parameters(), strict=True):
-            if hard:
-                p_targ.copy_(p)
-            else:
-                p_targ.lerp_(p, t.tau)
+    def polyak_update(self) -> None:
+        """θ̄ ← θ̄ + τ (θ − θ̄) for every target parameter, in place, as one multi-tensor op
+        (Polyak averaging with rate τ, Table 7)."""
+        torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()),
+                             self.cfg.training.tau)
 
     def training_state(self) -> dict:
         """Everything needed to continue training exactly: networks, Adam states, counters."""
@@ -359,3 +430,9 @@ class Agent(nn.Module):
         for key, opt in self.extra_opts.items():
             opt.load_state_dict(state["extra_opts"][key])
         self.n_updates = state["n_updates"]
+        self.update_count.fill_(self.n_updates)
+        if self.static_update is not None:
+            self.use_static_buffers(self.capture)  # captured anew: Adam's state tensors were replaced
+        else:  # the saving run's capturable flag and step-count device came back with Adam's state
+            for opt in self.adams():
+                set_capturable(opt, False)

@@ -14,6 +14,9 @@ also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`).
 * `act_warm`: the same, the median of the last `WARM_CALLS` of 1 + `WARM_CALLS` back-to-back calls
   (warm caches; its floor is timed the same way): the per-operation cost alone.
 
+`run_device_bench` times `update` and `act` on a device (`iapo bench --device cuda`): eagerly and,
+on CUDA, captured as CUDA graphs (`training.graphs: on`, `iapo.graphs`).
+
 Every row also carries the analytic FLOP count of the matrix products the operation needs
 (`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
 bf16), timed in this process on the same threads. All timed functions, floors included, run
@@ -36,13 +39,15 @@ import torch
 
 from iapo.agent import Agent, Batch
 from iapo.config import RunConfig, load_params, resolve
+from iapo.devices import describe, resolve_device
 from iapo.envs import env_dims
 from iapo.flops import floor_runner, op_gemms, total_flops
+from iapo.graphs import WARMUP, synchronize
 from iapo.provenance import machine, write_json_atomic
 
 __all__ = [
-    "ARCHS", "BENCH_ENV", "COMPILED", "OPS", "SETTINGS", "VARIANTS", "bench_dims",
-    "format_loop", "format_table", "loop_overhead", "run_bench",
+    "ARCHS", "BENCH_ENV", "COMPILED", "DEVICE_OPS", "OPS", "SETTINGS", "VARIANTS", "bench_dims",
+    "format_device_table", "format_loop", "format_table", "loop_overhead", "run_bench", "run_device_bench",
 ]
 
 BENCH_ENV = "HalfCheetah-v2"
@@ -275,6 +280,97 @@ def run_bench(
     return result
 
 
+DEVICE_OPS = ("update", "act")
+
+
+def _on_device(batch: Batch, device: torch.device) -> Batch:
+    return Batch(*(t.to(device) for t in batch.tensors()))
+
+
+def _device_times(
+    calls: dict[tuple, Callable[[], object]], device: torch.device, repeats: int, warmup: int,
+) -> dict[tuple, tuple[list[float], list[float]]]:
+    """Per call, wall ms and device ms over `repeats` interleaved rounds, after `warmup` rounds.
+
+    Each call is timed alone between two `synchronize`s (wall: what a training step waits for,
+    host launches included); on CUDA also by two CUDA events around it (device time from the
+    first kernel's start to the last one's end, the gaps while the host launches included). On
+    the CPU the device time is the wall time."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    times: dict[tuple, tuple[list[float], list[float]]] = {key: ([], []) for key in calls}
+    cuda = device.type == "cuda"
+    for _ in range(repeats):
+        for key, fn in calls.items():
+            synchronize(device)
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+            t0 = time.perf_counter()
+            fn()
+            if cuda:
+                end.record()
+            synchronize(device)
+            wall = (time.perf_counter() - t0) * 1e3
+            times[key][0].append(wall)
+            times[key][1].append(start.elapsed_time(end) if cuda else wall)
+    return times
+
+
+def run_device_bench(
+    params_path: str | Path = "params.yaml", device: str = "cuda", repeats: int = 20, warmup: int = 3,
+    json_path: str | Path | None = None, variants: tuple[str, ...] = VARIANTS,
+    archs: tuple[str, ...] = ARCHS,
+) -> dict:
+    """Time `update` and `act` on `device`, eagerly (path `eager`) and, on CUDA, captured as CUDA
+    graphs (path `captured`: `training.graphs: on`); the fast fp32 path, HalfCheetah sizes, batch
+    256, N = 10, K = 5 as `run_bench`.
+
+    Captured agents run `iapo.graphs.WARMUP` eager calls and the capture before the timed rounds.
+    Returns {"machine": ..., "ops": [one row per (op, variant, q_arch, path): ms, ms_min, ms_max
+    (wall, synchronized), device_ms (median, CUDA events), flops, speedup (eager ms / ms)]} and, if
+    `json_path` is given, also writes it there. A device this machine lacks raises `DeviceError`.
+    """
+    target = resolve_device(device)
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1, warmup >= 0; got {repeats}, {warmup}")
+    params = load_params(params_path)
+    obs_dim, act_dim = bench_dims()
+    paths = ("eager", "captured") if target.type == "cuda" else ("eager",)
+    calls: dict[tuple, Callable[[], object]] = {}
+    flops: dict[tuple, int] = {}
+    for variant in variants:
+        base = resolve(params, BENCH_ENV, variant, seed=0, scale="smoke")
+        for arch in archs:
+            batch = _on_device(_synthetic_batch(base.training.batch_size, obs_dim, act_dim), target)
+            obs = np.random.default_rng(0).standard_normal(obs_dim).astype(np.float32)
+            fast = _configure(base, arch, params, "fast", "fp32")
+            for op in DEVICE_OPS:
+                flops[op, variant, arch] = total_flops(op_gemms(op, fast, obs_dim, act_dim))
+            for path in paths:
+                graphs = {"graphs": "on" if path == "captured" else "off"}
+                cfg = dataclasses.replace(fast, training=fast.training.model_copy(update=graphs))
+                torch.manual_seed(0)
+                agent = Agent(cfg, obs_dim, act_dim, device=str(target))
+                calls["update", variant, arch, path] = lambda a=agent, b=batch: a.update(b)
+                calls["act", variant, arch, path] = lambda a=agent, o=obs: a.act(o)
+    times = _device_times(calls, target, repeats, max(warmup, WARMUP + 1 if "captured" in paths else 0))
+    rows = []
+    for (op, variant, arch, path), (wall, on_device) in times.items():
+        eager = statistics.median(times[op, variant, arch, "eager"][0])
+        rows.append({"op": op, "variant": variant, "q_arch": arch, "path": path,
+                     "ms": statistics.median(wall), "ms_min": min(wall), "ms_max": max(wall),
+                     "device_ms": statistics.median(on_device), "flops": flops[op, variant, arch]})
+        rows[-1]["speedup"] = eager / rows[-1]["ms"]
+    rows.sort(key=lambda r: (DEVICE_OPS.index(r["op"]), r["variant"], r["q_arch"], paths.index(r["path"])))
+    info = machine() | {"torch_version": torch.__version__} | describe(target)
+    result = {"machine": info, "ops": rows}
+    if json_path is not None:
+        write_json_atomic(result, Path(json_path))
+    return result
+
+
 def _timed(fn: Callable, total: dict[str, float], key: str) -> Callable:
     """`fn` that adds its wall time (s) to `total[key]` and counts its calls in `total[key + '_n']`."""
 
@@ -375,6 +471,20 @@ def format_table(result: dict) -> str:
         f"torch={m.get('torch_version')}"
     )
     return "\n".join(lines)
+
+
+def format_device_table(result: dict) -> str:
+    """Aligned text table of `run_device_bench` output."""
+    header = ("op", "variant", "q_arch", "path", "median ms", "min ms", "max ms", "device ms", "GFLOP",
+              "speed-up")
+    body = [(r["op"], r["variant"], r["q_arch"], r["path"], f"{r['ms']:.3f}", f"{r['ms_min']:.3f}",
+             f"{r['ms_max']:.3f}", f"{r['device_ms']:.3f}", f"{r['flops'] / 1e9:.3f}", f"{r['speedup']:.2f}x")
+            for r in result["ops"]]
+    m = result["machine"]
+    gpu = m.get("gpu_name")
+    where = f"{gpu}, CUDA {m['cuda_version']}" if gpu else m.get("processor", "unknown")
+    return "\n".join([*_aligned(header, body, n_text=4),
+                      f"device: {m['device']} ({where}), torch={m['torch_version']}"])
 
 
 def format_loop(rows: list[dict]) -> str:

@@ -61,7 +61,14 @@ training run of each pair (seed 0, in a temporary folder) with timers around Age
 Agent.act and the environment's step. overhead = wall / (time inside them, evaluation steps
 included) - 1: what logging, replay sampling, checkpointing and the loop itself add. "separate"
 repeats the comparison with update, act and env step timed apart after the run (--repeats calls).
---json FILE then writes {"loop": [one object per pair]}."""
+--json FILE then writes {"loop": [one object per pair]}.
+
+--device cuda (or cuda:N) times one Agent.update and one Agent.act of the fast fp32 path on that GPU
+instead, for each variant and architecture on two agents: eager (path `eager`) and with
+training.graphs: on (path `captured`: CUDA graphs, after their warm-up calls and capture). Columns:
+median / min / max wall ms of a call between two torch.cuda.synchronize calls; device ms: the
+median time between CUDA events recorded around it; speed-up: eager ms / ms. A missing device is
+an error (exit 2)."""
 
 REBUILD_HELP = """Rebuild a scale's figures, appendix tables and audit through Snakemake, never training.
 Every run folder of the scale finished: the summary tables are rebuilt from the runs (missing
@@ -109,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time whole training runs instead, e.g. Hopper-v2:direct Hopper-v2:iterative")
     be.add_argument("--scale", default="smoke",
                     help="scale of the --loop training runs (default %(default)s)")
+    be.add_argument("--device", default="cpu",
+                    help="cpu (default: the benchmark above) | cuda | cuda:N: update and act of the fast "
+                    "fp32 path timed on that device, eagerly and as CUDA graphs (training.graphs: on)")
 
     ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix (+ Table 10, the training β) "
                         "from params.yaml",
@@ -218,6 +228,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.device != "cpu":
+        return _bench_device(args)
     if args.loop:
         return _bench_loop(args)
     from iapo.bench import format_table, run_bench
@@ -226,6 +238,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        threads=args.threads, quick=args.quick, variants=tuple(args.variants),
                        archs=tuple(args.archs), compile_act=args.compile_act)
     print(format_table(result))
+    if args.json:
+        print(f"written: {args.json}", file=sys.stderr)
+    return 0
+
+
+def _bench_device(args: argparse.Namespace) -> int:
+    import torch
+
+    from iapo.bench import format_device_table, run_device_bench
+
+    if args.loop:
+        raise ConfigError(f"--loop with --device {args.device}: the loop benchmark times CPU training runs; "
+                          "drop --device, or drop --loop to time update and act on the device")
+    torch.set_num_threads(args.threads)
+    repeats, warmup = (3, 1) if args.quick else (args.repeats, args.warmup)
+    result = run_device_bench(args.params, device=args.device, repeats=repeats, warmup=warmup,
+                              json_path=args.json, variants=tuple(args.variants), archs=tuple(args.archs))
+    print(format_device_table(result))
     if args.json:
         print(f"written: {args.json}", file=sys.stderr)
     return 0

@@ -6,10 +6,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_PARAMS = Path("params.yaml")
 Family = Literal["direct", "iterative", "direct_flow"]
@@ -22,6 +22,15 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _on_off(value: object) -> object:
+    """YAML 1.1 reads a bare `on` / `off` as true / false: take them back as the words."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+OnOff = Annotated[Literal["off", "on"],
+                  BeforeValidator(_on_off, json_schema_input_type=Literal["off", "on"] | bool)]
 
 
 class Training(_Strict):
@@ -51,6 +60,9 @@ class Training(_Strict):
     # Precision of the Q-ensemble products inside J in the update, on the fused path: fp32 | bf16
     # (acting, Bellman targets, critic and policy networks stay fp32).
     precision: Literal["fp32", "bf16"] = "fp32"
+    # CUDA graphs of the update and of acting on a CUDA device (`iapo.graphs`); elsewhere the same
+    # computation runs eagerly. How the run is executed, not what it computes: not in the params hash.
+    graphs: OnOff = "off"
 
     @model_validator(mode="after")
     def _check(self) -> Training:
@@ -350,6 +362,7 @@ class RunConfig:
         d = self.to_dict()
         for key in ("steps", "checkpoint_steps", "resume_every"):
             d.pop(key)
+        d["training"].pop("graphs")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -379,6 +379,9 @@ def train(
     """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way."""
     torch.set_num_threads(threads)
     resolved = resolve_device(device)  # DeviceError (exit 2) before anything is written
+    if cfg.training.graphs == "on" and resolved.type != "cuda":
+        print(f"note: training.graphs: on captures CUDA graphs on a CUDA device only; on {resolved} the "
+              "update and acting run eagerly (the same computation)", file=sys.stderr)
     if deterministic:
         set_deterministic()
     return Run(cfg, Path(out), str(resolved)).run()

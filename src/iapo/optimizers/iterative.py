@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from iapo.config import Network
 from iapo.distributions import LogSigmaBounds, soft_clamp, standard_normal
+from iapo.graphs import snapshots_cached
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
 from iapo.optimizers.base import Trace
@@ -268,27 +269,33 @@ class IterativeOptimizer(nn.Module):
         return trace
 
     def act_constants(self) -> ActConstants:
-        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`)."""
+        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`); always
+        fresh under `iapo.graphs.uncached_snapshots` (captured acting re-takes them on every replay)."""
+        if not snapshots_cached():
+            return self._act_constants()
         entry = _ACT_CACHE.setdefault(self, {})
         params = entry.get("params") or entry.setdefault("params", list(self.parameters()))
         key = tuple(p._version for p in params), tuple(p.data_ptr() for p in params)
         if entry.get("key") != key:
-            with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
-                layers, norms, eps, block_weight, block_bias = self._step_weights()
-                state_norm = self.norms[0]
-                if not isinstance(state_norm, nn.LayerNorm | nn.Identity):
-                    raise TypeError(f"unexpected state normaliser {state_norm!r}")  # `input_normalizer`
-                entry["value"] = ActConstants(
-                    obs_norm=(state_norm.weight.detach(), state_norm.bias.detach(), state_norm.eps)
-                    if isinstance(state_norm, nn.LayerNorm) else None,
-                    layers=[_in_place(layer) for layer in layers], block_norms=norms, eps=eps,
-                    block_weight=None if block_weight is None else block_weight.unsqueeze(1),
-                    block_bias=None if block_bias is None else block_bias.unsqueeze(1),
-                    low=self.bounds.low.detach(), high=self.bounds.high.detach(),
-                    one=self.bounds.low.new_ones(()),
-                )
+            entry["value"] = self._act_constants()
             entry["key"] = key
         return entry["value"]
+
+    def _act_constants(self) -> ActConstants:
+        with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
+            layers, norms, eps, block_weight, block_bias = self._step_weights()
+            state_norm = self.norms[0]
+            if not isinstance(state_norm, nn.LayerNorm | nn.Identity):
+                raise TypeError(f"unexpected state normaliser {state_norm!r}")  # `input_normalizer`
+            return ActConstants(
+                obs_norm=(state_norm.weight.detach(), state_norm.bias.detach(), state_norm.eps)
+                if isinstance(state_norm, nn.LayerNorm) else None,
+                layers=[_in_place(layer) for layer in layers], block_norms=norms, eps=eps,
+                block_weight=None if block_weight is None else block_weight.unsqueeze(1),
+                block_bias=None if block_bias is None else block_bias.unsqueeze(1),
+                low=self.bounds.low.detach(), high=self.bounds.high.detach(),
+                one=self.bounds.low.new_ones(()),
+            )
 
     @torch.inference_mode()
     def act_fused(self, objective: Objective) -> Trace:
@@ -342,8 +349,8 @@ def act_iterations(
                    obs.new_empty(rows, 4 * n)], -1)
     normed = x[:, obs.shape[1]:].view(rows, 4, n).transpose(0, 1)  # the blocks' columns of x
     lam = x.new_empty(4, rows, n)
-    lam[0] = 0.0                     # λ_0 as `initial`
-    lam[1] = log_sigma0
+    lam[0].fill_(0.0)                # λ_0 as `initial` (fills: no number copied in from the host)
+    lam[1].fill_(log_sigma0)
     mu, log_sigma, grad = lam[0], lam[1], lam[2:]
     per_sample = x.new_empty(2, n_samples, rows, n)          # [D, D ⊙ σε] per sample
     d, d_noise = per_sample[0], per_sample[1]

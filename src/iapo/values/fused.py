@@ -8,8 +8,8 @@ them is ∇_a Q̂, never a weight gradient. This module computes it without auto
   forward and one input-gradient backward per row, whatever the later use of J);
 * the backward is written out: ReLU masks (architecture A); ELU, LayerNorm and highway gates
   (architecture B); only the action columns of the first layer;
-* rows are processed in chunks (~512) so a chunk's activations stay in cache between its forward
-  and its backward, with the masks applied in place.
+* on the CPU, rows are processed in chunks (~512) so a chunk's activations stay in cache between
+  its forward and its backward, with the masks applied in place; on a GPU all rows run as one chunk.
 
 `FusedValue` is a drop-in `ValueFn`: `FusedValue(ensemble, β)(obs, action)` equals
 `pessimistic(ensemble(obs, action), β)` and is differentiable in the action through a custom
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from iapo.graphs import snapshots_cached
 from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -38,7 +39,7 @@ CHUNK_ELEMENTS = 2**18
 """Activation elements per layer and chunk (all members): rows = CHUNK_ELEMENTS / (M · width), so
 architecture A runs 512 rows ([2, 512, 256] fp32 = 1 MB, in a 2 MB L2) and B (width 512, more
 saved tensors per layer) 128 rows (B is halved again for its highway blocks). Measured best on
-this machine's 2 MB L2 among 64-2560 rows."""
+this machine's 2 MB L2 among 64-2560 rows. CPU only: on a GPU, rows run as one chunk."""
 LN_EPS = 1e-5  # nn.LayerNorm's default, as in QNetwork
 
 
@@ -86,8 +87,7 @@ class StackedQ:
         if ("head", beta) not in self.memo:
             with torch.inference_mode(False):  # normal tensors, even when first asked while acting
                 w = self.head_weight
-                signs = torch.tensor([-beta / 2.0, beta / 2.0], dtype=w.dtype, device=w.device).view(2, 1, 1)
-                self.memo["head", beta] = (w * 0.5, w * signs)
+                self.memo["head", beta] = (w * 0.5, w * _pair(w, -beta / 2.0, beta / 2.0))
         return self.memo["head", beta]
 
     def head_difference(self) -> tuple[Tensor, Tensor]:
@@ -96,16 +96,27 @@ class StackedQ:
         if "difference" not in self.memo:
             with torch.inference_mode(False):
                 w, b = self.head_weight, self.head_bias.view(-1)
-                signs = torch.tensor([1.0, -1.0], dtype=w.dtype, device=w.device).view(2, 1, 1)
-                self.memo["difference"] = (w * signs, b[0] - b[1])
+                self.memo["difference"] = (w * _pair(w, 1.0, -1.0), b[0] - b[1])
         return self.memo["difference"]
 
 
-def default_chunk_rows(net: StackedQ) -> int:
-    """Rows per chunk for `net` (see CHUNK_ELEMENTS)."""
+def _pair(like: Tensor, first: float, second: float) -> Tensor:
+    """[first, second] as a [2, 1, 1] tensor like `like`, written by two fills: no host→device copy
+    (which a CUDA graph cannot capture), the same numbers as `torch.tensor([first, second])`."""
+    out = like.new_empty(2, 1, 1)
+    out[0].fill_(first)
+    out[1].fill_(second)
+    return out
+
+
+def default_chunk_rows(net: StackedQ, rows: int) -> int:
+    """Rows per chunk for `net` on the CPU (see CHUNK_ELEMENTS); elsewhere all `rows`: a GPU has no
+    2 MB cache to fit, and every chunk would cost its own kernel launches."""
+    if net.head_weight.device.type != "cpu":
+        return rows
     width = net.head_weight.shape[-1]
-    rows = CHUNK_ELEMENTS // (net.n_members * width)
-    return rows // 2 if any(isinstance(layer, HighwayLayer) for layer in net.hidden) else rows
+    per_chunk = CHUNK_ELEMENTS // (net.n_members * width)
+    return per_chunk // 2 if any(isinstance(layer, HighwayLayer) for layer in net.hidden) else per_chunk
 
 
 def supports(ensemble: nn.Module) -> bool:
@@ -175,17 +186,25 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def stacked(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ:
-    """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions)."""
+    """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions);
+    always a fresh snapshot under `iapo.graphs.uncached_snapshots` (a step captured as a CUDA graph
+    then re-stacks the weights on every replay)."""
+    if not snapshots_cached():
+        return _snapshot(ensemble, dtype)
     entry = _CACHE.setdefault(ensemble, {})
     params = entry.get("params") or entry.setdefault("params", list(ensemble.parameters()))
     key = (dtype, tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
     if entry.get("key") != key:
-        if not supports(ensemble):
-            raise ValueError("FusedValue needs a plain QEnsemble with ReLU/ELU (LayerNorm, highway) layers")
-        with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
-            entry["value"] = stack_ensemble(ensemble, dtype)
+        entry["value"] = _snapshot(ensemble, dtype)
         entry["key"] = key
     return entry["value"]
+
+
+def _snapshot(ensemble: QEnsemble, dtype: torch.dtype) -> StackedQ:
+    if not supports(ensemble):
+        raise ValueError("FusedValue needs a plain QEnsemble with ReLU/ELU (LayerNorm, highway) layers")
+    with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
+        return stack_ensemble(ensemble, dtype)
 
 
 # ------------------------------------------------------------------ forward and backward of one chunk
@@ -335,7 +354,7 @@ class FusedValue:
         def head_grad(q: Tensor) -> Tensor:
             return self._head_grad(net, q)
 
-        chunk = self.chunk_rows or default_chunk_rows(net)
+        chunk = self.chunk_rows or default_chunk_rows(net, rows)
         with torch.no_grad():
             for start in range(0, rows, chunk):
                 stop = min(start + chunk, rows)
