@@ -321,6 +321,20 @@ def test_params_hash(params: Params, write_params: Callable) -> None:
         assert changed.params_hash() != h
 
 
+def test_logging_is_not_a_training_setting(params: Params, write_params: Callable) -> None:
+    """`logging.tensorboard` changes what a run writes, never how it trains: off by default (also
+    when the section is left out), validated, and outside the run's settings and params hash (a
+    run resumes with it switched either way)."""
+    assert params.logging.tensorboard is False
+    on = load_params(write_params(lambda d: d["logging"].update(tensorboard=True)))
+    absent = load_params(write_params(lambda d: d.pop("logging")))
+    assert on.logging.tensorboard is True and absent.logging.tensorboard is False
+    runs = [resolve(p, "Hopper-v2", "iterative", 0, "mini") for p in (params, on, absent)]
+    assert runs[0] == runs[1] == runs[2] and len({r.params_hash() for r in runs}) == 1
+    with pytest.raises(ConfigError, match=r"logging\.tensorboard"):
+        load_params(write_params(lambda d: d["logging"].update(tensorboard="yes")))
+
+
 def test_params_hash_stable_across_processes(params: Params) -> None:
     """No dependence on dict order, hash randomisation or object ids."""
     cfg = resolve(params, "Walker2d-v2", "iterative", seed=2, scale="paper")

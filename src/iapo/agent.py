@@ -7,13 +7,17 @@ import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from iapo.config import RunConfig
 from iapo.distributions import LOG2, gaussian_kl, kl_to_uniform
+from iapo.envs import make_env, scale_action
+from iapo.errors import CheckpointError
 from iapo.graphs import StaticStep, set_capturable
 from iapo.objective import Objective, ValueFn
 from iapo.optimizers.base import Trace, mode_action, sample_policy
@@ -436,3 +440,55 @@ class Agent(nn.Module):
         else:  # the saving run's capturable flag and step-count device came back with Adam's state
             for opt in self.adams():
                 set_capturable(opt, False)
+
+    # ---------------------------------------------------------------- a trained agent, for use
+    @classmethod
+    def from_snapshot(
+        cls, snap: dict, device: str | torch.device = "cpu", source: str | Path = "snapshot"
+    ) -> Agent:
+        """The agent of a snapshot's contents (`checkpoints/step_N.pt`, written by the training loop:
+        its settings, dimensions and weights), ready to act: evaluation mode, no gradients. `source`
+        names the file in a `CheckpointError` if the agent cannot be rebuilt."""
+        try:
+            cfg = RunConfig.from_dict(snap["config"])
+            agent = cls(cfg, int(snap["obs_dim"]), int(snap["act_dim"]), str(device))
+            agent.load_state_dict(snap["model"])
+            agent.n_updates = int(snap["n_updates"])
+            agent.update_count.fill_(agent.n_updates)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{source}: cannot rebuild the agent from this snapshot ({type(err).__name__}: {err}). "
+                "It was probably written by another version of iapo; retrain or use a matching version."
+            ) from err
+        return agent.eval().requires_grad_(False)
+
+    @classmethod
+    def load(cls, path: str | Path, checkpoint: str | None = None, device: str = "cpu") -> Agent:
+        """A trained agent, ready to act: `path` is a run folder of `iapo train` (its newest snapshot
+        `checkpoints/step_N.pt`, or the one `checkpoint` names: step_N, step_N.pt or N) or a snapshot
+        file. `device`: cpu | cuda | cuda:N. A missing, damaged or unknown snapshot is a
+        `CheckpointError`, a device this machine lacks a `DeviceError`, each naming the fix.
+
+        >>> agent = Agent.load("results/runs/mini/Hopper-v2/iterative/seed0")
+        >>> env, obs = agent.make_env(seed=0)
+        >>> action = agent.act(obs, deterministic=True)            # in [−1, 1]^n
+        >>> obs, reward, terminated, truncated, _ = env.step(agent.env_action(env, action))
+        """
+        from iapo.checkpoint import read_snapshot
+        from iapo.devices import resolve_device
+
+        resolved = resolve_device(str(device))
+        file, snap = read_snapshot(path, checkpoint)
+        return cls.from_snapshot(snap, resolved, file)
+
+    def make_env(self, seed: int, render_size: int | None = None) -> tuple[gym.Env, np.ndarray]:
+        """The gymnasium environment of the agent's task as it was trained on (the same observation),
+        reset with `seed`; the environment and its first observation (`iapo.envs.make_env`)."""
+        return make_env(self.cfg.env, seed, truncated_obs=self.cfg.training.truncated_obs,
+                        render_size=render_size)
+
+    @staticmethod
+    def env_action(env: gym.Env, action: np.ndarray) -> np.ndarray:
+        """An action of `act` (in [−1, 1]^n, the policy's tanh units) in the units of `env`'s action
+        space: mapped affinely onto its bounds (`iapo.envs.scale_action`, what training does)."""
+        return scale_action(env, action)

@@ -62,6 +62,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
 
 
 STEP_FILE = re.compile(r"step_(\d+)\.pt")
+STEP_NAME = re.compile(r"(?:step_)?(\d+)(?:\.pt)?")
+"""How a user names a snapshot of a run: step_N, step_N.pt or N."""
 
 
 def by_step(folder: str | Path) -> list[tuple[int, Path]]:
@@ -84,3 +86,51 @@ def load_newest_valid(
         except CheckpointError as err:
             warn(f"warning: skipping checkpoint: {err}; trying the previous one")
     return None
+
+
+def find_snapshot(path: str | Path, name: str | None = None) -> Path:
+    """The agent snapshot a user names (written by `iapo train`): `path` is a run folder, whose
+    `checkpoints/step_N.pt` named `name` (step_N, step_N.pt or N; default: the newest) is meant, or a
+    snapshot file itself. A `CheckpointError` names what is missing and what to pass instead."""
+    path = Path(path)
+    if path.is_file():
+        if name is not None:
+            raise CheckpointError(f"{path} is a checkpoint file; name a checkpoint ({name!r}) only "
+                                  "together with a run folder, or pass the file of that checkpoint")
+        return path
+    if not path.is_dir():
+        raise CheckpointError(
+            f"{path}: no such run folder or checkpoint file. Pass a run folder written by `iapo train` "
+            "(by default results/runs/<scale>/<env>/<variant>/seed<k>) or one of its "
+            "checkpoints/step_N.pt files.")
+    folder = path / "checkpoints"
+    found = by_step(folder)
+    if not found:
+        raise CheckpointError(
+            f"{path}: no agent snapshots ({folder}/step_N.pt). Is it a run folder written by "
+            "`iapo train`? A run writes its first snapshot at the first of its scale's "
+            "checkpoint_steps (its resume/ states are not snapshots); wait for it or pass another run.")
+    if name is None:
+        return found[0][1]
+    match = STEP_NAME.fullmatch(name.strip())
+    wanted = int(match.group(1)) if match else None
+    chosen = [p for step, p in found if step == wanted]
+    if not chosen:
+        available = ", ".join(f"step_{step}" for step, _ in sorted(found))
+        raise CheckpointError(
+            f"checkpoint {name!r}: {folder} has no such snapshot; available: {available} "
+            "(give one as step_N, step_N.pt or N, or leave it out for the newest).")
+    return chosen[0]
+
+
+def read_snapshot(path: str | Path, name: str | None = None) -> tuple[Path, dict]:
+    """`find_snapshot`, then its contents, verified (`load`, onto the CPU): the snapshot's file and
+    dict. A damaged file is a `CheckpointError` that names the run's other snapshots."""
+    file = find_snapshot(path, name)
+    try:
+        return file, load(file, "cpu")
+    except CheckpointError as err:
+        others = [f"step_{step}" for step, p in sorted(by_step(file.parent)) if p != file]
+        fix = (f"choose another of the run's checkpoints ({', '.join(others)})" if others
+               else "fetch the run again or retrain it")
+        raise CheckpointError(f"{err}; {fix}") from err

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from iapo import layout
 from iapo.config import ConfigError, load_params, resolve
-from iapo.errors import AuditError, CheckpointError, DeviceError, SummaryError, TrainingError
+from iapo.errors import AuditError, CheckpointError, DeviceError, SummaryError, TrainingError, VideoError
+from iapo.evaluation import COLUMNS
 
 SCALE = "<scale>"  # how a default path that depends on --scale is shown in --help
 
@@ -19,7 +20,24 @@ TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
   checkpoints/step_N.pt  agent snapshots at the steps the scale lists (read by diagnostics)
   resume/step_N.pt     full training state (newest two) for exact resume
   run.json             provenance; written last, so its presence marks a finished run
-Rerunning the same command after a crash or SIGTERM resumes from the newest valid checkpoint."""
+  tensorboard/         with --tensorboard (or params.yaml logging.tensorboard): live curves, the
+                       rows of metrics.csv (metrics/<column>) and eval.csv (eval/return, eval/length)
+                       by env step; watch with `tensorboard --logdir OUT`
+Rerunning the same command after a crash or SIGTERM resumes from the newest valid checkpoint.
+The progress bar shows the return of the last episode that ended (last_return) and the mean
+return of the last evaluation (eval_return)."""
+
+EVALUATE_HELP = """Evaluate a trained agent: the snapshot RUN/checkpoints/step_N.pt (the newest unless
+--checkpoint names one) plays --episodes episodes of its task, episode i from the environment seed
+--seed + i, acting with tanh(μ), the policy's mode, as the training loop's evaluations do (or with
+sampled actions: --stochastic); torch is seeded with --seed, so a rerun repeats every return.
+Prints each episode's return and their mean, and writes one row per episode to --out (default
+RUN/evaluate/step_N.csv, or step_N_stochastic.csv) with the columns
+""" + "\n".join(f"  {c:<11} {d}" for c, d in COLUMNS.items()) + """
+--video FILE films the first episode (MuJoCo offscreen rendering): .mp4 (H.264) or .gif. MUJOCO_GL
+picks the OpenGL backend: egl (GPU), osmesa (software; Debian/Ubuntu: apt-get install libosmesa6) or
+glfw (desktop); unset, the first that works here. Bad input (no such run folder or checkpoint, a
+damaged snapshot, no rendering) is a one-paragraph error, exit code 2, and nothing is written."""
 
 SUMMARIZE_HELP = """Aggregate the finished runs of one scale (its env × variant × seed grid, params.yaml).
 Reads RUNS/<scale>/<env>/<variant>/seed<k>/{run.json,metrics.csv,eval.csv} and writes into OUT:
@@ -98,6 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--deterministic", action="store_true",
                     help="deterministic kernels (torch.use_deterministic_algorithms; on CUDA also "
                     "CUBLAS_WORKSPACE_CONFIG): bit-repeatable CUDA runs, at some speed")
+    tr.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                    help="write live curves into OUT/tensorboard/ (default: params.yaml "
+                    "logging.tensorboard); changes nothing of the training, a run resumes either way")
+
+    ev = sub.add_parser("evaluate", help="evaluate a trained agent's snapshot, optionally with a video",
+                        description=EVALUATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--run", required=True, type=Path,
+                    help="run folder written by `iapo train` (or one of its checkpoints/step_N.pt)")
+    ev.add_argument("--checkpoint", default=None,
+                    help="snapshot to evaluate: step_N, step_N.pt or N (default: the newest)")
+    ev.add_argument("--episodes", type=positive_int, default=10, help="episodes (default %(default)s)")
+    ev.add_argument("--stochastic", action="store_true",
+                    help="sample actions a ~ π(·|s) instead of acting with tanh(μ)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="environment seed of the first episode and torch's seed (default %(default)s)")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="CSV to write (default: RUN/evaluate/step_N.csv, step_N_stochastic.csv)")
+    ev.add_argument("--video", type=Path, default=None, metavar="FILE",
+                    help="film the first episode into FILE: .mp4 or .gif")
+    ev.add_argument("--video-size", type=positive_int, default=480, metavar="PIXELS",
+                    help="width and height of the video's frames (default %(default)s)")
+    ev.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (checked: exit 2 if absent)")
+    ev.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
 
     be = sub.add_parser("bench", help="time updates and action selection against their GEMM floor",
                         description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (else a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from iapo.envs import paper_name
     from iapo.summary import RunKey
@@ -223,7 +275,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     cfg = resolve(params, paper_name(args.env), args.variant, args.seed, args.scale, args.steps)
     out = args.out or RunKey(cfg.env, cfg.variant, cfg.seed).folder(cfg.scale)
-    train(cfg, out, device=args.device, threads=args.threads, deterministic=args.deterministic)
+    tensorboard = params.logging.tensorboard if args.tensorboard is None else args.tensorboard
+    train(cfg, out, device=args.device, threads=args.threads, deterministic=args.deterministic,
+          tensorboard=tensorboard)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from iapo.evaluation import evaluate
+
+    torch.set_num_threads(args.threads)
+    evaluate(args.run, args.checkpoint, episodes=args.episodes, seed=args.seed,
+             deterministic=not args.stochastic, out=args.out, video=args.video,
+             video_size=args.video_size, device=args.device)
     return 0
 
 
@@ -400,14 +466,15 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "bench": cmd_bench, "tables": cmd_tables,
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "tables": cmd_tables,
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
                 "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
                 "figures-index": cmd_figures_index, "notebook": cmd_notebook, "envs": cmd_envs,
                 "rebuild-figures": cmd_rebuild_figures}
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError) as err:
+    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError,
+            VideoError) as err:
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -196,10 +196,19 @@ class Scale(_Strict):
         return self.steps_per_env.get(env, self.steps)
 
 
+class Logging(_Strict):
+    """What a training run writes besides its CSVs, snapshots and run.json. Never how it trains, so
+    not part of a run's settings (`RunConfig`) or its params hash: switching it on or off resumes a run."""
+
+    tensorboard: bool = False
+    """Also write TensorBoard event files, RUN/tensorboard/ (`iapo train --tensorboard`, `iapo.curves`)."""
+
+
 class Params(_Strict):
     """The whole of `params.yaml`."""
 
     scale: str
+    logging: Logging = Field(default_factory=Logging)
     training: Training
     policy: Network
     q_architectures: dict[ArchName, QArchitecture]

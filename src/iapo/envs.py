@@ -122,15 +122,22 @@ def _make_kwargs(spec: EnvSpec, truncated_obs: bool) -> dict[str, Any]:
     return kwargs
 
 
-def make_env(name: str, seed: int, truncated_obs: bool = False) -> tuple[gym.Env, np.ndarray]:
+def make_env(
+    name: str, seed: int, truncated_obs: bool = False, render_size: int | None = None
+) -> tuple[gym.Env, np.ndarray]:
     """Build a headless, seeded env for a paper task; return it and its first observation.
 
     The registered TimeLimit (1000 steps; 50 for Reacher) is kept and no normalisation is
     added. ``truncated_obs`` selects the MBPO observation for Ant/Humanoid and is a no-op
-    for the other tasks.
+    for the other tasks. ``render_size``: the env also renders, offscreen, square RGB frames of
+    that many pixels (``env.render()``; MuJoCo's OpenGL backend comes from MUJOCO_GL, see
+    `iapo.video`); rendering reads the simulation and never changes it.
     """
     spec = get_spec(name)
-    env = gym.make(spec.gym_id, **_make_kwargs(spec, truncated_obs))
+    kwargs = _make_kwargs(spec, truncated_obs)
+    if render_size is not None:
+        kwargs |= {"render_mode": "rgb_array", "width": render_size, "height": render_size}
+    env = gym.make(spec.gym_id, **kwargs)
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     env.observation_space.seed(seed)

@@ -26,3 +26,8 @@ class SummaryError(ValueError):
 
 class AuditError(ValueError):
     """A malformed claims file or a missing input; the message names it."""
+
+
+class VideoError(RuntimeError):
+    """No video can be written: an unsupported file, or MuJoCo cannot render here; the message
+    names the problem and the fix."""

@@ -19,10 +19,13 @@ from tqdm import tqdm
 from iapo import checkpoint
 from iapo.agent import Agent, Batch
 from iapo.config import RunConfig
+from iapo.curves import FOLDER as CURVES_FOLDER
+from iapo.curves import Curves
 from iapo.devices import describe, kind, resolve_device, set_deterministic
 from iapo.distributions import gaussian_kl
 from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.errors import TrainingError
+from iapo.evaluation import play_episode
 from iapo.provenance import provenance, write_json_atomic
 from iapo.replay import ReplayBuffer
 
@@ -38,6 +41,7 @@ class Counters:
     episodes: int = 0
     episode_return: float = 0.0
     episode_length: int = 0
+    last_return: float | None = None  # of the last episode that ended (the progress bar shows it)
     n_evals: int = 0
     model_pretrained: bool = False
     wall_time: float = 0.0
@@ -52,10 +56,12 @@ class Counters:
 
 
 class Run:
-    """One training run of `cfg` writing into `out` (see `iapo train --help` for the files)."""
+    """One training run of `cfg` writing into `out` (see `iapo train --help` for the files); with
+    `tensorboard`, also its live curves (`iapo.curves`)."""
 
-    def __init__(self, cfg: RunConfig, out: Path, device: str = "cpu") -> None:
+    def __init__(self, cfg: RunConfig, out: Path, device: str = "cpu", tensorboard: bool = False) -> None:
         self.cfg, self.out, self.device = cfg, Path(out), torch.device(device)
+        self.tensorboard, self.curves = tensorboard, None
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -94,6 +100,7 @@ class Run:
             return 0
         ended_length = self.c.episode_length
         self.c.finished_returns.append(self.c.episode_return)
+        self.c.last_return = self.c.episode_return
         self.c.episodes += 1
         self.c.episode_return, self.c.episode_length = 0.0, 0
         self.obs, _ = self.env.reset()
@@ -204,30 +211,32 @@ class Run:
             "train_return": float(np.mean(returns)) if returns else math.nan,
         } | {k: float(np.mean(v)) for k, v in self.c.pending.items()}
         self.c.metrics_rows.append(row)
-        self.bar_postfix["train_return"] = f"{row['train_return']:.1f}"
+        self.show_last_return()
         self.c.pending, self.c.finished_returns = {}, []
         write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
+        if self.curves is not None:
+            self.curves.metrics(row)
+
+    def show_last_return(self) -> None:
+        """The progress bar's `last_return`: the return of the last episode that ended (the interval
+        mean of metrics.csv is NaN when an episode outlasts a log interval)."""
+        if self.c.last_return is not None:
+            self.bar_postfix["last_return"] = f"{self.c.last_return:.1f}"
 
     def evaluate(self) -> float:
-        """Deterministic episodes (tanh μ) on a separate, freshly seeded environment."""
-        returns = []
+        """Deterministic episodes (tanh μ) on separate, freshly seeded environments (`play_episode`)."""
+        rows = []
         base_seed = 1_000_003 * (self.cfg.seed + 1) + 1_000 * self.c.n_evals
         for episode in range(self.cfg.eval_episodes):
-            env, obs = make_env(
-                self.cfg.env, base_seed + episode, truncated_obs=self.cfg.training.truncated_obs
-            )
-            total, length, done = 0.0, 0, False
-            while not done:
-                a = self.agent.act(obs, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(scale_action(env, a))
-                total, length, done = total + float(reward), length + 1, terminated or truncated
-            env.close()
-            returns.append(total)
-            self.c.eval_rows.append({"env_step": self.c.step, "updates": self.agent.n_updates,
-                                     "episode": episode, "return": total, "length": length})
+            played = play_episode(self.agent, base_seed + episode, deterministic=True)
+            rows.append({"env_step": self.c.step, "updates": self.agent.n_updates,
+                         "episode": episode, "return": played.total, "length": played.length})
+        self.c.eval_rows += rows
         self.c.n_evals += 1
         write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
-        return float(np.mean(returns))
+        if self.curves is not None:
+            self.curves.evaluation(rows)
+        return float(np.mean([row["return"] for row in rows]))
 
     # ---------------------------------------------------------------- checkpoints
     def save_snapshot(self) -> None:
@@ -291,6 +300,11 @@ class Run:
         # Rows written after the checkpoint are dropped: the CSVs restart from the saved rows.
         write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
         write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
+        self.show_last_return()
+        if self.c.eval_rows:  # the last evaluation's mean return, as the bar showed it
+            step = self.c.eval_rows[-1]["env_step"]
+            returns = [row["return"] for row in self.c.eval_rows if row["env_step"] == step]
+            self.bar_postfix["eval_return"] = f"{np.mean(returns):.1f}"
         return True
 
     # ---------------------------------------------------------------- the loop
@@ -302,12 +316,16 @@ class Run:
         where = f"resumed at env step {self.c.step}" if resumed else "new run"
         print(f"iapo train {cfg.env} {cfg.variant} seed {cfg.seed} ({cfg.scale}, {cfg.steps} "
               f"steps, {where}) -> {self.out}/", file=sys.stderr)
+        if self.tensorboard:  # the curves so far, from the saved rows; then live
+            self.curves = Curves(self.out / CURVES_FOLDER, self.c.metrics_rows, self.c.eval_rows)
+            print(f"live curves: tensorboard --logdir {self.out / CURVES_FOLDER}", file=sys.stderr)
         if not resumed:
             self.evaluate()
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         start, start_step = time.perf_counter(), self.c.step
         bar = tqdm(total=cfg.steps, initial=self.c.step, unit="step", file=sys.stderr,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+        bar.set_postfix(self.bar_postfix, refresh=False)  # a resumed run's, until the next log
         try:
             while self.c.step < cfg.steps:
                 ended = self.env_step()
@@ -325,6 +343,8 @@ class Run:
         finally:
             bar.close()
             signal.signal(signal.SIGTERM, previous)
+            if self.curves is not None:
+                self.curves.close()
         elapsed = time.perf_counter() - start
         self.c.wall_time += elapsed
         info = self.finish((self.c.step - start_step) / max(elapsed, 1e-9))
@@ -375,8 +395,10 @@ def write_csv_atomic(rows: list[dict], path: Path) -> None:
 
 def train(
     cfg: RunConfig, out: str | Path, device: str = "cpu", threads: int = 1, deterministic: bool = False,
+    tensorboard: bool = False,
 ) -> dict:
-    """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way."""
+    """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way. With
+    `tensorboard`, also write its live curves into `out/tensorboard/`."""
     torch.set_num_threads(threads)
     resolved = resolve_device(device)  # DeviceError (exit 2) before anything is written
     if cfg.training.graphs == "on" and resolved.type != "cuda":
@@ -384,4 +406,4 @@ def train(
               "update and acting run eagerly (the same computation)", file=sys.stderr)
     if deterministic:
         set_deterministic()
-    return Run(cfg, Path(out), str(resolved)).run()
+    return Run(cfg, Path(out), str(resolved), tensorboard).run()

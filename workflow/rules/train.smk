@@ -7,6 +7,8 @@
 # exits 143). A training job has no input files, so nothing but a missing run.json ever reruns it
 # (a `dvc pull` included). Downstream rules read the folder through run.json; rules reading
 # checkpoints take it as ancient(), so that pulled files (DVC keeps no timestamps) never rerun them.
+# `iapo train` reads params.yaml itself, so `logging.tensorboard: true` there gives every job its live
+# curves in RUN/tensorboard/ (watch them all: `tensorboard --logdir results/runs/<scale>`).
 
 
 rule train:

@@ -138,17 +138,11 @@ def load_snapshot(path: str | Path, device: str = "cpu") -> Snapshot:
     path = Path(path)
     snap = checkpoint.load(path, "cpu")  # written on any device; the agent below moves it
     try:
-        cfg = RunConfig.from_dict(snap["config"])
-        agent = Agent(cfg, snap["obs_dim"], snap["act_dim"], device)
-        agent.load_state_dict(snap["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise DiagnosticError(
-            f"{path}: cannot rebuild the agent from this snapshot ({type(err).__name__}: {err}). "
-            "It was probably written by another version of iapo; retrain or use a matching version."
-        ) from err
-    agent.eval().requires_grad_(False)
-    return Snapshot(path, int(snap["step"]), int(snap["n_updates"]), cfg, agent,
-                    int(snap["obs_dim"]), int(snap["act_dim"]))
+        agent = Agent.from_snapshot(snap, device, path)
+    except checkpoint.CheckpointError as err:
+        raise DiagnosticError(str(err)) from err
+    return Snapshot(path, int(snap["step"]), agent.n_updates, agent.cfg, agent,
+                    int(snap["obs_dim"]), agent.act_dim)
 
 
 def load_agent(path: str | Path, device: str = "cpu") -> Agent:
