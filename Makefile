@@ -21,6 +21,7 @@ SNAKE  := $(BIN)/snakemake --config scale=$(SCALE)
 export PATH := $(abspath $(BIN)):$(PATH)
 # the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
 DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
+DVC_LOCK = $(patsubst %.yaml,%.lock,$(DVC_FILE))
 
 .PHONY: help setup lock test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
 
@@ -79,6 +80,11 @@ dvc-record: setup  ## record the finished pipeline at SCALE in dvc.lock and push
 	@echo "recorded: commit $(dir $(DVC_FILE))dvc.lock to git to share this state"
 
 pull: setup  ## fetch the recorded results of SCALE from the DVC remote (a fresh clone: then `make figures`)
+	@test -f $(DVC_LOCK) || { echo "make pull: $(DVC_LOCK) is missing: no results of scale $(SCALE) are \
+	recorded in this clone, so there is nothing to fetch. This repository commits no dvc.lock (its mini study \
+	is in git as summary tables: make figures SCALE=mini rebuilds its figures, notebooks and audit from them). \
+	To share runs, record them with make dvc-record SCALE=$(SCALE) against your own DVC remote \
+	(.dvc/config.local) and commit $(DVC_LOCK); or retrain them with make reproduce SCALE=$(SCALE)." >&2; exit 2; }
 	$(BIN)/dvc pull $(DVC_FILE)
 
 report: setup  ## HTML report of the pipeline at SCALE: results/report/<SCALE>.html

@@ -308,6 +308,12 @@ def test_make_figures_never_trains(bare_ws: Path, tmp_path: Path) -> None:
     assert "30 run folder(s) of scale 'mini' are missing" in out.stdout
     assert "not rebuilt: notebook surface_2d: needs results/summary/mini/surface_2d.csv" in out.stdout
     assert "make pull SCALE=mini" in out.stdout and "make reproduce SCALE=mini" in out.stdout
+    # and `make pull` on it: no dvc.lock is committed, so it names what git alone rebuilds
+    venv = BIN.parent
+    pull = run(["make", "--no-print-directory", "pull", "SCALE=mini", f"VENV={venv}", "TORCH=cpu", "-o",
+                f"{venv}/.installed-torch-cpu"], bare_ws, timeout=60)
+    assert pull.returncode == 2 and "workflow/dvc/mini/dvc.lock is missing" in pull.stdout, pull.stdout
+    assert "make figures SCALE=mini" in pull.stdout and "/dvc pull" not in pull.stdout
 
     ws = copy_repo(tmp_path / "ws", git=False)
     for env, variant, seed in smoke_grid():
