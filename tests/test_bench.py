@@ -28,7 +28,9 @@ COMBOS = set(itertools.product(OPS, VARIANTS, ARCHS, SETTINGS)) | {
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     threads_before = torch.get_num_threads()
-    result = run_bench(PARAMS, json_path=path, threads=1, quick=True, archs=ARCHS)
+    # two timed rounds, no warm-up: the shapes and relations checked here, not the numbers (bf16 Q
+    # products take seconds per update on a CPU without AMX)
+    result = run_bench(PARAMS, json_path=path, threads=1, repeats=2, warmup=0, archs=ARCHS)
     assert torch.get_num_threads() == threads_before  # the thread count is restored
     return result, path
 
