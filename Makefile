@@ -14,6 +14,9 @@ STAMP  := $(VENV)/.installed-torch-$(TORCH)
 # the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
 SCALE  ?= $(shell sed -n 's/^scale: *\([a-z]*\).*/\1/p' params.yaml)
 CORES  ?= all
+# `make gpu-check`: the device it checks (cuda, cuda:N; cpu runs it at small sizes) and where it writes
+DEVICE ?= cuda
+GPU_CHECK_OUT ?= results/gpu_check
 # pytest-xdist workers of `make test` (the smoke workspace's tests start first, on one of them)
 TEST_JOBS ?= 2
 SNAKE  := $(BIN)/snakemake --config scale=$(SCALE)
@@ -23,7 +26,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
 DVC_LOCK = $(patsubst %.yaml,%.lock,$(DVC_FILE))
 
-.PHONY: help setup lock test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench clean
+.PHONY: help setup lock test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench gpu-check clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -104,6 +107,9 @@ schema: setup  ## workflow/schemas/params.schema.json from the typed models in i
 
 bench: setup  ## time update / act (one thread) and write results/bench.json
 	$(BIN)/iapo bench --json results/bench.json
+
+gpu-check: setup  ## every GPU check at once on DEVICE (default cuda; cpu: small sizes): GPU_CHECK_OUT/gpu_check-*.json, .md
+	$(BIN)/iapo gpu-check --device $(DEVICE) --out $(GPU_CHECK_OUT)
 
 clean:  ## remove .venv and the caches (never an environment passed as VENV=…)
 	rm -rf .venv .pytest_cache .ruff_cache src/*.egg-info

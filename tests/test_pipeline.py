@@ -332,6 +332,11 @@ def test_slurm_profile_dry_run_needs_no_cluster(bare_ws: Path) -> None:
     train = [j for j in jobs if j["rule"] == "train"]
     assert train and all("--device cuda" in j["shell"] for j in train)  # the GPU each job is given
     assert re.search(r"resources: .*gpu=1", out)
+    # a site sharing GPUs asks for a shard (or MPS share) instead; a job asking for neither gets the CPU
+    for resource, device in (("gres=shard:1", "cuda"), ("runtime=60", "cpu")):
+        out = check(run([*cmd, "--set-resources", f"train:{resource}"], bare_ws, timeout=120))
+        train = [j for j in parse_dry_run(out) if j["rule"] == "train"]
+        assert train and all(f"--device {device} " in j["shell"] for j in train), resource
 
 
 def test_bad_config_is_refused_before_any_job(bare_ws: Path, tmp_path: Path) -> None:

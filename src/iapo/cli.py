@@ -161,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cpu (default: the benchmark above) | cuda | cuda:N: update and act of the fast "
                     "fp32 path timed on that device, eagerly and as CUDA graphs (training.graphs: on)")
 
+    gc = sub.add_parser("gpu-check", help="every GPU check at once: training eager and captured, resume, "
+                        "snapshots across devices, bench, loop and packed env steps/s, the paper grid's cost",
+                        description="One prepared run of every check that needs a GPU (`make gpu-check`), "
+                        "sized for one large GPU; --device cpu runs it at small sizes (the test suite does). "
+                        "Writes OUT/gpu_check-<cpu|cuda>.json and .md; run folders and the training log go "
+                        "to OUT/work-<cpu|cuda>/.")
+    gc.add_argument("--device", default="cuda", help="cuda (default) | cuda:N | cpu")
+    gc.add_argument("--out", type=Path, default=Path("results/gpu_check"), help="default: %(default)s")
+
     ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix (+ Table 10, the training β) "
                         "from params.yaml",
                         description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
@@ -453,6 +462,13 @@ def cmd_rebuild_figures(args: argparse.Namespace) -> int:
     return rebuild_figures(params, args.scale or params.scale, args.cores, args.dry_run)
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from iapo.gpucheck import gpu_check
+
+    gpu_check(args.device, args.out, args.params)
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     from iapo.envs import PAPER_ENVS
 
@@ -470,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
                 "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
                 "figures-index": cmd_figures_index, "notebook": cmd_notebook, "envs": cmd_envs,
-                "rebuild-figures": cmd_rebuild_figures}
+                "rebuild-figures": cmd_rebuild_figures, "gpu-check": cmd_gpu_check}
     try:
         return commands[args.command](args)
     except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError,

@@ -18,9 +18,11 @@ rule train:
         "logs/{scale}/train/{env}/{variant}/seed{seed}.log",
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        # a job granted a GPU (profiles/slurm: `gpu: 1` or `gres: gpu:…`) trains on it
+        # a job granted a GPU or a share of one (profiles/slurm: `gpu: 1`, or a `gres` of gpu, shard
+        # or mps) trains on it
         device=lambda wildcards, resources: (
-            "cuda" if int(resources.get("gpu", 0)) or "gpu" in str(resources.get("gres", "")) else "cpu"
+            "cuda" if int(resources.get("gpu", 0))
+            or any(kind in str(resources.get("gres", "")) for kind in ("gpu", "shard", "mps")) else "cpu"
         ),
     threads: 1
     resources:
