@@ -26,6 +26,7 @@ def check(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
                            f"VENV={sys.prefix}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"written: {out}/gpu_check-cpu.json" in proc.stderr
+    assert proc.stdout.rstrip().endswith((out / "gpu_check-cpu.md").read_text().rstrip())  # table printed
     return json.loads((out / "gpu_check-cpu.json").read_text()), out
 
 

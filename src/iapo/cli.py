@@ -463,9 +463,9 @@ def cmd_rebuild_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from iapo.gpucheck import gpu_check
+    from iapo.gpucheck import format_markdown, gpu_check
 
-    gpu_check(args.device, args.out, args.params)
+    print(format_markdown(gpu_check(args.device, args.out, args.params)))
     return 0
 
 
