@@ -204,13 +204,13 @@ def grid_cost(params_path: Path, rates: dict[str, float], pack_speedup: float) -
 
     params = load_params(params_path)
     scale = params.scales["paper"]
-    steps = {"direct": 0, "iterative": 0}
-    for key in run_grid(params, "paper"):
+    steps, keys = {"direct": 0, "iterative": 0}, run_grid(params, "paper")
+    for key in keys:
         family = resolve(params, key.env, key.variant, key.seed, "paper").family
         steps["iterative" if family == "iterative" else "direct"] += scale.steps_of(key.env, key.variant)
     hours = sum(n / rates[f] / 3600 for f, n in steps.items())
     packed = hours / pack_speedup if pack_speedup > 0 else math.nan
-    return {"runs": len(run_grid(params, "paper")), "env_steps": steps, "rates": rates, "hours_alone": hours,
+    return {"runs": len(keys), "env_steps": steps, "rates": rates, "hours_alone": hours,
             "pack_speedup": pack_speedup, "hours_packed": packed}
 
 
@@ -232,6 +232,7 @@ def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
     log = work / "train.log"
     log.write_text("")
     params = {g: check_params(Path(params_path), work, g, sizes) for g in ("off", "on")}
+    base_params = load_params(params_path)
     n_train, n_loop = sizes.warmup + sizes.updates, sizes.warmup + sizes.loop_updates
     dev = str(target)
     result: dict = {"machine": machine() | describe(target), "sizes": dataclasses.asdict(sizes)}
@@ -247,7 +248,7 @@ def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
         """One run per variant and path, alone on the device; their learning-phase env steps/s."""
         rows = []
         for variant in variants:
-            q_arch = resolve(load_params(params_path), env, variant, 0, CHECK_SCALE).q_arch
+            q_arch = resolve(base_params, env, variant, 0, CHECK_SCALE).q_arch
             for path, graphs in zip(PATHS, ("off", "on"), strict=True):
                 f = folder(name, variant, path)
                 cmd = train_cmd(params[graphs], env, variant, sizes.warmup + updates, f, dev)
