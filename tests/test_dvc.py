@@ -109,19 +109,23 @@ def test_scale_files_differ_only_by_scale() -> None:
             stage.pop("wdir", None)
             stage.get("do", {}).pop("wdir", None)
         doc["vars"] = [v for v in doc["vars"] if not (isinstance(v, str) and v.endswith(":scales"))]
-        n_seeds = params["scales"][scale]["seeds"]
-        assert doc["vars"][0]["seeds"] == list(range(n_seeds)), scale
+        sc = params["scales"][scale]
+        assert doc["vars"][0].pop("seeds") == list(range(sc["seeds"])), scale
         assert doc["vars"][0]["at_scale"] == scale
-        doc["vars"][0] |= {"seeds": "SEEDS", "at_scale": "SCALE"}
-        n_groups = len(params["scales"][scale]["grid"])
+        doc["vars"][0] |= {"at_scale": "SCALE"}
+        n_groups = len(sc["grid"])
         train = [name for name in doc["stages"] if name.startswith("train_")]
         assert train == [f"train_{i}" for i in range(n_groups)], scale
         bodies = []
         for i, name in enumerate(train):
             stage = doc["stages"].pop(name)
+            own = sc["grid"][i].get("seeds")  # a group with its own seed count reads vars' seeds_<i>
+            if own is not None:
+                assert doc["vars"][0].pop(f"seeds_{i}") == list(range(own)), (scale, name)
+            seeds = f"${{seeds_{i}}}" if own is not None else "${seeds}"
             assert stage.pop("matrix") == {"env": f"${{scales.{scale}.grid[{i}].envs}}",
                                            "variant": f"${{scales.{scale}.grid[{i}].variants}}",
-                                           "seed": "${seeds}"}, (scale, name)
+                                           "seed": seeds}, (scale, name)
             bodies.append(stage)
         assert all(body == bodies[0] for body in bodies), scale
         doc["stages"]["train"] = bodies[0]

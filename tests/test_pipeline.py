@@ -98,7 +98,7 @@ def yaml_grid(scale: str) -> list[tuple[str, str, int]]:
     """The runs of a scale read straight from params.yaml: each group's envs × variants × seeds."""
     sc = yaml.safe_load((ROOT / "params.yaml").read_text())["scales"][scale]
     return [(e, v, s) for g in sc["grid"] for e in g["envs"] for v in g["variants"]
-            for s in range(sc["seeds"])]
+            for s in range(g.get("seeds", sc["seeds"]))]
 
 
 def smoke_grid() -> list[tuple[str, str, int]]:

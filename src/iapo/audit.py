@@ -473,7 +473,8 @@ def _scale_note(summary_dir: Path) -> str:
 
     def runs(preset: dict) -> str:
         groups = [f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
-                  + (f" ({g['steps']} steps)" if g.get("steps") else "") for g in preset.get("grid", [])]
+                  + "".join(f" ({g[key]} {key})" for key in ("seeds", "steps") if g.get(key))
+                  for g in preset.get("grid", [])]
         return "; ".join(groups) or "?"
 
     lines = [f"- **scale**: {info.get('scale', '?')}"]

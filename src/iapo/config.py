@@ -150,6 +150,8 @@ class Group(_Strict):
     envs: list[str] = Field(min_length=1)
     variants: list[str] = Field(min_length=1)
     steps: int | None = Field(default=None, gt=0)
+    seeds: int | None = Field(default=None, gt=0)
+    """This group's seed count (default: the scale's `seeds`): spend seeds where they decide a claim."""
 
 
 DiagnosticOption = str | int | float | bool
@@ -187,6 +189,11 @@ class Scale(_Strict):
 
     def group_of(self, env: str, variant: str) -> Group | None:
         return next((g for g in self.grid if env in g.envs and variant in g.variants), None)
+
+    def seeds_of(self, env: str, variant: str) -> int:
+        """A group's `seeds`, else the scale's: the run is trained for seeds 0 … seeds_of - 1."""
+        group = self.group_of(env, variant)
+        return group.seeds if group is not None and group.seeds is not None else self.seeds
 
     def steps_of(self, env: str, variant: str) -> int:
         """A group's `steps`, else `steps_per_env[env]`, else `steps`."""

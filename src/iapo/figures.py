@@ -203,15 +203,21 @@ def human(n: float) -> str:
     return f"{n:g}"
 
 
+def _group_values(preset: dict, key: str) -> list:
+    """The scale's `key` and every group's own, sorted, without repeats."""
+    return sorted({v for v in [preset.get(key)] + [g.get(key) for g in preset.get("grid", [])] if v})
+
+
 def _seeds_text(preset: dict) -> str:
-    seeds = preset.get("seeds", "?")
-    return f"{seeds} seed" + ("" if seeds == 1 else "s")
+    seeds = _group_values(preset, "seeds")
+    if not seeds:
+        return "? seeds"
+    count = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    return f"{count} seed" + ("" if seeds == [1] else "s")
 
 
 def _steps_text(preset: dict) -> str:
-    steps = [preset.get("steps")] + [g.get("steps") for g in preset.get("grid", [])]
-    steps += list((preset.get("steps_per_env") or {}).values())
-    steps = sorted({s for s in steps if s})
+    steps = sorted(set(_group_values(preset, "steps")) | set((preset.get("steps_per_env") or {}).values()))
     if not steps:
         return "?"
     return human(steps[0]) if len(steps) == 1 else f"{human(steps[0])}–{human(steps[-1])}"

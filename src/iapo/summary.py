@@ -46,11 +46,13 @@ class RunKey:
 
 
 def run_grid(params: Params, scale: str) -> list[RunKey]:
-    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1."""
+    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1 (the
+    group's own seed count where it sets one)."""
     if scale not in params.scales:
         raise SummaryError(f"scale: unknown value {scale!r}; allowed: {', '.join(sorted(params.scales))}")
     sc = params.scales[scale]
-    return [RunKey(env, variant, seed) for env, variant in sc.runs() for seed in range(sc.seeds)]
+    return [RunKey(env, variant, seed) for env, variant in sc.runs()
+            for seed in range(sc.seeds_of(env, variant))]
 
 
 @dataclass(frozen=True)

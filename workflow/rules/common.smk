@@ -76,8 +76,10 @@ def summary_dir(scale):
 
 def describe_scale(scale):
     sc = PARAMS.scales[scale]
-    return (f"{len(sc.runs())} env × variant pairs in {len(sc.grid)} groups × {sc.seeds} seeds, "
-            f"{sc.steps} env steps")
+    seeds = sorted({sc.seeds_of(env, variant) for env, variant in sc.runs()})
+    seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    return (f"{len(sc.runs())} env × variant pairs in {len(sc.grid)} groups × {seeds_text} seeds "
+            f"({len(run_grid(PARAMS, scale))} runs), {sc.steps} env steps")
 
 
 # ---------------------------------------------------------------- final targets
