@@ -25,8 +25,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
 DVC_FILE = $(if $(filter smoke,$(SCALE)),dvc.yaml,workflow/dvc/$(SCALE)/dvc.yaml)
 DVC_LOCK = $(patsubst %.yaml,%.lock,$(DVC_FILE))
+# the summary tables a committed study keeps in git gzip-compressed (their .csv is git-ignored)
+LARGE_TABLES := surface_2d optimizer_comparison modes_state
 
-.PHONY: help setup lock test test-fast lint reproduce figures dvc-record pull report rulegraph schema dry-run bench gpu-check clean
+.PHONY: help setup lock test test-fast lint reproduce figures compress-tables dvc-record pull report rulegraph schema dry-run bench gpu-check clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +78,10 @@ reproduce: setup  ## the whole pipeline, locally, at SCALE (default: params.yaml
 
 figures: setup  ## rebuild what the run folders (or, without them, the summary tables) of SCALE allow; never trains
 	$(BIN)/iapo rebuild-figures --scale $(SCALE) --cores $(CORES)
+
+compress-tables:  ## gzip SCALE's large summary tables (LARGE_TABLES) to .csv.gz, the form git keeps them in
+	@for t in $(LARGE_TABLES); do f=results/summary/$(SCALE)/$$t.csv; \
+	  if [ -f $$f ]; then gzip -9 -n -k -f $$f && echo "$$f.gz ($$(du -h $$f.gz | cut -f1))"; fi; done
 
 dvc-record: setup  ## record the finished pipeline at SCALE in dvc.lock and push it to the DVC remote
 	$(BIN)/dvc commit --force $(DVC_FILE)

@@ -305,8 +305,9 @@ def test_make_figures_never_trains(bare_ws: Path, tmp_path: Path) -> None:
     rules = {job["rule"] for job in parse_dry_run(out.stdout)}
     assert "figures_tables" in rules and "figures_performance" in rules
     assert not rules & {"train", "summarize"}, rules
-    assert "30 run folder(s) of scale 'mini' are missing" in out.stdout
-    assert "not rebuilt: notebook surface_2d: needs results/summary/mini/surface_2d.csv" in out.stdout
+    assert "40 run folder(s) of scale 'mini' are missing" in out.stdout
+    # the committed study's large tables (NAME.csv.gz) count: every notebook and the audit are planned
+    assert "not rebuilt" not in out.stdout and {"figures_surface_2d", "audit"} <= rules, out.stdout[-3000:]
     assert "make pull SCALE=mini" in out.stdout and "make reproduce SCALE=mini" in out.stdout
     # and `make pull` on it: no dvc.lock is committed, so it names what git alone rebuilds
     venv = BIN.parent
@@ -321,6 +322,53 @@ def test_make_figures_never_trains(bare_ws: Path, tmp_path: Path) -> None:
     out = run([*cmd[:3], "smoke", "-n"], ws, timeout=120)
     rules = {job["rule"] for job in parse_dry_run(check(out))}
     assert "summarize" in rules and "audit" in rules and "train" not in rules, rules
+
+
+def audit_verdicts(text: str) -> dict[str, str]:
+    """The audit's verdicts: `id` → verdict (its verdict table) and `id | group` → the whole row of
+    its per-group table (statistic, interval, verdict)."""
+    out = {}
+    for section in ("Verdicts", "Per group"):
+        body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+        for line in body.splitlines():
+            if line.startswith("| ") and not line.startswith("| id "):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if section == "Verdicts":
+                    out[cells[0]] = cells[4].strip("*")
+                else:
+                    out[f"{cells[0]} | {cells[1]}"] = " | ".join(cells[2:])
+    return out
+
+
+def test_fresh_clone_audit_reproduces_the_committed_study(tmp_path: Path) -> None:
+    """`iapo audit` on a fresh clone's committed summary tables (the large ones as .csv.gz) gives the
+    committed paper_figures/mini/audit.md verdict for verdict, and group for group."""
+    ws = copy_repo(tmp_path / "ws", git=False)
+    assert not (ws / "results/summary/mini/surface_2d.csv").exists()  # git keeps it compressed only
+    out = tmp_path / "audit.md"
+    check(run([str(BIN / "iapo"), "audit", "--claims", "claims.yaml", "--summary", "results/summary/mini",
+               "--deviations", "docs/deviations.md", "--out", str(out)], ws, timeout=600))
+    committed = audit_verdicts((ROOT / "paper_figures/mini/audit.md").read_text())
+    rebuilt = audit_verdicts(out.read_text())
+    assert len(committed) >= 42 and rebuilt == committed
+    assert "not present" not in out.read_text().split("## Verdicts")[1].split("## Per group")[0]
+
+
+@pytest.mark.slow
+def test_make_figures_on_a_fresh_clone_rebuilds_every_notebook_and_the_audit(tmp_path: Path) -> None:
+    """`make figures SCALE=mini` on a fresh clone (no run folder): the committed summary tables are
+    enough for every notebook and the audit (exit code 2 only for the missing runs); the figures
+    are the committed ones, the audit the committed verdicts."""
+    ws = copy_repo(tmp_path / "ws", git=False)
+    committed = {p.relative_to(ROOT) for p in (ROOT / "paper_figures/mini").rglob("*") if p.is_file()}
+    shutil.rmtree(ws / "paper_figures/mini")
+    out = run([str(BIN / "iapo"), "rebuild-figures", "--scale", "mini", "--cores", "2"], ws, timeout=900)
+    assert out.returncode == 2, out.stdout[-4000:]
+    assert "run folder(s) of scale 'mini' are missing" in out.stdout and "not rebuilt" not in out.stdout
+    rebuilt = {p.relative_to(ws) for p in (ws / "paper_figures/mini").rglob("*") if p.is_file()}
+    assert rebuilt == committed
+    assert (audit_verdicts((ws / "paper_figures/mini/audit.md").read_text())
+            == audit_verdicts((ROOT / "paper_figures/mini/audit.md").read_text()))
 
 
 def test_slurm_profile_dry_run_needs_no_cluster(bare_ws: Path) -> None:

@@ -103,3 +103,23 @@ def test_scale_json_alone_names_the_tables_a_scale_produces(params: Params, scal
     assert produced_tables(info) == {"runs", "eval", "metrics", *diagnostic_tables(params, scale)}
     no_jobs = with_scale(params, diagnostics={})
     assert produced_tables(scale_report(no_jobs, "smoke")) == {"runs", "eval", "metrics"}
+
+
+def test_compressed_tables_are_read_and_unpacked(tmp_path: Path) -> None:
+    """A committed study's large table as NAME.csv.gz (gzip -n, as `make compress-tables` writes it):
+    readers find it, `unpack_tables` restores NAME.csv byte for byte, and a present .csv wins."""
+    import gzip
+
+    from iapo.summary import table_file, unpack_tables
+
+    plain = tmp_path / "surface_2d.csv"
+    text = "env,seed,J\nHopper-v2,0,1.5\nHopper-v2,1,-2.25\n"
+    (tmp_path / "surface_2d.csv.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+    assert table_file(tmp_path, "surface_2d") == tmp_path / "surface_2d.csv.gz"
+    assert pd.read_csv(table_file(tmp_path, "surface_2d"))["J"].tolist() == [1.5, -2.25]
+    assert table_file(tmp_path, "modes_state") == tmp_path / "modes_state.csv"  # neither: the plain name
+    assert unpack_tables(tmp_path) == [plain] and plain.read_text() == text
+    assert table_file(tmp_path, "surface_2d") == plain
+    plain.write_text("env,seed,J\n")  # an existing .csv is never overwritten
+    assert unpack_tables(tmp_path) == [] and plain.read_text() == "env,seed,J\n"
+    assert not list(tmp_path.glob(".*.tmp"))

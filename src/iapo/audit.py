@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from iapo.errors import AuditError
 from iapo.power import MAX_SEEDS, Power, power_analysis
 from iapo.stats import Interval, mean, probability_of_improvement, stratified_bootstrap
-from iapo.summary import produced_tables
+from iapo.summary import produced_tables, table_file
 
 Verdict = Literal["supported", "contradicted", "inconclusive"]
 TWO_ARM = ("greater", "less", "not_worse", "similar")
@@ -422,7 +422,7 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
                          "(`snakemake --config scale=SCALE` or `iapo summarize`).")
     warmup = _warmup(summary_dir)
     for i, claim in enumerate(load_claims(claims_path)):
-        path = summary_dir / f"{claim.table}.csv"
+        path = table_file(summary_dir, claim.table)
         if claim.table not in cache:
             cache[claim.table] = pd.read_csv(path) if path.is_file() else None
         df = cache[claim.table]

@@ -52,6 +52,7 @@ import pandas as pd
 from iapo.config import Params
 from iapo.layout import figures_root, notebooks_dir, summary_dir
 from iapo.stats import mean_band
+from iapo.summary import table_file
 from iapo.tables import TABLE5_ENVS, TABLE6_ENVS
 
 # ---------------------------------------------------------------- environments and labels
@@ -139,8 +140,8 @@ class Summary:
         self.runs = _preset_runs(self.preset)  # {(env, variant)} the scale trains; empty if unknown
 
     def table(self, name: str) -> Table:
-        """`<summary_dir>/<name>.csv`; `step` is the env step in every table."""
-        path = self.dir / f"{name}.csv"
+        """`<summary_dir>/<name>.csv` (or its committed `.csv.gz`); `step` is the env step in every table."""
+        path = table_file(self.dir, name)
         if not path.is_file():
             return Table(name, None, self._absent(name))
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from iapo.config import Params
 from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks
 from iapo.layout import audit_md, figures_root, summary_dir
-from iapo.summary import SUMMARY_FILES, RunKey, diagnostic_tables, run_grid
+from iapo.summary import SUMMARY_FILES, RunKey, diagnostic_tables, run_grid, unpack_tables
 
 
 @dataclass
@@ -68,7 +68,7 @@ def plan_figures(params: Params, scale: str, root: Path = Path(".")) -> FiguresP
     plan = FiguresPlan(scale, missing, ["figures_tables"],
                        [str(figures_root(scale) / file) for file in TABLE_FILES])
     for group in notebooks():
-        absent = [path for path in notebook_tables(params, scale, group) if not (root / path).is_file()]
+        absent = [path for path in notebook_tables(params, scale, group) if not _present(root / path)]
         if absent:
             plan.skipped[f"notebook {group}"] = absent
         else:
@@ -76,7 +76,7 @@ def plan_figures(params: Params, scale: str, root: Path = Path(".")) -> FiguresP
             plan.targets += map(str, notebook_outputs(scale, group))
     audit_inputs = [summary_dir(scale) / name for name in SUMMARY_FILES]
     audit_inputs += [summary_dir(scale) / f"{table}.csv" for table in diagnostic_tables(params, scale)]
-    absent = [path for path in audit_inputs if not (root / path).is_file()]
+    absent = [path for path in audit_inputs if not _present(root / path)]
     if absent:
         plan.skipped["the audit"] = absent
     else:
@@ -85,9 +85,17 @@ def plan_figures(params: Params, scale: str, root: Path = Path(".")) -> FiguresP
     return plan
 
 
+def _present(path: Path) -> bool:
+    """A summary table is there, plain or as the committed `.csv.gz` that `unpack_tables` restores."""
+    return path.is_file() or path.with_name(f"{path.name}.gz").is_file()
+
+
 def rebuild_figures(params: Params, scale: str, cores: str, dry_run: bool = False) -> int:
     """Run the plan with Snakemake (from this environment); exit code 2 when runs were missing."""
     plan = plan_figures(params, scale)
+    if plan.missing_runs and not dry_run:  # the Snakemake rules read NAME.csv
+        for path in unpack_tables(summary_dir(scale)):
+            print(f"iapo rebuild-figures: unpacked {path} from its committed .csv.gz", file=sys.stderr)
     cmd = [sys.executable, "-m", "snakemake", "--cores", cores, *(["-n"] if dry_run else []),
            *plan.snakemake_args()]
     print("iapo rebuild-figures: " + " ".join(cmd[1:]), file=sys.stderr)

@@ -13,10 +13,15 @@ files, never checkpoints; paths: iapo.layout):
   NAME.csv     per diagnostic of the scale (`scales.<scale>.diagnostics`): the per-run tables
                `iapo diagnose NAME` wrote under results/diagnostics/<scale>/NAME/<env>/<variant>/,
                concatenated (+ NAME_<table>.csv for its extra tables)
+
+A committed study keeps its largest tables in git gzip-compressed (NAME.csv.gz, `make
+compress-tables`); readers take NAME.csv, else NAME.csv.gz (`table_file`), and `make figures`
+unpacks them for the Snakemake rules (`unpack_tables`).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -188,6 +193,28 @@ def scale_report(params: Params, scale: str) -> dict:
             preset["initial_random_steps"] = params.training.initial_random_steps
     return {"scale": scale, "preset": this, "paper": paper,
             "reduced": sorted(k for k in this if this[k] != paper.get(k))}
+
+
+def table_file(folder: str | Path, table: str) -> Path:
+    """`folder/<table>.csv`, else its gzip-compressed copy `<table>.csv.gz` if only that exists (a
+    committed study's large tables); the `.csv` path when neither does."""
+    plain = Path(folder) / f"{table}.csv"
+    packed = plain.with_name(f"{plain.name}.gz")
+    return packed if not plain.is_file() and packed.is_file() else plain
+
+
+def unpack_tables(folder: str | Path) -> list[Path]:
+    """Write `<table>.csv` from each `<table>.csv.gz` of `folder` that has no `.csv` yet; returns
+    the files written (each whole or not at all)."""
+    written = []
+    for packed in sorted(Path(folder).glob("*.csv.gz")):
+        plain = packed.with_suffix("")
+        if not plain.exists():
+            tmp = plain.with_name(f".{plain.name}.tmp")
+            tmp.write_bytes(gzip.decompress(packed.read_bytes()))
+            os.replace(tmp, plain)
+            written.append(plain)
+    return written
 
 
 def _write_atomic(text: str, path: Path) -> None:
