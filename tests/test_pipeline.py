@@ -332,7 +332,7 @@ def audit_verdicts(text: str) -> dict[str, str]:
         body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
         for line in body.splitlines():
             if line.startswith("| ") and not line.startswith("| id "):
-                cells = [c.strip() for c in line.strip("|").split("|")]
+                cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]  # not \| in a cell
                 if section == "Verdicts":
                     out[cells[0]] = cells[4].strip("*")
                 else:
@@ -352,6 +352,17 @@ def test_fresh_clone_audit_reproduces_the_committed_study(tmp_path: Path) -> Non
     rebuilt = audit_verdicts(out.read_text())
     assert len(committed) >= 42 and rebuilt == committed
     assert "not present" not in out.read_text().split("## Verdicts")[1].split("## Per group")[0]
+
+
+def test_readme_states_the_committed_verdicts() -> None:
+    """The README's table of the committed mini study lists every claim of its audit.md, each with
+    the audit's verdict."""
+    readme = (ROOT / "README.md").read_text()
+    study = readme.split("\n## The committed mini study\n", 1)[1].split("\n## ", 1)[0]
+    stated = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| (\w+)", study, re.M)}
+    audit = {k: v for k, v in audit_verdicts((ROOT / "paper_figures/mini/audit.md").read_text()).items()
+             if " | " not in k}
+    assert stated == audit
 
 
 @pytest.mark.slow
