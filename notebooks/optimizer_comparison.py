@@ -45,7 +45,10 @@ F.save(fig, out_dir, "optimizer_comparison")
 paper = {"adam": 1.15, "cem": 1.25}
 ratio = rows[rows["optimizer"].isin(list(paper))] if not rows.empty else rows
 if not ratio.empty:
-    ratio = ratio.drop_duplicates(["env", "seed", "optimizer"]).assign(step=ratio["step"].max())
+    ratio = ratio.drop_duplicates(["env", "seed", "optimizer"])  # one value per run: its last checkpoint
+    ratio = ratio.assign(step=ratio.groupby("env")["step"].transform("max"))  # each env's own length
+    by_run = ratio.groupby(["env", "step", "optimizer"])["time_ratio"]
+    print(by_run.agg(["mean", "count"]).round(3).to_string())
 envs = F.panel_envs(F.MAIN_ENVS, ratio)
 fig, panels = F.curves(summary, comparison, frame=ratio, y="time_ratio", hue="optimizer", hues=list(paper),
                        variants=["iterative"], envs=envs, band=band, ylabel="t(iterative) / t(optimizer)")

@@ -267,3 +267,18 @@ def test_every_claim_is_evaluated_by_the_audit():
         if c.derive:
             assert c.derive in DERIVATIONS, c.id
         assert c.source, f"{c.id}: every claim names the sentence it comes from"
+
+
+def test_scale_section_names_each_groups_own_seeds_and_steps(tmp_path):
+    """A group with its own seeds and steps (mini's InvertedPendulum pair) says both, once."""
+    from iapo.audit import _scale_note
+
+    grid = [{"envs": ["InvertedPendulum-v2"], "variants": ["direct", "iterative"], "seeds": 8, "steps": 2000},
+            {"envs": ["Hopper-v2"], "variants": ["direct"]},
+            {"envs": ["InvertedPendulum-v2"], "variants": ["iterative_mb"], "steps": 1500}]
+    (tmp_path / "scale.json").write_text(json.dumps(
+        {"scale": "mini", "preset": {"grid": grid, "seeds": 3, "steps": 3000}, "paper": {}}))
+    line = _scale_note(tmp_path).splitlines()[1]
+    assert line.startswith("- **this scale**: 3 seeds, 3000 env steps")
+    assert line.endswith("runs: InvertedPendulum-v2 × direct, iterative (8 seeds, 2000 steps); "
+                         "Hopper-v2 × direct; InvertedPendulum-v2 × iterative_mb (1500 steps)")

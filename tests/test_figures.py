@@ -302,6 +302,27 @@ def test_modes_notebook_draws_runs_from_both_initializations(tmp_path):
                 df[df["init"] == "same"].drop(columns="init").to_csv(path, index=False)
 
 
+def test_wall_clock_ratio_is_placed_at_each_envs_own_last_checkpoint(tmp_path):
+    """Envs trained for different lengths (mini: InvertedPendulum 2000 steps, Hopper 3000): each
+    env's wall-clock ratios sit at, and are labelled with, that env's last checkpoint."""
+    summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
+    write_scale(summary_dir)
+    rows = [{"env": env, "variant": "iterative", "family": "iterative", "seed": seed, "step": step,
+             "optimizer": opt, "state": 0, "iteration": it, "J": float(it), "n_samples": 10,
+             "sec_per_iter": 0.01, "time_ratio": ratio, "n_iters_trained": 5, "beta": 1.0}
+            for env, step in (("InvertedPendulum-v2", 2000), ("Hopper-v2", 3000)) for seed in (0, 1)
+            for opt, ratio in (("iterative", 1.0), ("adam", 0.5), ("cem", 2.0)) for it in (0, 1, 2)]
+    pd.DataFrame(rows).to_csv(summary_dir / "optimizer_comparison.csv", index=False)
+    executed = json.loads(execute("optimizer_comparison", summary_dir, out_dir).read_text())
+    assert_figures_written("optimizer_comparison", out_dir)
+    printed = "".join(line for cell in executed["cells"] for out in cell.get("outputs", [])
+                      for line in out.get("text", []))
+    table = {tuple(line.split()[:3]) for line in printed.splitlines() if line.split()[:1] in
+             (["InvertedPendulum-v2"], ["Hopper-v2"])}
+    assert {("InvertedPendulum-v2", "2000", "adam"), ("Hopper-v2", "3000", "adam")} <= table, printed
+    assert not any(row[0] == "InvertedPendulum-v2" and row[1] != "2000" for row in table), printed
+
+
 def test_model_based_notebook_draws_no_data_panels_without_its_tables(tmp_path):
     summary_dir, out_dir = tmp_path / "summary", tmp_path / "figures"
     write_scale(summary_dir)  # scale.json only: no eval.csv, no mb_* tables

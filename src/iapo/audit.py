@@ -471,10 +471,13 @@ def _scale_note(summary_dir: Path) -> str:
     info = json.loads(info_path.read_text())
     this, paper = info.get("preset", {}), info.get("paper", {})
 
+    def group(g: dict) -> str:
+        own = [f"{g[key]} {key}" for key in ("seeds", "steps") if g.get(key)]  # the group's own values
+        runs = f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
+        return runs + (f" ({', '.join(own)})" if own else "")
+
     def runs(preset: dict) -> str:
-        groups = [f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
-                  + "".join(f" ({g[key]} {key})" for key in ("seeds", "steps") if g.get(key))
-                  for g in preset.get("grid", [])]
+        groups = [group(g) for g in preset.get("grid", [])]
         return "; ".join(groups) or "?"
 
     lines = [f"- **scale**: {info.get('scale', '?')}"]
