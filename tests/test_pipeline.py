@@ -307,7 +307,7 @@ def test_make_figures_never_trains(bare_ws: Path, tmp_path: Path) -> None:
     assert not rules & {"train", "summarize"}, rules
     assert "40 run folder(s) of scale 'mini' are missing" in out.stdout
     # the committed study's large tables (NAME.csv.gz) count: every notebook and the audit are planned
-    assert "not rebuilt" not in out.stdout and {"figures_surface_2d", "audit"} <= rules, out.stdout[-3000:]
+    assert "not rebuilt:" not in out.stdout and {"figures_surface_2d", "audit"} <= rules, out.stdout[-3000:]
     assert "make pull SCALE=mini" in out.stdout and "make reproduce SCALE=mini" in out.stdout
     # and `make pull` on it: no dvc.lock is committed, so it names what git alone rebuilds
     venv = BIN.parent
@@ -375,7 +375,7 @@ def test_make_figures_on_a_fresh_clone_rebuilds_every_notebook_and_the_audit(tmp
     shutil.rmtree(ws / "paper_figures/mini")
     out = run([str(BIN / "iapo"), "rebuild-figures", "--scale", "mini", "--cores", "2"], ws, timeout=900)
     assert out.returncode == 2, out.stdout[-4000:]
-    assert "run folder(s) of scale 'mini' are missing" in out.stdout and "not rebuilt" not in out.stdout
+    assert "run folder(s) of scale 'mini' are missing" in out.stdout and "not rebuilt:" not in out.stdout
     rebuilt = {p.relative_to(ws) for p in (ws / "paper_figures/mini").rglob("*") if p.is_file()}
     assert rebuilt == committed
     assert (audit_verdicts((ws / "paper_figures/mini/audit.md").read_text())

@@ -93,7 +93,7 @@ def _present(path: Path) -> bool:
 def rebuild_figures(params: Params, scale: str, cores: str, dry_run: bool = False) -> int:
     """Run the plan with Snakemake (from this environment); exit code 2 when runs were missing."""
     plan = plan_figures(params, scale)
-    if plan.missing_runs and not dry_run:  # the Snakemake rules read NAME.csv
+    if plan.missing_runs:  # the rules read NAME.csv: restored for a dry run too (an input, not a product)
         for path in unpack_tables(summary_dir(scale)):
             print(f"iapo rebuild-figures: unpacked {path} from its committed .csv.gz", file=sys.stderr)
     cmd = [sys.executable, "-m", "snakemake", "--cores", cores, *(["-n"] if dry_run else []),
