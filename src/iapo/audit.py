@@ -424,7 +424,7 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
     for i, claim in enumerate(load_claims(claims_path)):
         path = table_file(summary_dir, claim.table)
         if claim.table not in cache:
-            cache[claim.table] = pd.read_csv(path) if path.is_file() else None
+            cache[claim.table] = pd.read_csv(path, low_memory=False) if path.is_file() else None
         df = cache[claim.table]
         if df is None:
             results.append(ClaimResult(claim, "inconclusive", _missing(claim.table, summary_dir)))

@@ -145,7 +145,7 @@ class Summary:
         if not path.is_file():
             return Table(name, None, self._absent(name))
         try:
-            df = pd.read_csv(path)
+            df = pd.read_csv(path, low_memory=False)  # one dtype per column, not per chunk
         except (OSError, ValueError) as err:
             return Table(name, None, f"{name}.csv cannot be read ({err})")
         if df.empty:
