@@ -13,21 +13,33 @@ import pytest
 import yaml
 
 from iapo.audit import (
-    DERIVATIONS,
+    RUN_META,
     AuditError,
     Claim,
-    beyond_k_gain,
+    Context,
     evaluate_claim,
-    gap_fraction,
     load_claims,
     load_untestable,
-    objective_gain,
     run_audit,
-    step_decline,
-    write_report,
 )
+from iapo.audit_report import write_report
+from iapo.derivations import (
+    DERIVATIONS,
+    NotDecidable,
+    beyond_k_gain,
+    final_return,
+    gap_fraction,
+    gap_negative_share,
+    objective_gain,
+    overestimation,
+    step_decline,
+    surface_suboptimality,
+    trajectory_end,
+)
+from iapo.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
+FIGURE_ENVS = {f.name: f.envs for f in FIGURES}
 
 
 def returns(better: str, n_seeds: int = 5, gap: float = 300.0, noise: float = 30.0) -> pd.DataFrame:
@@ -41,10 +53,13 @@ def returns(better: str, n_seeds: int = 5, gap: float = 300.0, noise: float = 30
     return pd.DataFrame(rows)
 
 
-def claim(kind: str, **test) -> Claim:
+ENVS = ["Hopper-v2", "HalfCheetah-v2"]
+
+
+def claim(kind: str, scope: list[str] | None = None, **test) -> Claim:
     return Claim.model_validate({
         "id": "c", "section": "§4.2.2", "claim": "iterative beats direct", "metric": "final return",
-        "table": "runs", "value": "ret",
+        "table": "runs", "value": "ret", "scope": scope or ENVS,
         "test": {"kind": kind, "column": "variant", "a": "iterative", "b": "direct", "by": ["env"]} | test,
     })
 
@@ -104,8 +119,9 @@ def test_noise_larger_than_the_effect_is_inconclusive():
 
 
 def test_one_arm_tests():
-    df = pd.DataFrame({"seed": range(6), "dJ": [0.5, 0.6, 0.4, 0.55, 0.5, 0.45]})
-    base = {"id": "p", "section": "B.3", "claim": "ΔJ > 0", "metric": "ΔJ", "table": "t", "value": "dJ"}
+    df = pd.DataFrame({"env": "E", "seed": range(6), "dJ": [0.5, 0.6, 0.4, 0.55, 0.5, 0.45]})
+    base = {"id": "p", "section": "B.3", "claim": "ΔJ > 0", "metric": "ΔJ", "table": "t", "value": "dJ",
+            "scope": ["E"]}
     positive = Claim.model_validate(base | {"test": {"kind": "positive"}})
     assert evaluate_claim(positive, df).verdict == "supported"
     assert evaluate_claim(positive, df.assign(dJ=-df.dJ)).verdict == "contradicted"
@@ -167,11 +183,12 @@ def test_bad_claims_file(tmp_path):
 
 
 def test_inconclusive_groups_say_what_would_decide_them(tmp_path):
-    """Open groups carry a power estimate (MDE, seeds needed); decided ones do not; the report lists
-    them, prints the β note once for β-dependent claims and the statements not testable."""
+    """Open groups carry a power estimate (heading, scenarios, seeds needed); decided ones do not; the
+    report lists them, prints the β note once for β-dependent claims and the statements not testable."""
     noisy = evaluate_claim(claim("greater"), returns("iterative", n_seeds=3, gap=30.0, noise=60.0))
     assert noisy.verdict == "inconclusive"
-    assert all(g.power is not None and g.power.mde > 0 for g in noisy.groups)
+    assert all(g.power is not None and g.power.heading != "neither" and g.power.scenarios
+               for g in noisy.groups)
     clear = evaluate_claim(claim("greater"), returns("iterative"))
     assert all(g.power is None for g in clear.groups)
     early = returns("nobody", n_seeds=3, gap=0.0, noise=60.0).assign(step=1000)
@@ -246,7 +263,8 @@ def _schema(table: str) -> set[str]:
     if table == "runs":
         return set(run_row({"env": "", "variant": "", "seed": 0, "scale": ""}))
     committed = pd.read_csv(ROOT / "results/summary/mini" / f"{table}.csv", nrows=1).columns
-    return set(committed) | ({"policy_kl"} if table == "metrics" else set())
+    meta = set(RUN_META) if table in ("eval", "metrics") else set()  # joined from runs.csv by the audit
+    return set(committed) | meta | ({"policy_kl"} if table == "metrics" else set())
 
 
 def test_every_claim_is_evaluated_by_the_audit():
@@ -263,15 +281,18 @@ def test_every_claim_is_evaluated_by_the_audit():
         schema = _schema(c.table)
         t = c.test
         needed = _where_names(c.where) | set(t.by) | ({t.column} if t.column else set())
+        needed |= set(t.pair_on or [])
         assert needed | ({"seed"} if c.derive else {c.value, "seed"}) <= schema | {"seed"}, c.id
         if c.derive:
             assert c.derive in DERIVATIONS, c.id
         assert c.source, f"{c.id}: every claim names the sentence it comes from"
+        # a scope from the figure registry, or narrower: the environments the sentence names
+        assert c.figure and c.scope and set(c.scope) <= set(FIGURE_ENVS[c.figure]), c.id
 
 
 def test_scale_section_names_each_groups_own_seeds_and_steps(tmp_path):
     """A group with its own seeds and steps (mini's InvertedPendulum pair) says both, once."""
-    from iapo.audit import _scale_note
+    from iapo.audit_report import _scale_note
 
     grid = [{"envs": ["InvertedPendulum-v2"], "variants": ["direct", "iterative"], "seeds": 8, "steps": 2000},
             {"envs": ["Hopper-v2"], "variants": ["direct"]},
@@ -282,3 +303,208 @@ def test_scale_section_names_each_groups_own_seeds_and_steps(tmp_path):
     assert line.startswith("- **this scale**: 3 seeds, 3000 env steps")
     assert line.endswith("runs: InvertedPendulum-v2 × direct, iterative (8 seeds, 2000 steps); "
                          "Hopper-v2 × direct; InvertedPendulum-v2 × iterative_mb (1500 steps)")
+
+
+# ---------------------------------------------------------------- scope, units, pairing, multiplicity
+
+
+def test_an_out_of_scope_group_never_decides():
+    """A planted contradiction outside the claim's scope is reported (scope "out") but leaves the verdict
+    to the in-scope group; moved into the scope it contradicts the claim."""
+    table = pd.concat([returns("iterative")[lambda d: d.env == "Hopper-v2"],
+                       returns("direct", gap=3000.0)[lambda d: d.env == "HalfCheetah-v2"]])
+    result = evaluate_claim(claim("greater", scope=["Hopper-v2"]), table)
+    assert result.verdict == "supported"
+    out = next(g for g in result.groups if g.group == "HalfCheetah-v2")
+    assert not out.in_scope and "outside the claim's scope" in out.reason
+    assert "outside the scope, reported only: HalfCheetah-v2" in result.reason
+    assert evaluate_claim(claim("greater", scope=ENVS), table).verdict == "contradicted"
+    nothing = evaluate_claim(claim("greater", scope=["Ant-v2"]), table)
+    assert nothing.verdict == "inconclusive"
+    assert "no run of this scale in the claim's scope (Ant-v2)" in nothing.reason
+
+
+def paired_table(effect: float, n_seeds: int = 4, states: int = 5) -> pd.DataFrame:
+    """Two arms measured on the same seeds and states; seed and state effects (spread 50) shared by
+    both, own noise 1: only a paired analysis sees an effect of a few units."""
+    rng = np.random.default_rng(9)
+    rows = []
+    for seed in range(n_seeds):
+        for state in range(states):
+            shared = 50.0 * rng.normal()
+            for arm, shift in (("extra", effect), ("plain", 0.0)):
+                rows.append({"env": "E", "seed": seed, "step": 10, "state": state, "estimate": arm,
+                             "gap": shared + shift + rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_paired_designs_are_matched_on_seed_and_state():
+    spec = {"id": "p", "section": "A.3", "claim": "extra lowers the gap", "metric": "gap", "table": "t",
+            "value": "gap", "scope": ["E"],
+            "test": {"kind": "less", "column": "estimate", "a": "extra", "b": "plain", "units": "absolute"}}
+    paired = Claim.model_validate(spec | {"test": spec["test"] | {"pair_on": ["step", "state"]}})
+    unpaired = Claim.model_validate(spec)
+    table = paired_table(effect=-3.0)
+    assert evaluate_claim(paired, table).verdict == "supported"
+    assert evaluate_claim(unpaired, table).verdict == "inconclusive"
+    # the paired estimate is the mean over seeds of the per-seed mean difference, by hand
+    by_hand = (table.pivot_table(index=["seed", "state"], columns="estimate", values="gap")
+               .pipe(lambda w: (w["extra"] - w["plain"]).groupby(level="seed").mean().mean()))
+    assert evaluate_claim(paired, table).groups[0].estimate == pytest.approx(by_hand)
+    # rows without a partner are dropped, not compared with another state's
+    lonely = table[~((table.estimate == "plain") & (table.state == 0))]
+    assert evaluate_claim(paired, lonely).groups[0].n_seeds == "4 vs 4"
+    with pytest.raises(AuditError, match="pair_on is for two-arm tests"):
+        bad = tmp_claims_file(spec | {"test": {"kind": "positive", "pair_on": ["state"]}})
+        load_claims(bad)
+
+
+def tmp_claims_file(spec: dict) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": [spec]}))
+    return path
+
+
+def test_holm_across_groups_for_contradicted():
+    """Ten environments each mildly against the claim (one-sided p between 0.025/10 and 0.025): each
+    alone would contradict it, after Holm none does; one strongly against it contradicts it."""
+    rows = []
+    envs = [f"E{k}" for k in range(10)]
+    for env in envs:
+        for seed, x in enumerate((-1.0, 0.0, 1.0)):
+            rows.append({"env": env, "variant": "iterative", "seed": seed, "ret": x - 4.0})
+            rows.append({"env": env, "variant": "direct", "seed": seed, "ret": 0.0})
+    table = pd.DataFrame(rows)
+    result = evaluate_claim(claim("greater", scope=envs), table)
+    ps = [g.p_contradiction for g in result.groups]
+    assert all(0.025 / 10 < p < 0.025 for p in ps), ps
+    assert result.verdict == "inconclusive" and all("not after Holm" in g.reason for g in result.groups)
+    e0 = (table.env == "E0") & (table.variant == "iterative")
+    strong = table.assign(ret=np.where(e0, table.ret * 0.01 - 20, table.ret))
+    result = evaluate_claim(claim("greater", scope=envs), strong)
+    assert result.verdict == "contradicted" and result.reason.startswith("contradicted for E0")
+
+
+def test_a_difference_below_the_practical_threshold_is_negligible():
+    """A tiny but clear difference: supported without a practical threshold, negligible (open) with one."""
+    tiny = returns("iterative", gap=3.0, noise=0.5)
+    assert evaluate_claim(claim("greater"), tiny).verdict == "supported"
+    result = evaluate_claim(claim("greater", min_effect=0.1), tiny)  # 10% of |mean(direct)| ≈ 100
+    assert result.verdict == "inconclusive" and "negligible" in result.reason
+    assert all(g.power.too_small for g in result.groups)
+
+
+def test_by_must_name_env_and_every_claim_needs_a_scope(tmp_path):
+    spec = claim("greater").model_dump()
+    with pytest.raises(AuditError, match="must name env"):
+        load_claims(tmp_claims_file(spec | {"test": spec["test"] | {"by": ["variant"]}}))
+    with pytest.raises(AuditError, match="needs a scope"):
+        load_claims(tmp_claims_file(spec | {"scope": None}))
+    with pytest.raises(AuditError, match="unknown figure"):
+        load_claims(tmp_claims_file(spec | {"scope": None, "figure": "nope"}))
+    from_figure = load_claims(tmp_claims_file(spec | {"scope": None, "figure": "performance_pendulums"}))
+    assert from_figure[0].scope == ["InvertedPendulum-v2", "InvertedDoublePendulum-v2"]
+
+
+def test_hardware_dependent_claims_wait_for_their_hardware():
+    spec = claim("positive").model_dump() | {"hardware": "cuda", "test": {"kind": "positive"}}
+    c = Claim.model_validate(spec)
+    table = returns("iterative")
+    on_cpu = evaluate_claim(c, table, ctx=Context(devices={e: {"cpu"} for e in ENVS}))
+    assert on_cpu.verdict == "inconclusive"
+    assert on_cpu.reason.startswith("not comparable on this hardware (cpu)")
+    assert "measured HalfCheetah-v2: mean 1.14e+03 [" in on_cpu.reason  # the measured values still shown
+    on_gpu = evaluate_claim(c, table, ctx=Context(devices={e: {"cuda:0"} for e in ENVS}))
+    assert on_gpu.verdict == "supported"
+
+
+def test_normalized_units_use_the_untrained_and_reference_returns():
+    """Margin 0.1 on the normalized scale = 10% of (reference − untrained) per environment."""
+    table = returns("direct", gap=50.0, noise=5.0)  # iterative 50 below direct
+    ctx = Context(untrained={"Hopper-v2": 0.0, "HalfCheetah-v2": 0.0},
+                  reference={"Hopper-v2": 1000.0, "HalfCheetah-v2": 100.0})
+    result = evaluate_claim(claim("not_worse", units="normalized", margin=0.1), table, ctx=ctx)
+    verdicts = {g.group: g.verdict for g in result.groups}
+    assert verdicts == {"Hopper-v2": "supported", "HalfCheetah-v2": "contradicted"}  # margins 100 and 10
+    assert {g.group: g.unit for g in result.groups} == {"Hopper-v2": 1000.0, "HalfCheetah-v2": 100.0}
+    missing = evaluate_claim(claim("not_worse", units="normalized"), table, ctx=Context())
+    assert all("no normalization" in g.reason for g in missing.groups)
+
+
+def test_an_aggregate_claim_is_decided_on_the_mean_over_environments():
+    """Per env the effect is too noisy to decide; the mean over both envs (normalized) decides it."""
+    table = returns("iterative", n_seeds=4, gap=60.0, noise=40.0)
+    ctx = Context(untrained={e: 0.0 for e in ENVS}, reference={e: 1000.0 for e in ENVS})
+    result = evaluate_claim(claim("greater", units="normalized", aggregate=True), table, ctx=ctx)
+    assert result.aggregate is not None and result.aggregate.group == "aggregate (HalfCheetah-v2, Hopper-v2)"
+    per_env = [(g.estimate / g.unit) for g in result.groups]
+    assert result.aggregate.estimate == pytest.approx(np.mean(per_env))
+    assert result.verdict == result.aggregate.verdict
+
+
+def test_evaluations_before_training_are_left_out():
+    """Warm-up also cuts `env_step` tables (evaluations, logs)."""
+    trained = returns("iterative").assign(env_step=2000)
+    untrained = returns("direct", gap=5000).assign(env_step=0)
+    table = pd.concat([trained, untrained])
+    assert evaluate_claim(claim("greater"), table).verdict == "contradicted"
+    assert evaluate_claim(claim("greater"), table, warmup=1000).verdict == "supported"
+
+
+def test_report_states_scope_unit_pairing_seeds_and_interval(tmp_path):
+    claims = tmp_path / "claims.yaml"
+    spec = claim("greater").model_dump() | {"scope": ["Hopper-v2"]}
+    claims.write_text(yaml.safe_dump({"claims": [spec]}))
+    returns("iterative").to_csv(tmp_path / "runs.csv", index=False)
+    md, _ = write_report(run_audit(claims, tmp_path), tmp_path, tmp_path / "out" / "audit.md")
+    text = md.read_text()
+    assert "## How each claim is tested" in text
+    assert "Unit of replication: the seed of one environment" in text
+    assert ("| c | Hopper-v2 | Hopper-v2 | unpaired (independent runs) | 5 vs 5 | "
+            "greater (iterative vs direct) | any |") in text
+    assert "Student t 95%" in text and "Chance verdicts" in text
+    assert "| c | HalfCheetah-v2 | out |" in text
+
+
+# ---------------------------------------------------------------- derivations
+
+
+def test_final_return_is_the_mean_of_the_last_three_evaluations():
+    rows = [{"env": "E", "variant": "v", "seed": 0, "env_step": step, "updates": 0, "episode": ep,
+             "return": float(step + ep), "length": 1} for step in (0, 100, 200, 300, 400) for ep in (0, 1)]
+    out = final_return(pd.DataFrame(rows))
+    assert out["final_return"].tolist() == [pytest.approx((200 + 300 + 400) / 3 + 0.5)]
+
+
+def test_overestimation_keeps_only_positive_mean_bias():
+    df = pd.DataFrame({"env": "E", "variant": "v", "seed": 0, "step": [1, 1, 2, 2],
+                       "bias": [-3.0, -1.0, 2.0, 4.0], "q_mc": [10.0, 10.0, -20.0, -20.0]})
+    out = overestimation(df).set_index("step")
+    assert out["overestimation"].to_dict() == {1: 0.0, 2: 3.0}
+    assert out["q_mc_scale"].to_dict() == {1: 10.0, 2: 20.0}
+
+
+def test_surface_derivations():
+    base = {"env": "E", "variant": "v", "seed": 0, "step": 1, "state": 0}
+    rows = [base | {"kind": "estimate", "J": -10.0}, base | {"kind": "optimum", "J": -9.0}]
+    curves = ((0, [-12.0, -10.5, -9.5]), (1, [-11.0, -10.2, -10.1]))
+    rows += [base | {"kind": "trajectory", "optimizer": "iterative", "run": r, "iteration": i, "J": j}
+             for r, curve in curves for i, j in enumerate(curve)]
+    df = pd.DataFrame(rows)
+    with pytest.raises(NotDecidable, match="fresh noise"):
+        surface_suboptimality(df)
+    fresh = pd.concat([df, pd.DataFrame([base | {"kind": "estimate_fresh", "J": -10.2},
+                                         base | {"kind": "optimum_fresh", "J": -9.7}])])
+    assert surface_suboptimality(fresh)["suboptimality"].tolist() == [pytest.approx(0.5)]
+    ends = trajectory_end(df).set_index("run")
+    assert ends["trajectory_gain"].to_dict() == pytest.approx({0: 2.5, 1: 0.9})
+    assert ends["end_vs_estimate"].to_dict() == pytest.approx({0: 0.5, 1: -0.1})
+    assert ends["end_vs_estimate_fraction"].to_dict() == pytest.approx({0: 0.05, 1: -0.01})
+
+
+def test_gap_negative_share():
+    df = pd.DataFrame({"env": "E", "variant": "v", "seed": 0, "step": [1, 1, 1, 1, 2],
+                       "gap": [-0.1, 0.2, -0.3, 0.0, 0.5]})
+    assert gap_negative_share(df).set_index("step")["negative"].to_dict() == {1: 0.5, 2: 0.0}

@@ -399,7 +399,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from iapo.audit import run_audit, write_report
+    from iapo.audit import run_audit
+    from iapo.audit_report import write_report
 
     scale = args.scale or load_params(args.params).scale
     summary = args.summary or layout.summary_dir(scale)

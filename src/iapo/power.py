@@ -1,20 +1,21 @@
-"""What would decide an open claim: detectable effects and seeds needed, simulated from the data.
+"""What would decide an open claim: simulated studies run through the audit's own test.
 
-The audit decides a claim when the 95% interval of its statistic (a mean over seeds, or a difference
-of two such means) leaves out every boundary of its test (0 for greater / less / positive, −margin for
-not_worse, ±margin for similar, the threshold or the range for one-arm tests). For a claim it could not
-decide this module answers two questions by simulation from the observed per-seed values:
+For a group the audit could not decide this module answers the reader's questions from its observed
+per-seed values:
 
-* the smallest distance between the true statistic and the nearest boundary that this scale's seed
-  counts would detect with probability `power` (the minimum detectable effect, MDE), and
-* the seeds per arm that would decide the claim with that probability if the true statistic is the
-  observed one.
+* **where it is heading**: the verdict the observed statistic would get with enough seeds
+  (supported, contradicted, or neither: an effect inside the practical threshold of a greater / less
+  test, which more seeds only show to be *too small to matter*);
+* **a scenario table**: for a few seed counts per arm, the probability of each verdict, simulated with
+  the audit's own interval and decision rule (`iapo.decide`), paired where the design is paired;
+* **the seeds per arm** that reach the heading verdict with probability `power` (80%), or that no
+  count up to MAX_SEEDS does. A group whose heading is a verdict but needs more seeds than it has is
+  *too noisy* at this scale, which is a different thing from too small to matter.
 
 Each simulated study draws n seeds per arm from the arm's own centred residuals (rescaled by
-√(m/(m−1)) so that their spread is the unbiased sample spread), shifts them to the assumed means, and
-applies the decision rule with a normal-approximation interval (mean ± z·standard error), which is what
-the audit's percentile bootstrap approaches as the seed count grows. For normal data this reproduces the
-closed-form two-sample calculation n = (z₀.₉₇₅ + z_power)² (σ_a² + σ_b²) / δ² (`normal_seeds_needed`).
+√(m/(m−1)) so that their spread is the unbiased sample spread) around the observed means; a paired
+group is simulated from its per-seed differences. For normal data and a two-sample test this
+approaches the closed form n = (z₀.₉₇₅ + z_power)² (σ_a² + σ_b²) / δ² (`normal_seeds_needed`).
 """
 
 from __future__ import annotations
@@ -22,31 +23,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Literal
 
 import numpy as np
 
+from iapo.decide import CONTRADICTED, SUPPORTED, Rule, group_estimate
+from iapo.stats import stratified_t
+
 MAX_SEEDS = 1000
-NEGLIGIBLE = 0.01  # an effect below 1% of the statistic's scale does not matter whatever the seeds
+SCENARIO_SEEDS = (5, 10, 20, 50)
+Heading = Literal["supported", "contradicted", "neither"]
 
 
 @dataclass(frozen=True)
 class Power:
-    """What would decide one group of a claim (`None` fields: could not be estimated)."""
+    """What would decide one group."""
 
-    effect: float  # observed distance of the statistic from the nearest boundary
-    mde: float  # smallest distance this scale's seeds detect with probability `power`
-    seeds_needed: int | None  # seeds per arm deciding it at the observed effect; None: > MAX_SEEDS
-    negligible: bool  # the effect is below NEGLIGIBLE × scale: no seed count makes it matter
+    heading: Heading
     n_seeds: int
+    scenarios: tuple[tuple[int, float, float], ...]  # (seeds per arm, P(supported), P(contradicted))
+    seeds_needed: int | None  # seeds per arm reaching the heading verdict with the target power
+    too_small: bool  # the effect is inside the practical threshold: no seed count makes it matter
 
     def describe(self) -> str:
-        if self.negligible:
-            return (f"effect {self.effect:.3g} is below {NEGLIGIBLE:.0%} of the statistic's scale: too "
-                    "small to matter whatever the seeds")
-        need = (f"> {MAX_SEEDS} seeds per arm (too small to matter at any practical seed count)"
-                if self.seeds_needed is None else f"≈ {self.seeds_needed} seeds per arm")
-        return (f"detectable at {self.n_seeds} seeds: effects ≥ {self.mde:.3g}; observed {self.effect:.3g} "
-                f"needs {need}")
+        if self.too_small:
+            return ("too small to matter: the observed effect lies within the practical threshold, so more "
+                    "seeds would show it negligible, not decide the claim")
+        if self.heading == "neither":
+            return "the observed statistic sits on the test's boundary: no seed count is expected to decide"
+        if self.seeds_needed is None:
+            need = f"more than {MAX_SEEDS} seeds per arm"
+        else:
+            need = f"≈ {self.seeds_needed} seeds per arm"
+        more = self.seeds_needed is None or self.seeds_needed > self.n_seeds
+        noisy = "too noisy at this scale; " if more else ""
+        return f"heading to {self.heading}; {noisy}{need} would decide it with 80% probability"
+
+    def scenario_text(self) -> str:
+        return ", ".join(f"{n}: {ps:.0%} / {pc:.0%}" for n, ps, pc in self.scenarios)
 
 
 def normal_seeds_needed(delta: float, sd_a: float, sd_b: float = 0.0, confidence: float = 0.95,
@@ -61,76 +75,82 @@ def _residuals(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) * np.sqrt(len(x) / (len(x) - 1))
 
 
+Part = tuple[Sequence[np.ndarray], float]  # one environment's arms and the unit they are divided by
+
+
 class _Simulator:
-    """Simulated studies of n seeds per arm drawn from the arms' residuals around chosen means."""
+    """Simulated studies of n seeds per arm drawn from the arms' residuals around the observed means;
+    with several parts (an aggregate claim), the statistic is the mean over parts of each part's
+    estimate in its own units (`stratified_t`), as the audit computes it."""
 
-    def __init__(self, arms: Sequence[np.ndarray], confidence: float, power: float, n_sim: int,
-                 seed: int) -> None:
-        self.res = [_residuals(a) for a in arms]
-        self.z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-        self.power, self.n_sim, self.seed = power, n_sim, seed
+    def __init__(self, rule: Rule, parts: Sequence[Part], n_sim: int, seed: int) -> None:
+        self.rule, self.n_sim, self.seed = rule, n_sim, seed
+        self.parts = [([float(np.mean(a)) for a in arms], [_residuals(a) for a in arms], unit)
+                      for arms, unit in parts]
 
-    def power_at(self, statistic: float, boundaries: Sequence[float], n: int) -> float:
-        """P(the interval leaves out every boundary) when the true statistic is `statistic`."""
-        rng = np.random.default_rng(self.seed)  # common random numbers: smooth in n and statistic
-        est, var = np.full(self.n_sim, statistic), np.zeros(self.n_sim)
-        for k, r in enumerate(self.res):
-            draw = r[rng.integers(0, len(r), size=(self.n_sim, n))]
-            est = est + (draw.mean(1) if k == 0 else -draw.mean(1))
-            var = var + draw.var(1, ddof=1) / n
-        half = self.z * np.sqrt(var)
-        decided = np.ones(self.n_sim, dtype=bool)
-        for b in boundaries:
-            decided &= np.abs(est - b) > half
-        return float(decided.mean())
+    def verdicts(self, n: int) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)  # common random numbers: smooth in n
+        estimates = []
+        for means, res, unit in self.parts:
+            draws = [(m + r[rng.integers(0, len(r), size=(self.n_sim, n))]) / unit
+                     for m, r in zip(means, res, strict=True)]
+            estimates.append(group_estimate(draws[0], draws[1] if len(draws) > 1 else None))
+        return self.rule.decide(estimates[0] if len(estimates) == 1 else stratified_t(estimates))
 
-    def seeds_needed(self, statistic: float, boundaries: Sequence[float]) -> int | None:
-        """Smallest n ≤ MAX_SEEDS with power ≥ target (doubling, then bisection), else None."""
-        lo, hi = 1, 2
-        while self.power_at(statistic, boundaries, hi) < self.power:
+    def rates(self, n: int) -> tuple[float, float]:
+        v = self.verdicts(n)
+        return float(np.mean(v == SUPPORTED)), float(np.mean(v == CONTRADICTED))
+
+    def seeds_needed(self, target: int, power: float) -> int | None:
+        """Smallest n ≤ MAX_SEEDS with P(verdict == target) ≥ power (doubling, then bisection), else None."""
+        def ok(n: int) -> bool:
+            return float(np.mean(self.verdicts(n) == target)) >= power
+
+        lo, hi = 2, 3
+        while not ok(hi):
             if hi >= MAX_SEEDS:
                 return None
             lo, hi = hi, min(2 * hi, MAX_SEEDS)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if self.power_at(statistic, boundaries, mid) >= self.power else (mid, hi)
-        return hi
-
-    def mde(self, boundary: float, direction: float, others: Sequence[float], n: int) -> float:
-        """Smallest distance d from `boundary` (towards `direction`) detected with the target power."""
-        spread = np.sqrt(sum(r.var() for r in self.res) / n) or 1.0
-        lo, hi = 0.0, spread
-        while self.power_at(boundary + direction * hi, [boundary, *others], n) < self.power:
-            lo, hi = hi, 2 * hi
-            if hi > 1e6 * spread:
-                return float("inf")
-        while hi - lo > 0.005 * hi:  # 0.5% precision
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if self.power_at(boundary + direction * mid, [boundary, *others], n) \
-                >= self.power else (mid, hi)
+            lo, hi = (lo, mid) if ok(mid) else (mid, hi)
         return hi
 
 
-def power_analysis(arms: Sequence[np.ndarray], boundaries: Sequence[float], scale: float | None,
-                   confidence: float = 0.95, power: float = 0.8, n_sim: int = 2000,
+def heading(rule: Rule, estimate: float) -> tuple[Heading, bool]:
+    """The verdict the observed statistic points to, and whether it is inside the practical threshold."""
+    practical = rule.kind in ("greater", "less", "positive") and rule.min_effect > 0
+    if practical and abs(estimate) < rule.min_effect:
+        return "neither", True
+    if rule.good_low < estimate < rule.good_high:
+        return "supported", False
+    if estimate < rule.contradict_low or estimate > rule.contradict_high:
+        return "contradicted", False
+    return "neither", False
+
+
+def power_analysis(rule: Rule, arms: Sequence[np.ndarray], power: float = 0.8, n_sim: int = 2000,
                    seed: int = 0) -> Power | None:
-    """Power of one group: `arms` = (a,) or (a, b) per-seed values, the statistic is mean(a) [− mean(b)].
+    """Power of one group: `arms` = (a,) per-seed values (one arm, or a paired design's differences) or
+    (a, b) independent arms; `rule` the group's decision rule (its margins in the statistic's units).
+    None when an arm has fewer than two seeds (no spread to simulate from)."""
+    return aggregate_power(rule, [(arms, 1.0)], power, n_sim, seed)
 
-    `boundaries`: the values the interval must leave out; `scale`: the statistic's natural size (e.g.
-    |mean(b)|) for the negligibility rule (None: no natural size, never negligible). Returns None when
-    an arm has fewer than two seeds.
-    """
-    arms = [np.asarray(a, dtype=float) for a in arms]
-    if min(len(a) for a in arms) < 2:
+
+def aggregate_power(rule: Rule, parts: Sequence[Part], power: float = 0.8, n_sim: int = 2000,
+                    seed: int = 0) -> Power | None:
+    """Power of a claim decided on the mean over environments of per-environment statistics, each
+    divided by its unit (`parts`: (arms, unit) per environment); `rule` in those units."""
+    parts = [([np.asarray(a, dtype=float) for a in arms], float(unit)) for arms, unit in parts]
+    if not parts or min(len(a) for arms, _ in parts for a in arms) < 2:
         return None
-    statistic = arms[0].mean() - (arms[1].mean() if len(arms) > 1 else 0.0)
-    nearest = min(boundaries, key=lambda b: abs(statistic - b))
-    effect = abs(statistic - nearest)
-    sim = _Simulator(arms, confidence, power, n_sim, seed)
-    n = min(len(a) for a in arms)
-    others = [b for b in boundaries if b != nearest]
-    direction = 1.0 if statistic >= nearest else -1.0
-    mde = sim.mde(nearest, direction, others, n)
-    negligible = scale is not None and effect < NEGLIGIBLE * (abs(scale) or 1.0)
-    needed = None if negligible else sim.seeds_needed(statistic, boundaries)
-    return Power(float(effect), float(mde), needed, bool(negligible), n)
+    estimate = float(np.mean([(arms[0].mean() - (arms[1].mean() if len(arms) > 1 else 0.0)) / unit
+                              for arms, unit in parts]))
+    head, too_small = heading(rule, estimate)
+    sim = _Simulator(rule, parts, n_sim, seed)
+    n_now = min(len(a) for arms, _ in parts for a in arms)
+    scenarios = tuple((n, *sim.rates(n)) for n in sorted({n_now, *SCENARIO_SEEDS}))
+    needed = None
+    if head != "neither":
+        needed = sim.seeds_needed(SUPPORTED if head == "supported" else CONTRADICTED, power)
+    return Power(head, n_now, scenarios, needed, too_small)

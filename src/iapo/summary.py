@@ -217,7 +217,8 @@ def unpack_tables(folder: str | Path) -> list[Path]:
     return written
 
 
-def _write_atomic(text: str, path: Path) -> None:
+def write_atomic(text: str, path: Path) -> None:
+    """Write `path` through a temporary file and a rename: never half-written."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -253,9 +254,9 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():
-        _write_atomic(table.to_csv(index=False), out / name)
+        write_atomic(table.to_csv(index=False), out / name)
         written.append(out / name)
-    _write_atomic(json.dumps(scale_report(params, scale), indent=2) + "\n", out / "scale.json")
+    write_atomic(json.dumps(scale_report(params, scale), indent=2) + "\n", out / "scale.json")
     written.append(out / "scale.json")
     return written
 

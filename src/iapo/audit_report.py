@@ -1,0 +1,233 @@
+"""The audit's report: `audit.md` (and `audit.html`) from the evaluated claims (`iapo.audit`).
+
+Sections: the scale of the results; the verdict of every claim; the design of every test (scope,
+unit, pairing, seeds per arm, interval method, rule); every group's statistic, in scope or not; what
+would decide the open groups (`iapo.power`); the statements not testable; verdicts at the sibling
+scales; where each claim comes from; the deviations from the paper.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from iapo.audit import (
+    BETA_NOTE,
+    INTERVAL,
+    MIN_SEEDS,
+    ClaimResult,
+    GroupResult,
+    Untestable,
+    load_untestable,
+    verdicts_across_scales,
+)
+from iapo.decide import ALPHA_ONE_SIDED
+from iapo.power import MAX_SEEDS
+from iapo.summary import write_atomic
+
+
+def _scale_note(summary_dir: Path) -> str:
+    info_path = summary_dir / "scale.json"
+    if not info_path.is_file():
+        return "scale: unknown (no scale.json)"
+    info = json.loads(info_path.read_text())
+    this, paper = info.get("preset", {}), info.get("paper", {})
+
+    def group(g: dict) -> str:
+        own = [f"{g[key]} {key}" for key in ("seeds", "steps") if g.get(key)]  # the group's own values
+        runs = f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
+        return runs + (f" ({', '.join(own)})" if own else "")
+
+    def runs(preset: dict) -> str:
+        groups = [group(g) for g in preset.get("grid", [])]
+        return "; ".join(groups) or "?"
+
+    lines = [f"- **scale**: {info.get('scale', '?')}"]
+    for name, preset in (("this scale", this), ("paper", paper)):
+        lines.append(f"- **{name}**: {preset.get('seeds', '?')} seeds, {preset.get('steps', '?')} env steps "
+                     f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}")
+    lines.append(f"- **reduced against paper**: {', '.join(info.get('reduced', [])) or 'nothing'} "
+                 f"(results/summary/<scale>/scale.json has every value)")
+    if this.get("initial_random_steps") is not None:
+        lines.append(f"- **left out**: diagnostics of checkpoints at env step ≤ "
+                     f"{this['initial_random_steps']} (initial_random_steps: taken before training "
+                     "started; they stay in the figures)")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: a literal `|` (e.g. |A|) would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
+def _rule_text(r: ClaimResult) -> str:
+    t = r.claim.test
+    if t.kind in ("at_least",):
+        return f"at_least {t.threshold:g}"
+    if t.kind == "within":
+        return f"within [{t.low:g}, {t.high:g}]"
+    parts = [t.kind + (f" ({t.a} vs {t.b})" if t.column else "")]
+    if t.kind in ("not_worse", "not_better", "similar"):
+        parts.append(f"margin {t.margin:g} {t.units}")
+    if t.min_effect:
+        parts.append(f"min_effect {t.min_effect:g} {t.units}")
+    if t.aggregate:
+        parts.append("on the mean over the scope's envs")
+    return ", ".join(parts)
+
+
+def _design_lines(results: list[ClaimResult]) -> list[str]:
+    lines = ["", "## How each claim is tested", "",
+             f"Unit of replication: the seed of one environment. Interval: {INTERVAL}. A decided verdict "
+             f"needs ≥ {MIN_SEEDS} seeds per arm; one-sided error ≤ {ALPHA_ONE_SIDED:.1%} per direction "
+             "(checked by simulation at 2–8 seeds: tests/test_calibration.py); \"contradicted\" is "
+             "Holm-corrected across a claim's in-scope groups. Scope: the environments of the claim's figure "
+             "(or the narrower set its sentence names); groups outside it are reported and never decide.", "",
+             "| id | scope | in scope at this scale | pairing | seeds per arm | test | hardware |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        c = r.claim
+        ran = sorted({g.env for g in r.groups if g.in_scope and g.env})
+        lines.append("| " + " | ".join(_md_cell(x) for x in (
+            c.id, ", ".join(c.scope or []), ", ".join(ran) or "none", c.pairing, r.seeds or "—",
+            _rule_text(r), c.hardware)) + " |")
+    return lines
+
+
+def _chance_note(results: list[ClaimResult]) -> list[str]:
+    decidable = sum(any(g.in_scope and g.rule is not None for g in r.groups) for r in results)
+    return ["", f"**Chance verdicts.** Each claim errs at most {ALPHA_ONE_SIDED:.1%} per direction when the "
+            "truth sits on its boundary (supported needs every in-scope group; contradicted is "
+            "Holm-corrected), "
+            f"so across the {decidable} claims with an in-scope group at this scale at most "
+            f"{0.05 * decidable:.1f} decided verdicts are expected by chance in the least favourable case, "
+            "and far fewer where the truth is away from the boundaries."]
+
+
+def _group_rows(r: ClaimResult) -> list[GroupResult]:
+    return r.groups + ([r.aggregate] if r.aggregate else [])
+
+
+def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
+    """What would decide each open in-scope group: where it heads, P(verdict) at other seed counts,
+    and the seeds per arm that decide it (this scale's run length only)."""
+    info_path = summary_dir / "scale.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    steps = (info.get("preset", {}).get("steps"), info.get("paper", {}).get("steps"))
+    rows = []
+    for r in results:
+        for g in _group_rows(r):
+            if g.verdict != "inconclusive" or not g.in_scope or g.rule is None:
+                continue
+            if r.reason.startswith("not comparable") or (r.aggregate is not None and g is not r.aggregate):
+                continue  # not decided on this hardware; or decided on the aggregate row
+            p = g.power
+            what = p.describe() if p else "cannot be estimated (fewer than 2 seeds in an arm)"
+            what += f"; {g.by_step}" if g.by_step else ""
+            need = ("—" if p is None or p.heading == "neither"
+                    else f"> {MAX_SEEDS}" if p.seeds_needed is None else str(p.seeds_needed))
+            rows.append(f"| {r.claim.id} | {_md_cell(g.group)} | {g.n_seeds} | {p.heading if p else ''} | "
+                        f"{p.scenario_text() if p else ''} | {need} | {_md_cell(what)} |")
+    if not rows:
+        return []
+    head = ["", "## What would decide the open claims", "",
+            "Simulated with the audit's own test (paired where the design is), resampling each arm's "
+            "per-seed residuals around its observed mean (`iapo.power`). Heading: the verdict the observed "
+            "statistic points to. Scenarios: seeds per arm: P(supported) / P(contradicted). Seeds: per arm, "
+            "for 80% probability of the heading verdict. *Too noisy* means more seeds would decide it; "
+            "*too small to matter* means the effect is inside the practical threshold. "
+            + (f"This scale runs {steps[0]} env steps per run against the paper's {steps[1]}; the effect at "
+               "the paper's length may differ, so these counts hold for this run length only."
+               if all(steps) else ""), "",
+            "| id | group | seeds now | heading | seeds: P(supported) / P(contradicted) | seeds for 80% "
+            "| note |",
+            "|---|---|---|---|---|---|---|"]
+    return head + rows
+
+
+def _untestable_lines(untestable: list[Untestable]) -> list[str]:
+    if not untestable:
+        return []
+    lines = ["", "## Statements not testable here", "",
+             f"{len(untestable)} statements of the paper about results have no test; why:", "",
+             "| paper | sentence | reason |", "|---|---|---|"]
+    for u in untestable:
+        figs = "; ".join(f"{k}: {v}" for k, v in u.figures.items())
+        where = u.section + (f" · {figs}" if figs else "")
+        lines.append(f"| {_md_cell(where)} | {_md_cell(u.sentence)} | {_md_cell(u.reason)} |")
+    return lines
+
+
+def _scales_lines(claims_path: str | Path | None, summary_dir: Path) -> list[str]:
+    """The verdict of every claim at each scale whose summary sits next to this one (if several)."""
+    if claims_path is None:
+        return []
+    dirs = sorted(d for d in summary_dir.parent.iterdir() if (d / "scale.json").is_file()) \
+        if summary_dir.parent.is_dir() else []
+    if len(dirs) < 2 or summary_dir not in dirs:
+        return []
+    table = verdicts_across_scales(claims_path, dirs)
+    lines = ["", "## Verdicts across scales", "", "| id | " + " | ".join(table.columns) + " |",
+             "|---|" + "---|" * len(table.columns)]
+    lines += [f"| {cid} | " + " | ".join(str(v) for v in row) + " |" for cid, row in table.iterrows()]
+    return lines
+
+
+def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: str | Path,
+                 deviations: str | Path | None = None, claims_path: str | Path | None = None
+                 ) -> tuple[Path, Path]:
+    """`audit.md` and `audit.html` (written atomically): verdicts, designs, per-group statistics, what
+    would decide the open claims, the statements not testable, verdicts at the sibling scales, scale,
+    deviations."""
+    summary_dir, out_md = Path(summary_dir), Path(out_md)
+    counts = pd.Series([r.verdict for r in results]).value_counts().to_dict()
+    lines = ["# Claims audit", "", "## Scale of the results", "", _scale_note(summary_dir), "",
+             "## Verdicts", "",
+             f"{len(results)} claims: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), "",
+             "| id | claim | paper | metric | verdict | reason |", "|---|---|---|---|---|---|"]
+    for r in results:
+        c = r.claim
+        figs = "; ".join(f"{k}: {v}" for k, v in c.figures.items())
+        paper = c.section + (f" · {figs}" if figs else "")
+        reason = r.reason + (" (β-dependent: see the note below)" if c.beta_dependent else "")
+        cells = (c.id, c.claim, paper, c.metric, f"**{r.verdict}**", reason)
+        lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    if any(r.claim.beta_dependent for r in results):
+        lines += ["", f"**Note on β-dependent claims.** {BETA_NOTE}."]
+    lines += _chance_note(results)
+    lines += _design_lines(results)
+    lines += ["", "## Per group", "",
+              "| id | group | scope | seeds | estimate | 95% CI | unit | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for g in _group_rows(r):
+            scope = "in" if g.in_scope else "out"
+            lines.append(f"| {r.claim.id} | {_md_cell(g.group)} | {scope} | {g.n_seeds} | {g.estimate:.4g} | "
+                         f"[{g.low:.4g}, {g.high:.4g}] | {g.unit:.4g} | {g.verdict} |")
+    lines += _power_lines(results, summary_dir)
+    lines += _untestable_lines(load_untestable(claims_path) if claims_path else [])
+    lines += _scales_lines(claims_path, summary_dir)
+    sourced = [r.claim for r in results if r.claim.source]
+    if sourced:
+        lines += ["", "## Where each claim comes from", "", "| id | paper | sentence |", "|---|---|---|"]
+        lines += [f"| {c.id} | {_md_cell(c.section)} | {_md_cell(c.source)} |" for c in sourced]
+    if deviations and Path(deviations).is_file():
+        lines += ["", Path(deviations).read_text().replace("# Deviations", "## Deviations", 1)]
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    write_atomic(text, out_md)
+    table = pd.DataFrame([{"id": r.claim.id, "claim": r.claim.claim, "paper": r.claim.section,
+                           "metric": r.claim.metric, "verdict": r.verdict, "reason": r.reason}
+                          for r in results])
+    out_html = out_md.with_suffix(".html")
+    write_atomic(
+        "<!doctype html><meta charset='utf-8'><title>IAPO claims audit</title>"
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}td,th{padding:4px;"
+        "border:1px solid #ccc;vertical-align:top}</style><h1>Claims audit</h1>"
+        f"<pre>{html.escape(_scale_note(summary_dir))}</pre>"
+        + table.to_html(index=False, escape=True) + "<h2>Full report</h2>"
+        f"<pre>{html.escape(text)}</pre>", out_html)
+    return out_md, out_html
