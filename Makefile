@@ -28,7 +28,7 @@ DVC_LOCK = $(patsubst %.yaml,%.lock,$(DVC_FILE))
 # the summary tables a committed study keeps in git gzip-compressed (their .csv is git-ignored)
 LARGE_TABLES := surface_2d optimizer_comparison modes_state
 
-.PHONY: help setup lock test test-fast lint reproduce figures compress-tables dvc-record pull report rulegraph schema dry-run bench gpu-check clean
+.PHONY: help setup lock test test-fast lint reproduce figures compress-tables dvc-record pull report rulegraph schema dry-run bench bench-audit gpu-check clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -113,6 +113,9 @@ schema: setup  ## workflow/schemas/params.schema.json from the typed models in i
 
 bench: setup  ## time update / act (one thread) and write results/bench.json
 	$(BIN)/iapo bench --json results/bench.json
+
+bench-audit: setup  ## time `iapo audit` on SCALE's summary tables (3 runs) and write results/bench_audit.json
+	$(BIN)/python workflow/scripts/bench_audit.py $(SCALE) 3 results/bench_audit.json
 
 gpu-check: setup  ## every GPU check at once on DEVICE (default cuda; cpu: small sizes): GPU_CHECK_OUT/gpu_check-*.json, .md
 	$(BIN)/iapo gpu-check --device $(DEVICE) --out $(GPU_CHECK_OUT)

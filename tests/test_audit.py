@@ -508,3 +508,12 @@ def test_gap_negative_share():
     df = pd.DataFrame({"env": "E", "variant": "v", "seed": 0, "step": [1, 1, 1, 1, 2],
                        "gap": [-0.1, 0.2, -0.3, 0.0, 0.5]})
     assert gap_negative_share(df).set_index("step")["negative"].to_dict() == {1: 0.5, 2: 0.0}
+
+
+def test_a_lower_bound_supports_but_never_contradicts():
+    spec = claim("positive").model_dump() | {"test": {"kind": "positive", "support_only": True}}
+    low = returns("iterative").assign(ret=lambda d: -d.ret)  # clearly negative
+    result = evaluate_claim(Claim.model_validate(spec), low)
+    assert result.verdict == "inconclusive" and all("lower bound" in g.reason for g in result.groups)
+    assert all(g.power is None and g.power_note for g in result.groups)
+    assert evaluate_claim(Claim.model_validate(spec), returns("iterative")).verdict == "supported"

@@ -224,6 +224,12 @@ def test_surface_2d(runs, tmp_path, env, variant):
     assert grid.dim_y.isna().all() == one_d and grid.y.isna().all() == one_d
     (optimum,) = df[df.kind == "optimum"].J
     assert optimum == grid.J.max() and len(df[df.kind == "estimate"]) == 1
+    # re-evaluated on fresh noise: the same two points (tanh μ on the plotted dims), other J values
+    fresh = df[df.kind.isin(["optimum_fresh", "estimate_fresh"])].set_index("kind")
+    for kind in ("optimum", "estimate"):
+        row = df[df.kind == kind].iloc[0]
+        assert fresh.loc[f"{kind}_fresh", "x"] == pytest.approx(row.x, abs=1e-5)
+        assert fresh.loc[f"{kind}_fresh", "J"] != row.J
     optimizers = {"iterative_transfer"} | ({"iterative"} if variant == "iterative" else set())
     traj = df[df.kind == "trajectory"]
     assert set(traj.optimizer) == optimizers and len(traj) == len(optimizers) * 2 * 5

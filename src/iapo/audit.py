@@ -76,6 +76,7 @@ class Test(BaseModel):
     margin: float = 0.1
     min_effect: float = 0.0  # greater / less / positive: the smallest difference that matters
     units: str = "b"  # b | normalized | absolute | a column of the table
+    support_only: bool = False  # the statistic is a lower bound of what the claim is about: never contradicts
     threshold: float = 0.0
     low: float | None = None
     high: float | None = None
@@ -220,6 +221,7 @@ class GroupResult:
     p_contradiction: float = 1.0
     power: Power | None = None
     by_step: str = ""  # open groups: the statistic at the first and the last checkpoint
+    power_note: str = ""  # why an open group has no power estimate (when not for too few seeds)
     rule: Rule | None = None
     arms: list[np.ndarray] = field(default_factory=list)
     t: TEstimate | None = None
@@ -456,6 +458,14 @@ def _verdict(claim: Claim, results: list[GroupResult], untested: list[str], df: 
             r.verdict = "inconclusive"
             r.reason += (f"; contradicted alone (p = {r.p_contradiction:.3g}) but not after Holm over "
                          f"{len(decided)} groups")
+    if t.support_only:
+        for r in inside:
+            if r.verdict == "contradicted":
+                r.verdict = "inconclusive"
+                r.reason += ("; below the boundary, but this statistic is only a lower bound of the claimed "
+                             "quantity: it can support the claim, not contradict it")
+                r.power_note = ("no seed count decides it: the statistic points against the claim, and as a "
+                                "lower bound it cannot contradict it")
     for r in inside:
         _attach_power(r, seed)
     bad = [r.group for r in inside if r.verdict == "contradicted"]
@@ -471,7 +481,7 @@ def _verdict(claim: Claim, results: list[GroupResult], untested: list[str], df: 
 
 def _attach_power(r: GroupResult, seed: int) -> None:
     """What would decide an open group (nothing for decided ones or ones without a rule)."""
-    if r.verdict == "inconclusive" and r.rule is not None and r.arms:
+    if r.verdict == "inconclusive" and r.rule is not None and r.arms and not r.power_note:
         r.power = power_analysis(r.rule, r.arms, seed=seed)
 
 

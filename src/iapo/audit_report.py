@@ -125,7 +125,7 @@ def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
             if r.reason.startswith("not comparable") or (r.aggregate is not None and g is not r.aggregate):
                 continue  # not decided on this hardware; or decided on the aggregate row
             p = g.power
-            what = p.describe() if p else "cannot be estimated (fewer than 2 seeds in an arm)"
+            what = p.describe() if p else g.power_note or "cannot be estimated (fewer than 2 seeds in an arm)"
             what += f"; {g.by_step}" if g.by_step else ""
             need = ("—" if p is None or p.heading == "neither"
                     else f"> {MAX_SEEDS}" if p.seeds_needed is None else str(p.seeds_needed))

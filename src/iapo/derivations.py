@@ -130,10 +130,6 @@ def beyond_k_gain(df: pd.DataFrame) -> pd.DataFrame:
     return _per_curve(df, "J", "beyond_k")
 
 
-DERIVATIONS = {f.__name__: f for f in (iters_to_match, surface_suboptimality, mode_spread, gap_fraction,
-                                       objective_gain, step_decline, beyond_k_gain)}
-
-
 def final_return(df: pd.DataFrame) -> pd.DataFrame:
     """Final performance (§4.2.2): each run's mean evaluation return over its last FINAL_EVALS
     evaluations (every episode of each), the customary estimate (one evaluation is noisy)."""

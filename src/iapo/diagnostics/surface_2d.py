@@ -57,7 +57,9 @@ NAME = "surface_2d"
 COLUMNS = {"main": {
     **IDENTITY,
     "state": "index of the on-policy state",
-    "kind": "grid | estimate (the agent's λ) | optimum (best grid point) | trajectory",
+    "kind": "grid | estimate (the agent's λ) | optimum (best grid point) | trajectory | estimate_fresh, "
+            "optimum_fresh (the estimate and the best grid point re-evaluated on fresh noise: the grid's own "
+            "maximum is biased upwards)",
     "optimizer": "trajectory: iterative (the run's own) | iterative_transfer (--optimizer-from)",
     "run": "trajectory: index of the optimization run",
     "init": "trajectory: random (μ_0 ~ 0.3·N(0, I) on the plotted dimensions, per run) | same (μ_0 = 0)",
@@ -66,7 +68,8 @@ COLUMNS = {"main": {
     "dim_y": "action dimension on y (empty for a 1-D action space: a 1-D curve)",
     "x": "tanh(μ_{dim_x}), in [−1, 1]",
     "y": "tanh(μ_{dim_y})",
-    "J": "J(s, λ) with the common noise (eval_samples samples), return units",
+    "J": "J(s, λ) with the common noise (eval_samples samples; *_fresh: fresh_samples independent ones), "
+         "return units",
     "beta": "β of eq. 13 inside J (--beta)",
 }}
 
@@ -83,6 +86,9 @@ class Surface2dOptions(Options):
     dims: str | None = option(None, "two action dimensions, e.g. 1,3 (default 0,1; 0 for 1-D actions)")
     grid: int = option(200, "grid points per axis over [−1, 1) (code: 200, step 0.01)")
     eval_samples: int = option(10, "samples of common noise for J (code: 10)")
+    fresh_samples: int = option(1000, "samples of fresh noise, independent of the grid's, on which the "
+                                      "optimum and the estimate are re-evaluated (the grid's maximum over "
+                                      "one noisy surface is biased upwards)")
     iters: int = option(50, "iterations per trajectory (code: 50)")
     runs: int = option(10, "trajectories per optimizer (code: 10)")
     init: str = option("random", "λ_0 of the trajectories on the plotted dimensions: random (μ_0 ~ "
@@ -171,6 +177,7 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
                                 "J": J[best].item()})
             J_est = evaluate_J(obj_eval, est.mu, est.log_sigma, eps).J.item()
             rows.append(base | {"kind": "estimate", "J": J_est} | xy(est.mu, dims))
+            rows += fresh_rows(agent, s, beta, est, dims, points[best], opts, snap.step + 1_000_033 * b, base)
             mu0 = initial_means(opts, est.mu, dims, 1_000_003 * (opts.seed + snap.step) + b)
             obj_runs = objective(agent, s.expand(opts.runs, -1), beta, opts.eval_samples)
             for name, optimizer in optimizers.items():
@@ -182,6 +189,19 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
                                             "init": opts.init, "iteration": i, "J": Ji[r].item()}
                                     | xy(mu[r], dims))
     return {"main": frame(rows, COLUMNS["main"])}
+
+
+def fresh_rows(agent: Agent, s: torch.Tensor, beta: float, est: Trace, dims: list[int], best: torch.Tensor,
+               opts: Surface2dOptions, seed: int, base: dict) -> list[dict]:
+    """The estimate and the best grid point (tanh space, on `dims`) re-evaluated with fresh_samples samples
+    of noise independent of the grid's: J of the grid's argmax on the noise that chose it is biased
+    upwards, on fresh noise it is not."""
+    fresh = fixed_noise(opts.fresh_samples, agent.act_dim, 7_919 + 104_729 * opts.seed + seed, agent.device)
+    obj = objective(agent, s, beta, opts.fresh_samples)
+    mu_opt = est.mu.clone()
+    mu_opt[:, dims] = torch.atanh(best.to(mu_opt))
+    return [base | {"kind": kind, "J": evaluate_J(obj, mu, est.log_sigma, fresh).J.item()} | xy(mu, dims)
+            for kind, mu in (("optimum_fresh", mu_opt), ("estimate_fresh", est.mu))]
 
 
 def initial_means(opts: Surface2dOptions, mu: torch.Tensor, dims: list[int], seed: int) -> torch.Tensor:
