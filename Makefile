@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The torch build: cpu (default), or a CUDA build from PyTorch's index, cu126 / cu128 / cu130 (a
-# cluster: the newest CUDA its GPU driver supports, `nvidia-smi` shows it). Everything else comes
-# at the exact versions of requirements/lock.txt.
+# cluster: the newest CUDA its GPU driver supports, `nvidia-smi` shows it), or pypi: PyPI's own
+# torch==2.13.0 (larger; runs on CPU and CUDA 13), also the fallback when PyTorch's index cannot be
+# reached. Everything else comes at the exact versions of requirements/lock.txt.
 TORCH  ?= cpu
 TORCH_VERSION := 2.13.0
 TORCH_INDEX   := https://download.pytorch.org/whl/$(TORCH)
@@ -43,8 +44,9 @@ NO_PY311 := needs Python 3.11 with its venv module: install python3.11 and pytho
 setup: $(STAMP)  ## build .venv (or VENV=DIR) from requirements/lock.txt, torch build TORCH=cpu|cu126|cu128|cu130
 
 $(STAMP): pyproject.toml requirements/lock.txt
-	@case "$(TORCH)" in cpu|cu1[0-9][0-9]) ;; *) echo "make: TORCH=$(TORCH) is not a torch build: use \
-	  cpu (the default), or cu126, cu128 or cu130 (CUDA builds; on a cluster the newest its driver supports)" >&2; exit 2;; esac
+	@case "$(TORCH)" in cpu|cu1[0-9][0-9]|pypi) ;; *) echo "make: TORCH=$(TORCH) is not a torch build: use \
+	  cpu (the default), cu126, cu128 or cu130 (CUDA builds; on a cluster the newest its driver supports), \
+	  or pypi (PyPI's torch, CPU and CUDA 13)" >&2; exit 2;; esac
 	@if [ -e $(VENV) ] && ! $(BIN)/python -c '$(NEED_ENV)' 2>/dev/null; then \
 	  if [ "$(VENV)" != .venv ]; then echo "make: $(VENV) is not a Python 3.11 environment with pip; make one with both (conda create -n iapo python=3.11 pip) and activate it" >&2; exit 2; fi; \
 	  echo "make: .venv was made by another Python or is broken ($$($(BIN)/python --version 2>&1 || echo 'no python')); removing it" >&2; \
@@ -54,7 +56,12 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: could not create $(VENV); the set-up $(NO_PY311)" >&2; exit 2; }; fi
 	$(BIN)/python -m pip install --quiet pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
-	$(BIN)/python -m pip install --quiet --retries 2 --extra-index-url $(TORCH_INDEX) torch==$(TORCH_VERSION)+$(TORCH)
+	@if [ "$(TORCH)" = pypi ]; then $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION); \
+	elif ! $(BIN)/python -m pip install --quiet --retries 2 --extra-index-url $(TORCH_INDEX) \
+	    torch==$(TORCH_VERSION)+$(TORCH); then \
+	  echo "make: torch==$(TORCH_VERSION)+$(TORCH) could not be installed (PyTorch's index $(TORCH_INDEX) \
+	unreachable?); installing PyPI's torch==$(TORCH_VERSION) instead (larger; runs on CPU and CUDA 13)" >&2; \
+	  $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION); fi
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip check
 	@rm -f $(VENV)/.installed-torch-* && touch $(STAMP)

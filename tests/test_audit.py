@@ -222,6 +222,9 @@ def test_verdicts_across_scales(tmp_path):
         returns(better).to_csv(tmp_path / scale / "runs.csv", index=False)
     results = run_audit(claims, tmp_path / "mini")
     md, _ = write_report(results, tmp_path / "mini", tmp_path / "audit.md", claims_path=claims)
+    assert "Verdicts across scales" not in md.read_text()  # unless asked: one scale's tables alone
+    md, _ = write_report(results, tmp_path / "mini", tmp_path / "audit.md", claims_path=claims,
+                         across_scales=True)
     text = md.read_text()
     assert "## Verdicts across scales" in text and "| id | mini | paper |" in text
     assert "| c | supported | contradicted |" in text
@@ -462,8 +465,8 @@ def test_report_states_scope_unit_pairing_seeds_and_interval(tmp_path):
     text = md.read_text()
     assert "## How each claim is tested" in text
     assert "Unit of replication: the seed of one environment" in text
-    assert ("| c | Hopper-v2 | Hopper-v2 | unpaired (independent runs) | 5 vs 5 | "
-            "greater (iterative vs direct) | any |") in text
+    assert ("| c | Hopper-v2 | Hopper-v2 | seed of one env | unpaired (independent runs) | 5 vs 5 | "
+            "Welch t | greater (iterative vs direct) | any |") in text
     assert "Student t 95%" in text and "Chance verdicts" in text
     assert "| c | HalfCheetah-v2 | out |" in text
 
@@ -517,3 +520,12 @@ def test_a_lower_bound_supports_but_never_contradicts():
     assert result.verdict == "inconclusive" and all("lower bound" in g.reason for g in result.groups)
     assert all(g.power is None and g.power_note for g in result.groups)
     assert evaluate_claim(Claim.model_validate(spec), returns("iterative")).verdict == "supported"
+
+
+def test_policy_change_above_its_noise_floor():
+    from iapo.derivations import policy_change_above_floor
+
+    df = pd.DataFrame({"kl": [0.5, 0.2], "kl_floor": [0.1, 0.2]})
+    assert policy_change_above_floor(df)["kl_above_floor"].tolist() == pytest.approx([0.4, 0.0])
+    with pytest.raises(NotDecidable, match="noise floor"):
+        policy_change_above_floor(df.drop(columns="kl_floor"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -274,6 +275,29 @@ def test_resolve_unknown_choice_lists_allowed(params: Params, kwargs: dict, key:
     assert repr(bad) in message
     for name in allowed:
         assert name in message
+
+
+TYPOS = [({"env": "Hoper-v2"}, "Hopper-v2"), ({"variant": "drect"}, "direct"), ({"scale": "smoek"}, "smoke")]
+
+
+@pytest.mark.parametrize(("kwargs", "guess"), TYPOS)
+def test_a_typo_gets_a_did_you_mean(params: Params, kwargs: dict, guess: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\(did you mean '{guess}'\?\)"):
+        resolve(params, **({"env": "Hopper-v2", "variant": "direct", "seed": 0} | kwargs))
+
+
+def test_a_number_yaml_reads_as_text_says_how_to_write_it(tmp_path: Path) -> None:
+    """PyYAML reads `lr: 3e-4` as the text '3e-4' (no dot in the mantissa): the message says so and
+    gives the spelling it reads as a number; a quoted number gets its own hint."""
+    text = PARAMS.read_text()
+    assert "\n  lr: 3.0e-4" in text or "\n  lr: 0.0003" in text
+    bad = tmp_path / "params.yaml"
+    for written, hint in (("3e-4", "write 3.0e-4"), ("'0.0003'", "write it without quotes")):
+        bad.write_text(re.sub(r"\n  lr: [^\n]*", f"\n  lr: {written}", text, count=1))
+        with pytest.raises(ConfigError, match=re.escape(hint)):
+            load_params(bad)
+    bad.write_text(re.sub(r"\n  lr: [^\n]*", "\n  lr: 3.0e-4", text, count=1))
+    assert load_params(bad).training.lr == pytest.approx(3e-4)
 
 
 # ------------------------------------------------------------------ RunConfig

@@ -102,6 +102,10 @@ def test_policy_change(runs, tmp_path, env, variant):
     df = diagnose("policy_change", runs[env, variant], tmp_path / "pc.csv", "--horizon", "20")["main"]
     assert set(df.step) == {300} and set(df.prev_step) == {150}
     assert 1 <= len(df) <= 20 and (df.kl >= 0).all() and df.state.tolist() == list(range(len(df)))
+    # the noise floor: none for a direct policy (deterministic in s), some for an iterative one, whose
+    # λ depends on the samples of J its optimizer draws
+    assert (df.kl_floor >= 0).all()
+    assert (df.kl_floor == 0).all() if variant == "direct" else (df.kl_floor > 0).any()
 
 
 @pytest.mark.parametrize(("env", "variant"), ALL)

@@ -94,12 +94,16 @@ def test_agent_load_and_act_match_the_cli_and_repeat(tiny):
     assert agent.env_action(env, np.array([-0.5])) == -1.5
 
     assert main(["evaluate", "--run", str(run), "--episodes", "3"]) == 0
-    deterministic = pd.read_csv(run / "evaluate" / "step_200.csv")
+    deterministic = pd.read_csv(run / "evaluate" / "step_200_3ep_seed0.csv")
     assert deterministic["return"].tolist() == by_hand(agent, [0, 1, 2])
+    # another episode count (a one-episode video run, say) keeps its own file: nothing is replaced
+    assert main(["evaluate", "--run", str(run), "--episodes", "1"]) == 0
+    assert pd.read_csv(run / "evaluate" / "step_200_3ep_seed0.csv").equals(deterministic)
+    assert len(pd.read_csv(run / "evaluate" / "step_200_1ep_seed0.csv")) == 1
 
     for _ in range(2):  # torch seeded with --seed: the sampled actions repeat
         assert main(["evaluate", "--run", str(run), "--episodes", "3", "--stochastic", "--seed", "5"]) == 0
-        stochastic = pd.read_csv(run / "evaluate" / "step_200_stochastic.csv")
+        stochastic = pd.read_csv(run / "evaluate" / "step_200_stochastic_3ep_seed5.csv")
         torch.manual_seed(5)
         assert stochastic["return"].tolist() == by_hand(agent, [5, 6, 7], deterministic=False)
     assert set(stochastic.policy) == {"stochastic"}

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
 import iapo.agent
 from iapo.agent import Agent, Batch
@@ -296,17 +296,24 @@ class CpuGraph:
         self.ran = True
 
     def replay(self) -> None:
+        """As a CUDA graph replays: the captured kernels on the captured memory, outside PyTorch's
+        dispatcher, so no tensor's `_version` moves (each call runs on `.data` aliases, which share
+        the memory but not the version counter)."""
         if self.ran:
             self.ran = False
             return
-        with torch.inference_mode():
+
+        def alias(x):
+            return x.data if isinstance(x, torch.Tensor) else x
+
+        with torch.no_grad():
             for func, args, kwargs, out in self.calls:
                 if func.is_view:
                     continue
-                fresh = func(*args, **kwargs)
+                fresh = func(*tree_map(alias, args), **tree_map(alias, kwargs))
                 for old, new in zip(tree_flatten(out)[0], tree_flatten(fresh)[0], strict=True):
                     if isinstance(old, torch.Tensor) and old.data_ptr() != new.data_ptr():
-                        old.copy_(new)
+                        old.data.copy_(new)
 
 
 class CpuGraphStep(StaticStep):
@@ -331,9 +338,11 @@ class CpuGraphStep(StaticStep):
 def check_captured_against_eager(cfg, device: str, compare) -> None:
     """Two agents from the same weights with capturable Adam: one captures (`WARMUP` eager calls,
     the capture, replays), one calls eagerly; the same batches and seeds, compared by `compare`
-    after every update and action. Before the last two steps every target and policy weight is
-    scaled in place (a graph that had frozen a snapshot of the weights would miss it); hard copies
-    every 2 updates; then a NaN loss in a replayed update is reported with its update number."""
+    after every update and action, and so is an eager `agent.policy` after them (a weight snapshot
+    cached before the replays would be stale: a replay bumps no `_version`). Before the last two
+    steps every target and policy weight is scaled in place (a graph that had frozen a snapshot of
+    the weights would miss it); hard copies every 2 updates; then a NaN loss in a replayed update is
+    reported with its update number."""
     agents = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -356,7 +365,9 @@ def check_captured_against_eager(cfg, device: str, compare) -> None:
             torch.manual_seed(i)
             metrics = agent.update(b)
             actions = [agent.act_on_device(buf.next_obs(i), det) for det in (False, True)]
-            out.append([metrics, actions, agent.last_policy.mu])
+            torch.manual_seed(1000 + i)  # an eager caller after the replays (the online policy change)
+            policy = agent.policy(b.obs[:4])
+            out.append([metrics, actions, agent.last_policy.mu, policy.mu, policy.log_sigma])
         compare(*out)
     assert all(s.graph is not None for s in (graphed.static_update, *graphed.static_act.values()))
     compare(list(graphed.parameters()), list(eager.parameters()))

@@ -261,6 +261,7 @@ def test_cli_defaults_are_the_workflow_paths(bare_ws: Path, tmp_path: Path,
     from types import SimpleNamespace
 
     import iapo.audit
+    import iapo.audit_report
     import iapo.train
     from iapo.cli import main
     from iapo.config import load_params, resolve
@@ -278,7 +279,7 @@ def test_cli_defaults_are_the_workflow_paths(bare_ws: Path, tmp_path: Path,
 
     seen: dict[str, Path] = {}
     monkeypatch.setattr(iapo.audit, "run_audit", lambda claims, summary: seen.update(summary=summary) or [])
-    monkeypatch.setattr(iapo.audit, "write_report",
+    monkeypatch.setattr(iapo.audit_report, "write_report",
                         lambda results, summary, out, *_, **kw: (seen.update(audit=out), out, out)[1:])
     monkeypatch.setattr(iapo.train, "train", lambda cfg, out, **kw: seen.update(run=out))
     assert main([*params, "audit", "--scale", "smoke"]) == 0

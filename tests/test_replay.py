@@ -54,3 +54,23 @@ def test_state_dict_round_trip_continues_the_same_draws():
 
 def test_seeds_give_different_streams():
     assert not torch.equal(filled(8, seed=1).sample(32).obs, filled(8, seed=2).sample(32).obs)
+
+
+def test_a_state_from_another_kind_of_device_reseeds_instead_of_crashing():
+    """A CUDA generator state is 16 bytes, a CPU one 5056: loading one into the other raised
+    "RNG state is wrong size". Now the stream is reseeded from the run's seed and the stored count,
+    the same way on every such resume (reproducible), and the caller is told."""
+    a = filled(40, capacity=64, seed=3)
+    state = a.state_dict()
+    assert state["generator_kind"] == "cpu"
+    from_gpu = state | {"generator": torch.zeros(16, dtype=torch.uint8), "generator_kind": "cuda"}
+    legacy = {k: v for k, v in from_gpu.items() if k != "generator_kind"}  # earlier versions: size tells
+    draws = []
+    for saved in (from_gpu, legacy):
+        b = ReplayBuffer(OBS, ACT, 64, seed=3)
+        assert b.load_state_dict(saved) is True and b.size == 40
+        draws.append(b.sample(16).obs)
+    assert torch.equal(draws[0], draws[1])
+    same_kind = ReplayBuffer(OBS, ACT, 64, seed=3)
+    assert same_kind.load_state_dict(state) is False
+    assert torch.equal(same_kind.sample(16).obs, a.sample(16).obs)

@@ -86,11 +86,44 @@ def test_sigkill_then_resume_is_bit_identical(reference_runs, tmp_path, variant)
     proc.kill()
     proc.wait()
     assert not (out / "run.json").exists()
+    # every resume state carries the wall time so far, so a killed session's time is not lost
+    step, state = checkpoint.load_newest_valid(out / "resume", "cpu")
+    before = state["counters"]["wall_time"]
+    assert before > 0, f"the resume state of step {step} records no wall time"
     done = subprocess.run(train_cmd(params, out, variant), cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "resumed at env step" in done.stderr
+    assert f"resumed at env step {step}" in done.stderr
     assert_same_run(out, reference)
-    assert json.loads((out / "run.json").read_text())["resumed_at"]
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_at"] == [step] and info["wall_time_s"] > before  # the sessions add up
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_touches_nothing(reference_runs, tmp_path):
+    """`iapo train` (or `dvc repro`) on a finished run is a no-op: every file of the run folder keeps
+    its bytes and its modification time, so no pipeline downstream of it is replanned."""
+    import shutil
+
+    params, reference = reference_runs["direct"]
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)  # copy2: modification times kept
+
+    def files() -> dict[str, tuple[int, bytes]]:
+        return {str(p.relative_to(out)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).digest())
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    before = files()
+    done = subprocess.run(train_cmd(params, out), cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "already finished" in done.stderr and "nothing to do" in done.stderr
+    assert files() == before
+    # other settings in the same folder are refused, not mistaken for the finished run, and its
+    # completion marker stays
+    (tmp_path / "other").mkdir()
+    other = small_params(tmp_path / "other", steps=600)
+    refused = subprocess.run(train_cmd(other, out), cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 2 and "other settings" in refused.stderr
+    assert files() == before
 
 
 @pytest.mark.slow
@@ -159,6 +192,28 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     other = resolve(params, "InvertedPendulum-v2", "iterative", 0, "smoke")
     with pytest.raises(TrainingError, match="other settings"):
         Run(other, out).run()
+
+
+def test_a_resume_saved_on_a_gpu_continues_on_the_cpu(tmp_path, capsys):
+    """A resume state written on a CUDA device (16-byte generator states; a list of per-GPU CUDA
+    states, as earlier versions saved) resumes on the CPU: the replay stream is reseeded from the
+    run's seed, the message and run.json say where, and training finishes."""
+    params = load_params(small_params(tmp_path, steps=120, initial_random_steps=200))
+    cfg = resolve(params, "InvertedPendulum-v2", "direct", 0, "smoke")
+    out = tmp_path / "run"
+    Run(cfg, out).run()
+    step, state = checkpoint.load_newest_valid(out / "resume", "cpu")
+    state["device"] = state["device"] | {"device": "cuda:1", "device_kind": "cuda", "gpu_name": "H100"}
+    state["replay"] |= {"generator": torch.zeros(16, dtype=torch.uint8), "generator_kind": "cuda"}
+    state["cuda_rng"] = [torch.zeros(16, dtype=torch.uint8)] * 2
+    checkpoint.save(state, out / "resume" / f"step_{step}.pt")
+    (out / "run.json").unlink()
+    capsys.readouterr()
+    info = Run(cfg, out).run()
+    err = capsys.readouterr().err
+    assert "saved on cuda (H100) and resumes on cpu" in err and "reseeded from the run's seed" in err
+    assert info["rng_reseeded_at"] == [step] and info["resumed_at"] == [step]
+    assert json.loads((out / "run.json").read_text())["rng_reseeded_at"] == [step]
 
 
 def test_outputs_and_provenance(tmp_path):

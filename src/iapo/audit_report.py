@@ -24,7 +24,7 @@ from iapo.audit import (
     load_untestable,
     verdicts_across_scales,
 )
-from iapo.decide import ALPHA_ONE_SIDED
+from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
 from iapo.summary import write_atomic
 
@@ -86,15 +86,30 @@ def _design_lines(results: list[ClaimResult]) -> list[str]:
              "(checked by simulation at 2–8 seeds: tests/test_calibration.py); \"contradicted\" is "
              "Holm-corrected across a claim's in-scope groups. Scope: the environments of the claim's figure "
              "(or the narrower set its sentence names); groups outside it are reported and never decide.", "",
-             "| id | scope | in scope at this scale | pairing | seeds per arm | test | hardware |",
-             "|---|---|---|---|---|---|---|"]
+             "| id | scope | in scope at this scale | unit | pairing | seeds per arm | interval | test | "
+             "hardware |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         c = r.claim
         ran = sorted({g.env for g in r.groups if g.in_scope and g.env})
         lines.append("| " + " | ".join(_md_cell(x) for x in (
-            c.id, ", ".join(c.scope or []), ", ".join(ran) or "none", c.pairing, r.seeds or "—",
-            _rule_text(r), c.hardware)) + " |")
+            c.id, ", ".join(c.scope or []), ", ".join(ran) or "none", _unit_text(c), c.pairing,
+            r.seeds or "—", _interval_text(c), _rule_text(r), c.hardware)) + " |")
     return lines
+
+
+def _unit_text(c) -> str:
+    """The unit of replication: one value per seed of one environment (and group)."""
+    extra = [k for k in c.test.by if k != "env"]
+    return "seed of one env" + (f" and {', '.join(extra)}" if extra else "")
+
+
+def _interval_text(c) -> str:
+    t = c.test
+    if t.aggregate:
+        return "stratified t (mean over the scope's envs)"
+    if t.kind not in TWO_ARM:
+        return "one-sample t"
+    return "paired t (per-seed differences)" if t.pair_on else "Welch t"
 
 
 def _chance_note(results: list[ClaimResult]) -> list[str]:
@@ -177,11 +192,12 @@ def _scales_lines(claims_path: str | Path | None, summary_dir: Path) -> list[str
 
 
 def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: str | Path,
-                 deviations: str | Path | None = None, claims_path: str | Path | None = None
-                 ) -> tuple[Path, Path]:
+                 deviations: str | Path | None = None, claims_path: str | Path | None = None,
+                 across_scales: bool = False) -> tuple[Path, Path]:
     """`audit.md` and `audit.html` (written atomically): verdicts, designs, per-group statistics, what
     would decide the open claims, the statements not testable, verdicts at the sibling scales, scale,
-    deviations."""
+    deviations. The verdicts at sibling scales only with `across_scales`, so that one scale's report
+    depends on its own tables alone."""
     summary_dir, out_md = Path(summary_dir), Path(out_md)
     counts = pd.Series([r.verdict for r in results]).value_counts().to_dict()
     lines = ["# Claims audit", "", "## Scale of the results", "", _scale_note(summary_dir), "",
@@ -209,7 +225,7 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
                          f"[{g.low:.4g}, {g.high:.4g}] | {g.unit:.4g} | {g.verdict} |")
     lines += _power_lines(results, summary_dir)
     lines += _untestable_lines(load_untestable(claims_path) if claims_path else [])
-    lines += _scales_lines(claims_path, summary_dir)
+    lines += _scales_lines(claims_path, summary_dir) if across_scales else []
     sourced = [r.claim for r in results if r.claim.source]
     if sourced:
         lines += ["", "## Where each claim comes from", "", "| id | paper | sentence |", "|---|---|---|"]

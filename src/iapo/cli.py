@@ -32,7 +32,7 @@ EVALUATE_HELP = """Evaluate a trained agent: the snapshot RUN/checkpoints/step_N
 --seed + i, acting with tanh(μ), the policy's mode, as the training loop's evaluations do (or with
 sampled actions: --stochastic); torch is seeded with --seed, so a rerun repeats every return.
 Prints each episode's return and their mean, and writes one row per episode to --out (default
-RUN/evaluate/step_N.csv, or step_N_stochastic.csv) with the columns
+RUN/evaluate/step_N_<E>ep_seed<S>.csv, step_N_stochastic_… with --stochastic) with the columns
 """ + "\n".join(f"  {c:<11} {d}" for c, d in COLUMNS.items()) + """
 --video FILE films the first episode (MuJoCo offscreen rendering): .mp4 (H.264) or .gif. MUJOCO_GL
 picks the OpenGL backend: egl (GPU), osmesa (software; Debian/Ubuntu: apt-get install libosmesa6) or
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0,
                     help="environment seed of the first episode and torch's seed (default %(default)s)")
     ev.add_argument("--out", type=Path, default=None,
-                    help="CSV to write (default: RUN/evaluate/step_N.csv, step_N_stochastic.csv)")
+                    help="CSV to write (default: RUN/evaluate/step_N[_stochastic]_<E>ep_seed<S>.csv)")
     ev.add_argument("--video", type=Path, default=None, metavar="FILE",
                     help="film the first episode into FILE: .mp4 or .gif")
     ev.add_argument("--video-size", type=positive_int, default=480, metavar="PIXELS",
@@ -201,17 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="evaluate the paper's claims on the summary tables",
                         description="Reads CLAIMS (the registry of the paper's testable claims) and the "
                         "tidy tables in SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: "
-                        "per claim the statistic, its 95% bootstrap CI, P(improvement) for two-arm "
-                        "claims, and a verdict (supported / contradicted / inconclusive, with the reason); "
-                        "for each open claim the smallest effect the seeds could detect and the seeds that "
-                        "would decide it; the statements of the paper no table can test; the verdicts at "
-                        "every scale whose summary sits next to SUMMARY; the scale the results come from "
-                        "and the deviations table.")
+                        "per claim, on the environments of its figure, the statistic per seed of one "
+                        "environment (paired where the design is), its Student-t 95% interval, and a "
+                        "verdict (supported / contradicted / inconclusive, with the reason); "
+                        "for each open claim where it is heading and the seeds per arm that would decide "
+                        "it; the statements of the paper no table can test; with --across-scales, the "
+                        "verdicts at every scale whose summary sits next to SUMMARY; the scale the results "
+                        "come from and the deviations table. How it decides: docs/audit.md.")
     au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
     au.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
     au.add_argument("--summary", type=Path, default=None, help=f"default: {layout.summary_dir(SCALE)}")
     au.add_argument("--out", type=Path, default=None, help=f"default: {layout.audit_md(SCALE)}")
     au.add_argument("--deviations", type=Path, default=Path("docs/deviations.md"))
+    au.add_argument("--across-scales", action="store_true",
+                    help="also tabulate every claim's verdict at each scale whose summary sits next to "
+                         "SUMMARY (off by default: the report of one scale depends on its tables alone)")
 
     from iapo.diagnostics import REGISTRY
 
@@ -406,7 +410,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     summary = args.summary or layout.summary_dir(scale)
     results = run_audit(args.claims, summary)
     md, page = write_report(results, summary, args.out or layout.audit_md(scale), args.deviations,
-                            claims_path=args.claims)
+                            claims_path=args.claims, across_scales=args.across_scales)
     counts = {v: sum(r.verdict == v for r in results) for v in ("supported", "contradicted", "inconclusive")}
     print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
           + f"; wrote {md} and {page}", file=sys.stderr)

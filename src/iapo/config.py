@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -260,8 +261,10 @@ class Params(_Strict):
 
 def _one_of(key: str, value: str, allowed: dict | list, hint: str = "") -> None:
     if value not in allowed:
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"{key}: unknown value {value!r}; allowed: {', '.join(sorted(allowed))}{hint}"
+            f"{key}: unknown value {value!r}{guess}; allowed: {', '.join(sorted(allowed))}{hint}"
         )
 
 
@@ -295,8 +298,24 @@ def describe_errors(err: ValidationError) -> str:
             lines.append(f"  {key}: {msg}" if key else f"  {msg}")
         else:
             got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
-            lines.append(f"  {key or '(top level)'}: {msg}{got}")
+            lines.append(f"  {key or '(top level)'}: {msg}{got}{_yaml_number_hint(e.get('input'))}")
     return "\n".join(lines)
+
+
+def _yaml_number_hint(value: object) -> str:
+    """Why a number-looking text was refused: PyYAML (YAML 1.1) reads 3e-4 as text, since it wants a
+    dot in the mantissa (3.0e-4); a quoted number is text too."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    mantissa, _, exponent = value.lower().partition("e")
+    if exponent and "." not in mantissa:
+        return (f": YAML reads {value} as text, not a number (it needs a dot in the mantissa); "
+                f"write {mantissa}.0e{exponent}")
+    return f": {value!r} is text, not a number; write it without quotes"
 
 
 PIPELINE_CONFIG = {"scale": "the scale to run, a preset of params.yaml `scales`; "
@@ -309,8 +328,6 @@ def check_pipeline_config(overrides: dict, configfiles: list[Path],
                           params_file: Path = DEFAULT_PARAMS) -> None:
     """Refuse `snakemake --config KEY=…` for a key the workflow does not honour, and a
     `--configfile` other than params.yaml, with a message naming the key and the allowed ones."""
-    import difflib
-
     allowed = "; ".join(f"{key} ({what})" for key, what in PIPELINE_CONFIG.items())
     for key in overrides:
         if key not in PIPELINE_CONFIG:

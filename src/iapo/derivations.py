@@ -149,6 +149,16 @@ def gap_negative_share(df: pd.DataFrame) -> pd.DataFrame:
         columns={"gap": "negative"})
 
 
+def policy_change_above_floor(df: pd.DataFrame) -> pd.DataFrame:
+    """Policy change (§3.3, Fig. 3b) above the optimizer's own sample noise: per state, KL between
+    successive checkpoints minus the KL between two evaluations of the earlier one (`kl_floor`)."""
+    if "kl_floor" not in df.columns:
+        raise NotDecidable("the policy-change table has no noise floor (column kl_floor): an iterative "
+                           "policy's KL includes its optimizer's sample noise; rerun the policy_change "
+                           "diagnostic, which now measures it")
+    return df.assign(kl_above_floor=df["kl"] - df["kl_floor"])
+
+
 def overestimation(df: pd.DataFrame) -> pd.DataFrame:
     """Value overestimation (§3.3, Fig. 3a): per checkpoint the mean bias Q̂ − Q_MC over the sampled
     state-action pairs, kept where positive (max(bias, 0)); an agent that underestimates has none.
@@ -160,4 +170,5 @@ def overestimation(df: pd.DataFrame) -> pd.DataFrame:
 
 DERIVATIONS = {f.__name__: f for f in (iters_to_match, surface_suboptimality, mode_spread, gap_fraction,
                                        objective_gain, step_decline, beyond_k_gain, final_return,
-                                       overestimation, trajectory_end, gap_negative_share)}
+                                       overestimation, trajectory_end, gap_negative_share,
+                                       policy_change_above_floor)}

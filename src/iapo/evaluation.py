@@ -71,10 +71,13 @@ def play_episode(agent: Agent, seed: int, deterministic: bool = True,
     return Episode(seed, total, length)
 
 
-def default_csv(snapshot: Path, deterministic: bool = True) -> Path:
-    """RUN/evaluate/step_N.csv (step_N_stochastic.csv) for the snapshot RUN/checkpoints/step_N.pt."""
+def default_csv(snapshot: Path, deterministic: bool = True, episodes: int = 10, seed: int = 0) -> Path:
+    """RUN/evaluate/step_N_<E>ep_seed<S>.csv (step_N_stochastic_… with sampled actions) for the snapshot
+    RUN/checkpoints/step_N.pt: evaluations of other episode counts or seeds (a one-episode video run
+    next to a ten-episode evaluation) never replace each other."""
     run = snapshot.parent.parent if snapshot.parent.name == "checkpoints" else snapshot.parent
-    return run / "evaluate" / f"{snapshot.stem}{'' if deterministic else '_stochastic'}.csv"
+    mode = "" if deterministic else "_stochastic"
+    return run / "evaluate" / f"{snapshot.stem}{mode}_{episodes}ep_seed{seed}.csv"
 
 
 def evaluate(
@@ -129,6 +132,7 @@ def evaluate(
           f"min {returns.min():.2f}, max {returns.max():.2f})", flush=True)
     if recorder is not None:
         print(f"written: {video} ({recorder.frames} frames of episode 0)", file=sys.stderr)
-    path = write_table(table, Path(out) if out is not None else default_csv(file, deterministic))
+    target = Path(out) if out is not None else default_csv(file, deterministic, episodes, seed)
+    path = write_table(table, target)
     print(f"written: {path}", file=sys.stderr)
     return table, path

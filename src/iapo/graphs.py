@@ -13,7 +13,9 @@ everything a step reads or writes must stay where the capture saw it; `StaticSte
 * weight snapshots (the stacked Q ensemble of `iapo.values.fused`, the iterative optimizer's acting
   constants): normally cached until a weight changes, but a cache hit during the capture would
   freeze the weights of that moment into the graph. The step runs under `uncached_snapshots`, so
-  the snapshots are taken inside the graph and re-taken by every replay;
+  the snapshots are taken inside the graph and re-taken by every replay. Outside the graph the
+  caches key on the weights' `_version`, which a replay's in-place updates do not bump; they key on
+  the count of replays (`generation`) too, so an eager call after a replay never reads a stale one;
 * constants made inside the step are written by fills on the device, never copied from host
   memory (`torch.tensor([...], device=...)`), which a capture cannot record;
 * outputs (logged metrics, the action): written into one packed tensor inside the graph and
@@ -44,6 +46,21 @@ WARMUP = 3
 non-finite record, which must exist before the graph records updates to them in place."""
 
 _snapshots_cached = True
+_generation = 0
+
+
+def generation() -> int:
+    """How many graph replays this process has run. A replay does not go through PyTorch's
+    dispatcher, so the in-place updates it makes (Adam, Polyak averaging) bump no tensor's
+    `_version`; every weight-snapshot cache keys on this count too, so that no eager caller after a
+    replay reads weights cached before it."""
+    return _generation
+
+
+def replayed() -> None:
+    """Record one graph replay (`StaticStep` calls it after each): invalidates every snapshot cache."""
+    global _generation
+    _generation += 1
 
 
 @contextlib.contextmanager
@@ -113,6 +130,7 @@ class StaticStep:
             if self.graph is None:
                 self.record()
             self.graph.replay()
+            replayed()
             return self.unpack(self.packed.clone())
 
     def fill(self, inputs: tuple[Tensor, ...]) -> None:

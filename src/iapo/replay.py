@@ -22,6 +22,7 @@ class ReplayBuffer:
         self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
         self.device = torch.device(device)
         self.rows = torch.zeros(capacity, 2 * obs_dim + act_dim + 2, dtype=torch.float32, device=self.device)
+        self.seed = seed
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.ptr, self.size = 0, 0
@@ -65,14 +66,31 @@ class ReplayBuffer:
         arrays = {k: stored[:, c].copy() for k, c in self._columns.items()}
         arrays["reward"], arrays["done"] = arrays["reward"].reshape(-1), arrays["done"].reshape(-1)
         return {"capacity": self.capacity, "size": self.size, "ptr": self.ptr,
-                "generator": self.generator.get_state()} | arrays
+                "generator": self.generator.get_state(), "generator_kind": self.device.type} | arrays
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> bool:
+        """Restore a saved state; True if the sampling stream had to be reseeded instead: a generator
+        state is specific to its device kind (16 bytes on CUDA, 5056 on the CPU), so a state saved on
+        another kind reseeds this one from the run's seed and the number of stored rows (the same
+        numbers on every resume at that point, so still reproducible, not bit-identical to staying)."""
         if state["capacity"] != self.capacity:
             raise ValueError(f"replay capacity {state['capacity']} != configured {self.capacity}")
         self.size, self.ptr = state["size"], state["ptr"]
         stored = np.concatenate([np.asarray(state[k], np.float32).reshape(self.size, -1)
                                  for k in ("obs", "action", "reward", "next_obs", "done")], axis=1)
         self.rows[: self.size].copy_(torch.from_numpy(stored))
-        if "generator" in state:  # absent in states of versions that sampled with NumPy: fresh stream
-            self.generator.set_state(state["generator"].cpu())
+        saved = state.get("generator")
+        if saved is None:  # states of versions that sampled with NumPy: a fresh stream
+            return False
+        saved_kind = state.get("generator_kind") or ("cuda" if saved.numel() == 16 else "cpu")
+        if saved_kind != self.device.type:
+            self.generator.manual_seed(reseed(self.seed, self.size))
+            return True
+        self.generator.set_state(saved.cpu())
+        return False
+
+
+def reseed(seed: int, step: int) -> int:
+    """The seed of a random stream restarted at `step` of a run seeded `seed` (a resume on another
+    kind of device, whose generator states do not carry over)."""
+    return (seed * 1_000_003 + step) % 2**63

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -27,7 +28,7 @@ from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.errors import TrainingError
 from iapo.evaluation import play_episode
 from iapo.provenance import provenance, write_json_atomic
-from iapo.replay import ReplayBuffer
+from iapo.replay import ReplayBuffer, reseed
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
 KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
@@ -53,6 +54,7 @@ class Counters:
     metrics_rows: list[dict] = field(default_factory=list)
     eval_rows: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
+    reseeded_at: list[int] = field(default_factory=list)  # resumes on another kind of device
 
 
 class Run:
@@ -74,6 +76,7 @@ class Run:
         self.c = Counters()
         self.obs_on_device: torch.Tensor | None = None  # self.obs on the device (`device_obs`)
         self.stop_requested = False
+        self.session: tuple[float, float] | None = None  # (perf_counter at its start, wall time before)
         self.bar_postfix: dict[str, str] = {}
         # λ = (μ, σ) of a tanh-Normal: not a flow policy, whose KL has no closed form
         self.tracks_policy_change = not hasattr(self.agent.optimizer, "sample")
@@ -252,6 +255,7 @@ class Run:
     def save_resume(self) -> None:
         """resume/step_<N>.pt: everything needed to continue exactly; keeps the newest two."""
         self.check_finite()
+        self.clock()  # the wall time so far goes into every resume state
         self.materialize()  # numbers, not device tensors, in the state: it loads on any device
         state = {
             "params_hash": self.cfg.params_hash(), "counters": asdict(self.c),
@@ -259,7 +263,9 @@ class Run:
             "env": get_state(self.env), "obs": self.obs, "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            # the training device's CUDA generator only: a run saved on a node with several GPUs resumes
+            # wherever Slurm puts it, with however many GPUs that node shows
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "device": describe(self.device),
         }
         folder = self.out / "resume"
@@ -287,15 +293,19 @@ class Run:
                   "no longer bit-identical to an uninterrupted one", file=sys.stderr)
         self.c = Counters(**state["counters"])
         self.agent.load_training_state(state["agent"])
-        self.buffer.load_state_dict(state["replay"])
+        reseeded = self.buffer.load_state_dict(state["replay"])
         set_state(self.env, state["env"])
         self.obs = state["obs"]
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        reseeded |= self.restore_cuda_rng(state["cuda_rng"], step)
+        if reseeded:
+            self.c.reseeded_at.append(step)
+            print(f"note: the random streams of the replay sampling and of CUDA could not carry over from "
+                  f"{saved_on} to {here}; reseeded from the run's seed at env step {step} (recorded in "
+                  "run.json as rng_reseeded_at)", file=sys.stderr)
         self.c.resumed_at.append(step)
         # Rows written after the checkpoint are dropped: the CSVs restart from the saved rows.
         write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
@@ -307,12 +317,27 @@ class Run:
             self.bar_postfix["eval_return"] = f"{np.mean(returns):.1f}"
         return True
 
+    def restore_cuda_rng(self, saved: object, step: int) -> bool:
+        """The training device's CUDA generator from a resume state; True if it had to be reseeded
+        (a state from the CPU, or none for this device). States of earlier versions hold a list, one
+        per visible GPU: the one of this device's index, if there is one."""
+        if self.device.type != "cuda":
+            return False
+        if isinstance(saved, list | tuple):
+            index = self.device.index or 0
+            saved = saved[index] if index < len(saved) else None
+        if isinstance(saved, torch.Tensor) and saved.numel() == torch.cuda.get_rng_state(self.device).numel():
+            torch.cuda.set_rng_state(saved.cpu(), self.device)
+            return False
+        torch.cuda.manual_seed(reseed(self.cfg.seed, step))
+        return True
+
     # ---------------------------------------------------------------- the loop
     def run(self) -> dict:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()  # refuses another run's folder before anything in it changes
         (self.out / "run.json").unlink(missing_ok=True)  # the completion marker comes last
-        resumed = self.try_resume()
         where = f"resumed at env step {self.c.step}" if resumed else "new run"
         print(f"iapo train {cfg.env} {cfg.variant} seed {cfg.seed} ({cfg.scale}, {cfg.steps} "
               f"steps, {where}) -> {self.out}/", file=sys.stderr)
@@ -323,6 +348,7 @@ class Run:
             self.evaluate()
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         start, start_step = time.perf_counter(), self.c.step
+        self.session = (start, self.c.wall_time)
         bar = tqdm(total=cfg.steps, initial=self.c.step, unit="step", file=sys.stderr,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
         bar.set_postfix(self.bar_postfix, refresh=False)  # a resumed run's, until the next log
@@ -335,7 +361,6 @@ class Run:
                     self.record_policy_change()
                 self._after_step(bar)
                 if self.stop_requested:
-                    self.c.wall_time += time.perf_counter() - start
                     self.save_resume()
                     print(f"SIGTERM: saved {self.out}/resume/step_{self.c.step}.pt; rerun the same "
                           "command to continue", file=sys.stderr)
@@ -346,7 +371,7 @@ class Run:
             if self.curves is not None:
                 self.curves.close()
         elapsed = time.perf_counter() - start
-        self.c.wall_time += elapsed
+        self.clock()
         info = self.finish((self.c.step - start_step) / max(elapsed, 1e-9))
         print(f"done: {self.out}/ (metrics.csv, eval.csv, checkpoints/, run.json)", file=sys.stderr)
         return info
@@ -367,6 +392,13 @@ class Run:
             self.save_resume()
         bar.update(1)
 
+    def clock(self) -> None:
+        """Bring the run's wall time up to now: earlier sessions' (restored with the counters) plus this
+        session's so far, so that it adds up across restarts whenever the process stops."""
+        if self.session is not None:
+            start, before = self.session
+            self.c.wall_time = before + (time.perf_counter() - start)
+
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self.stop_requested = True
 
@@ -380,7 +412,8 @@ class Run:
             "episodes": self.c.episodes, "params_hash": self.cfg.params_hash(),
             "final_eval_return": float(final), "wall_time_s": round(self.c.wall_time, 2),
             "env_steps_per_s_last_session": round(steps_per_s, 2),
-            "resumed_at": self.c.resumed_at, "threads": torch.get_num_threads(),
+            "resumed_at": self.c.resumed_at, "rng_reseeded_at": self.c.reseeded_at,
+            "threads": torch.get_num_threads(),
             "config": self.cfg.to_dict(),
         }
         write_json_atomic(info, self.out / "run.json")
@@ -404,6 +437,24 @@ def train(
     if cfg.training.graphs == "on" and resolved.type != "cuda":
         print(f"note: training.graphs: on captures CUDA graphs on a CUDA device only; on {resolved} the "
               "update and acting run eagerly (the same computation)", file=sys.stderr)
+    done = finished_run(cfg, Path(out))
+    if done is not None:
+        print(f"iapo train {cfg.env} {cfg.variant} seed {cfg.seed}: already finished ({Path(out)}/run.json, "
+              f"{done['steps']} steps, same settings): nothing to do, no file touched", file=sys.stderr)
+        return done
     if deterministic:
         set_deterministic()
     return Run(cfg, Path(out), str(resolved), tensorboard).run()
+
+
+def finished_run(cfg: RunConfig, out: Path) -> dict | None:
+    """The run.json of this very run if it finished (same settings, every step, its logs present);
+    None otherwise (absent, unreadable, other settings, or part-way)."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = isinstance(info, dict) and info.get("params_hash") == cfg.params_hash() \
+        and info.get("steps") == cfg.steps
+    logs = all((out / name).is_file() for name in ("metrics.csv", "eval.csv"))
+    return info if same and logs else None

@@ -2,7 +2,9 @@
 the states of the preceding episode (original_code.md §6, `analyze_agent_kl`: the episode is
 collected with the previous checkpoint's stochastic policy; π_old is the λ used to act, π_new the
 next checkpoint's estimate at the same states; analytic KL of the pre-tanh Gaussians, summed over
-dimensions, which equals the KL of the tanh-Normals)."""
+dimensions, which equals the KL of the tanh-Normals). An iterative policy's λ depends on the samples
+of J its optimizer draws, so part of any KL is that noise: `kl_floor` measures it (the previous
+checkpoint evaluated twice on the same states), and the audit tests the change above it."""
 
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ COLUMNS = {"main": {
     "prev_step": "env step of the previous checkpoint (its policy collected the episode)",
     "state": "time step of the state in that episode",
     "kl": "KL(π_prev(·|s) ‖ π_step(·|s)) in nats (analytic, summed over action dimensions)",
+    "kl_floor": "KL(π_prev(·|s) ‖ π_prev'(·|s)): the previous checkpoint's policy evaluated again on fresh "
+                "samples, the change an optimizer's own sample noise makes with no training (0 for a "
+                "direct policy), the noise floor of kl",
 }}
 
 
@@ -84,7 +89,10 @@ def run(opts: PolicyChangeOptions) -> dict[str, pd.DataFrame]:
             s = torch.as_tensor(obs, device=snap.agent.device)
             new = amortized(snap.agent, s, beta)
             kl = gaussian_kl(mu_old, ls_old, new.mu, new.log_sigma)
-            for t, value in enumerate(kl.tolist()):
-                rows.append(snap.identity() | {"prev_step": prev.step, "state": t, "kl": value})
+            again = amortized(prev.agent, s, beta_prev)  # fresh samples of J, no training in between
+            floor = gaussian_kl(mu_old, ls_old, again.mu, again.log_sigma)
+            for t, (value, noise) in enumerate(zip(kl.tolist(), floor.tolist(), strict=True)):
+                rows.append(snap.identity() | {"prev_step": prev.step, "state": t, "kl": value,
+                                               "kl_floor": noise})
         prev = snap
     return {"main": frame(rows, COLUMNS["main"])}

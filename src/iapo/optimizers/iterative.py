@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from iapo.config import Network
 from iapo.distributions import LogSigmaBounds, soft_clamp, standard_normal
-from iapo.graphs import snapshots_cached
+from iapo.graphs import generation, snapshots_cached
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
 from iapo.optimizers.base import Trace
@@ -269,13 +269,14 @@ class IterativeOptimizer(nn.Module):
         return trace
 
     def act_constants(self) -> ActConstants:
-        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`); always
+        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`; a graph
+        replay, which bumps none, counts as a change: `iapo.graphs.generation`); always
         fresh under `iapo.graphs.uncached_snapshots` (captured acting re-takes them on every replay)."""
         if not snapshots_cached():
             return self._act_constants()
         entry = _ACT_CACHE.setdefault(self, {})
         params = entry.get("params") or entry.setdefault("params", list(self.parameters()))
-        key = tuple(p._version for p in params), tuple(p.data_ptr() for p in params)
+        key = generation(), tuple(p._version for p in params), tuple(p.data_ptr() for p in params)
         if entry.get("key") != key:
             entry["value"] = self._act_constants()
             entry["key"] = key

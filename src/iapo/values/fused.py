@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from iapo.graphs import snapshots_cached
+from iapo.graphs import generation, snapshots_cached
 from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -186,14 +186,15 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def stacked(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ:
-    """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions);
+    """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions; a
+    CUDA graph replay, which bumps none, counts as a change: `iapo.graphs.generation`);
     always a fresh snapshot under `iapo.graphs.uncached_snapshots` (a step captured as a CUDA graph
     then re-stacks the weights on every replay)."""
     if not snapshots_cached():
         return _snapshot(ensemble, dtype)
     entry = _CACHE.setdefault(ensemble, {})
     params = entry.get("params") or entry.setdefault("params", list(ensemble.parameters()))
-    key = (dtype, tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
+    key = (dtype, generation(), tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
     if entry.get("key") != key:
         entry["value"] = _snapshot(ensemble, dtype)
         entry["key"] = key
