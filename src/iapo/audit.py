@@ -301,12 +301,10 @@ def _describe(rule: Rule, t: TEstimate, low: float, high: float, unit: float, te
     return text
 
 
-def _normalized_scores(x: np.ndarray, y: np.ndarray | None, env: str | None, ctx: Context) -> str:
-    """Where the arms stand on the normalized scale (0: untrained policy, 1: the reference return)."""
-    if env not in ctx.untrained or env not in ctx.reference:
-        return ""
-    span = ctx.reference[env] - ctx.untrained[env]
-    scores = [(float(np.mean(v)) - ctx.untrained[env]) / span for v in ([x] if y is None else [x, y])]
+def _normalized_scores(x: np.ndarray, y: np.ndarray | None, untrained: float, span: float) -> str:
+    """Where the arms stand on the normalized scale (0: untrained policy, 1: the reference return);
+    `span` is the group's unit (`_unit`: reference − untrained)."""
+    scores = [(float(np.mean(v)) - untrained) / span for v in ([x] if y is None else [x, y])]
     return "; normalized score " + " vs ".join(f"{v:.3f}" for v in scores)
 
 
@@ -335,7 +333,7 @@ def _test_group(test: Test, label: str, env: str | None, in_scope: bool, g: pd.D
     if code == 0 and bool(rule.negligible(t)):
         reason += ": negligible (the whole interval within the practical threshold)"
     if test.units == "normalized" and test.pair_on is None:
-        reason += _normalized_scores(x, y, env, ctx)
+        reason += _normalized_scores(x, y, ctx.untrained[env], unit)
     arms = [x] if y is None else ([x - y] if test.pair_on is not None else [x, y])
     return GroupResult(label, VERDICT[code], reason, env, in_scope, float(t.estimate), low, high, n, unit,
                        float(rule.contradiction_p(t)), rule=rule, arms=arms, t=t)
@@ -521,14 +519,13 @@ def _read_table(summary_dir: Path, table: str, runs: pd.DataFrame | None) -> pd.
     return df
 
 
-def context(summary_dir: Path, reference: dict[str, float], runs: pd.DataFrame | None) -> Context:
-    """The warm-up cut (scale.json), the untrained policies' returns (eval.csv at env step 0) and the
+def context(summary_dir: Path, reference: dict[str, float], runs: pd.DataFrame | None,
+            evals: pd.DataFrame | None) -> Context:
+    """The warm-up cut (scale.json), the untrained policies' returns (`evals` at env step 0) and the
     runs' devices (runs.csv)."""
     ctx = Context(warmup=_warmup(summary_dir), reference=reference)
-    evals = table_file(summary_dir, "eval")
-    if evals.is_file():
-        ev = pd.read_csv(evals)
-        ctx.untrained = ev[ev["env_step"] == 0].groupby("env")["return"].mean().to_dict()
+    if evals is not None:
+        ctx.untrained = evals[evals["env_step"] == 0].groupby("env")["return"].mean().to_dict()
     if runs is not None and "device" in runs.columns:
         ctx.devices = {env: set(map(str, g["device"])) for env, g in runs.groupby("env")}
     return ctx
@@ -542,7 +539,8 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
                          "(`snakemake --config scale=SCALE` or `iapo summarize`).")
     runs_path = table_file(summary_dir, "runs")
     runs = pd.read_csv(runs_path) if runs_path.is_file() else None
-    ctx = context(summary_dir, load_reference_returns(claims_path), runs)
+    cache["eval"] = _read_table(summary_dir, "eval", runs)  # read once: the claims' and the anchors'
+    ctx = context(summary_dir, load_reference_returns(claims_path), runs, cache["eval"])
     for i, claim in enumerate(load_claims(claims_path)):
         if claim.table not in cache:
             cache[claim.table] = _read_table(summary_dir, claim.table, runs)
