@@ -34,7 +34,10 @@ onstart:
 
 
 onsuccess:
-    print(f"iapo pipeline: done (scale {SCALE!r}); tables in {summary_dir(SCALE)}/", file=sys.stderr)
+    audit = layout.audit_md(SCALE).with_suffix(".html")
+    print(f"iapo pipeline: done (scale {SCALE!r}). Open the audit: {audit} (verdict per claim, linked "
+          f"to its figure); figures in {layout.figures_dir(SCALE)}/, executed notebooks in "
+          f"{layout.notebooks_dir(SCALE)}/, tables in {summary_dir(SCALE)}/", file=sys.stderr)
 
 
 onerror:

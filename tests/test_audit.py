@@ -171,7 +171,9 @@ def test_report_lists_every_claim(tmp_path):
     # every verdict row has the table's six cells, a `|` inside a cell included (escaped)
     rows = [line for line in text.splitlines() if line.startswith(("| c |", "| d |"))][:2]
     assert all(len(re.findall(r"(?<!\\)\|", row)) == 7 for row in rows) and "2√\\|A\\|" in rows[1]
-    assert "<table" in page.read_text()
+    html = page.read_text()  # one card per claim, the pipe kept literally (escaped for HTML only)
+    assert html.count('<article class="card') == 2 and "x / 2√|A|" in html
+    assert (md.parent / "audit_overview.png").stat().st_size > 0
 
 
 def test_bad_claims_file(tmp_path):

@@ -8,7 +8,6 @@ scales; where each claim comes from; the deviations from the paper.
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -24,15 +23,17 @@ from iapo.audit import (
     load_untestable,
     verdicts_across_scales,
 )
+from iapo.audit_page import UNIT_LABELS, Card, chapters, draw_overview, figure_files, forest_svg, write_page
 from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
 from iapo.summary import write_atomic
 
 
-def _scale_note(summary_dir: Path) -> str:
+def scale_facts(summary_dir: Path) -> list[tuple[str, str]]:
+    """What was run at this scale against the paper, as (heading, text) pairs."""
     info_path = summary_dir / "scale.json"
     if not info_path.is_file():
-        return "scale: unknown (no scale.json)"
+        return [("scale", "unknown (no scale.json)")]
     info = json.loads(info_path.read_text())
     this, paper = info.get("preset", {}), info.get("paper", {})
 
@@ -45,17 +46,21 @@ def _scale_note(summary_dir: Path) -> str:
         groups = [group(g) for g in preset.get("grid", [])]
         return "; ".join(groups) or "?"
 
-    lines = [f"- **scale**: {info.get('scale', '?')}"]
+    facts = [("scale", str(info.get("scale", "?")))]
     for name, preset in (("this scale", this), ("paper", paper)):
-        lines.append(f"- **{name}**: {preset.get('seeds', '?')} seeds, {preset.get('steps', '?')} env steps "
-                     f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}")
-    lines.append(f"- **reduced against paper**: {', '.join(info.get('reduced', [])) or 'nothing'} "
-                 f"(results/summary/<scale>/scale.json has every value)")
+        facts.append((name, f"{preset.get('seeds', '?')} seeds, {preset.get('steps', '?')} env steps "
+                            f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}"))
+    facts.append(("reduced against paper", f"{', '.join(info.get('reduced', [])) or 'nothing'} "
+                                           "(results/summary/<scale>/scale.json has every value)"))
     if this.get("initial_random_steps") is not None:
-        lines.append(f"- **left out**: diagnostics of checkpoints at env step ≤ "
-                     f"{this['initial_random_steps']} (initial_random_steps: taken before training "
-                     "started; they stay in the figures)")
-    return "\n".join(lines)
+        facts.append(("left out", f"diagnostics of checkpoints at env step ≤ {this['initial_random_steps']} "
+                                  "(initial_random_steps: taken before training started; they stay in the "
+                                  "figures)"))
+    return facts
+
+
+def _scale_note(summary_dir: Path) -> str:
+    return "\n".join(f"- **{key}**: {text}" for key, text in scale_facts(summary_dir))
 
 
 def _md_cell(text: str) -> str:
@@ -89,12 +94,17 @@ def _design_lines(results: list[ClaimResult]) -> list[str]:
              "| id | scope | in scope at this scale | unit | pairing | seeds per arm | interval | test | "
              "hardware |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        c = r.claim
-        ran = sorted({g.env for g in r.groups if g.in_scope and g.env})
-        lines.append("| " + " | ".join(_md_cell(x) for x in (
-            c.id, ", ".join(c.scope or []), ", ".join(ran) or "none", _unit_text(c), c.pairing,
-            r.seeds or "—", _interval_text(c), _rule_text(r), c.hardware)) + " |")
+        lines.append("| " + " | ".join(_md_cell(x) for x in (r.claim.id, *dict(design(r)).values())) + " |")
     return lines
+
+
+def design(r: ClaimResult) -> list[tuple[str, str]]:
+    """How a claim is tested, as (heading, text) pairs: the columns of the report's design table."""
+    c = r.claim
+    ran = sorted({g.env for g in r.groups if g.in_scope and g.env})
+    return [("scope", ", ".join(c.scope or [])), ("in scope at this scale", ", ".join(ran) or "none"),
+            ("unit", _unit_text(c)), ("pairing", c.pairing), ("seeds per arm", r.seeds or "—"),
+            ("interval", _interval_text(c)), ("test", _rule_text(r)), ("hardware", c.hardware)]
 
 
 def _unit_text(c) -> str:
@@ -112,40 +122,50 @@ def _interval_text(c) -> str:
     return "paired t (per-seed differences)" if t.pair_on else "Welch t"
 
 
-def _chance_note(results: list[ClaimResult]) -> list[str]:
+def chance_note(results: list[ClaimResult]) -> str:
     decidable = sum(any(g.in_scope and g.rule is not None for g in r.groups) for r in results)
-    return ["", f"**Chance verdicts.** Each claim errs at most {ALPHA_ONE_SIDED:.1%} per direction when the "
+    return (f"Chance verdicts. Each claim errs at most {ALPHA_ONE_SIDED:.1%} per direction when the "
             "truth sits on its boundary (supported needs every in-scope group; contradicted is "
             "Holm-corrected), "
             f"so across the {decidable} claims with an in-scope group at this scale at most "
             f"{0.05 * decidable:.1f} decided verdicts are expected by chance in the least favourable case, "
-            "and far fewer where the truth is away from the boundaries."]
+            "and far fewer where the truth is away from the boundaries.")
+
+
+def _chance_note(results: list[ClaimResult]) -> list[str]:
+    return ["", "**" + chance_note(results).replace(". ", ".** ", 1)]
 
 
 def _group_rows(r: ClaimResult) -> list[GroupResult]:
     return r.groups + ([r.aggregate] if r.aggregate else [])
 
 
+def power_rows(r: ClaimResult) -> list[dict[str, str]]:
+    """What would decide each open in-scope group of a claim: where it heads, P(verdict) at other
+    seed counts, and the seeds per arm that decide it (this scale's run length only)."""
+    rows = []
+    for g in _group_rows(r):
+        if g.verdict != "inconclusive" or not g.in_scope or g.rule is None:
+            continue
+        if r.reason.startswith("not comparable") or (r.aggregate is not None and g is not r.aggregate):
+            continue  # not decided on this hardware; or decided on the aggregate row
+        p = g.power
+        what = p.describe() if p else g.power_note or "cannot be estimated (fewer than 2 seeds in an arm)"
+        what += f"; {g.by_step}" if g.by_step else ""
+        need = ("—" if p is None or p.heading == "neither"
+                else f"> {MAX_SEEDS}" if p.seeds_needed is None else str(p.seeds_needed))
+        rows.append({"group": g.group, "seeds": g.n_seeds, "heading": p.heading if p else "",
+                     "scenarios": p.scenario_text() if p else "", "need": need, "note": what})
+    return rows
+
+
 def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
-    """What would decide each open in-scope group: where it heads, P(verdict) at other seed counts,
-    and the seeds per arm that decide it (this scale's run length only)."""
     info_path = summary_dir / "scale.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     steps = (info.get("preset", {}).get("steps"), info.get("paper", {}).get("steps"))
-    rows = []
-    for r in results:
-        for g in _group_rows(r):
-            if g.verdict != "inconclusive" or not g.in_scope or g.rule is None:
-                continue
-            if r.reason.startswith("not comparable") or (r.aggregate is not None and g is not r.aggregate):
-                continue  # not decided on this hardware; or decided on the aggregate row
-            p = g.power
-            what = p.describe() if p else g.power_note or "cannot be estimated (fewer than 2 seeds in an arm)"
-            what += f"; {g.by_step}" if g.by_step else ""
-            need = ("—" if p is None or p.heading == "neither"
-                    else f"> {MAX_SEEDS}" if p.seeds_needed is None else str(p.seeds_needed))
-            rows.append(f"| {r.claim.id} | {_md_cell(g.group)} | {g.n_seeds} | {p.heading if p else ''} | "
-                        f"{p.scenario_text() if p else ''} | {need} | {_md_cell(what)} |")
+    keys = ("group", "seeds", "heading", "scenarios", "need", "note")
+    rows = [f"| {r.claim.id} | " + " | ".join(_md_cell(p[k]) for k in keys) + " |"
+            for r in results for p in power_rows(r)]
     if not rows:
         return []
     head = ["", "## What would decide the open claims", "",
@@ -235,15 +255,23 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
     out_md.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + "\n"
     write_atomic(text, out_md)
-    table = pd.DataFrame([{"id": r.claim.id, "claim": r.claim.claim, "paper": r.claim.section,
-                           "metric": r.claim.metric, "verdict": r.verdict, "reason": r.reason}
-                          for r in results])
     out_html = out_md.with_suffix(".html")
-    write_atomic(
-        "<!doctype html><meta charset='utf-8'><title>IAPO claims audit</title>"
-        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}td,th{padding:4px;"
-        "border:1px solid #ccc;vertical-align:top}</style><h1>Claims audit</h1>"
-        f"<pre>{html.escape(_scale_note(summary_dir))}</pre>"
-        + table.to_html(index=False, escape=True) + "<h2>Full report</h2>"
-        f"<pre>{html.escape(text)}</pre>", out_html)
+    scale = dict(scale_facts(summary_dir)).get("scale", "?")
+    overview = draw_overview(results, out_md.parent, f"Claims audit at scale {scale}: "
+                             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    notes = [chance_note(results)]
+    if any(r.claim.beta_dependent for r in results):
+        notes.append(f"Note on β-dependent claims: {BETA_NOTE}.")
+    write_atomic(write_page(out_html, [_card(r) for r in results], scale_facts(summary_dir), counts, notes,
+                            load_untestable(claims_path) if claims_path else [], bool(overview)), out_html)
     return out_md, out_html
+
+
+def _card(r: ClaimResult) -> Card:
+    c = r.claim
+    png, pdf = figure_files(c.figure)
+    unit = UNIT_LABELS.get(c.test.units, f"units of {c.test.units}")
+    return Card(id=c.id, verdict=r.verdict, claim=c.claim, source=c.source, section=c.section,
+                chapters=chapters(c.section), figures=c.figures, reason=r.reason,
+                design=[("metric", c.metric), *design(r)], svg=forest_svg(r, unit), figure=png,
+                figure_pdf=pdf, power=power_rows(r), beta_note=BETA_NOTE if c.beta_dependent else "")

@@ -7,7 +7,9 @@ commands, so that a product made by hand lands where the next step of the pipeli
   results/diagnostics/<scale>/<name>/<env>/<variant>/seed<k>.csv   one diagnostic of one run
   results/summary/<scale>/                               the summary tables (`iapo summarize`)
   paper_figures/<scale>/figures/, notebooks/, tables/    figures, notebooks, appendix tables
-  paper_figures/<scale>/audit.md, audit.html             the claims audit (`iapo audit`)
+  paper_figures/<scale>/audit.md, audit.html             the claims audit (`iapo audit`), and its
+  paper_figures/<scale>/audit_overview.png, .pdf         overview figure (beside the page, not in
+                                                         figures/, which the notebooks' DVC stage owns)
 """
 
 from __future__ import annotations
@@ -48,3 +50,10 @@ def tables_dir(scale: str) -> Path:
 def audit_md(scale: str) -> Path:
     """paper_figures/<scale>/audit.md (and audit.html next to it)."""
     return figures_root(scale) / "audit.md"
+
+
+def audit_products(scale: str) -> list[Path]:
+    """Every file `iapo audit` writes at a scale: audit.md, audit.html and the overview figure."""
+    md = audit_md(scale)
+    overview = [figures_root(scale) / f"audit_overview.{ext}" for ext in ("png", "pdf")]
+    return [md, md.with_suffix(".html"), *overview]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from iapo import layout
 from iapo.layout import figures_dir, notebooks_dir
@@ -61,6 +62,8 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     import nbformat
     import papermill
 
+    from iapo.summary import write_atomic
+
     source = NOTEBOOKS / f"{group}.py"
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in NOTEBOOKS.glob("*.py")))
@@ -71,16 +74,44 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {"summary_dir": str(summary_dir), "scale": scale, "out_dir": str(figures_dir(scale))}
     print(f"iapo notebook: {source} -> {out} (+ .html), figures in {figures_dir(scale)}/", file=sys.stderr)
+    partial = out.with_name(f".{group}.tmp.ipynb")  # papermill's own writes go here, never to `out`
     try:
-        papermill.execute_notebook(jupytext.read(source), str(out), parameters=params, kernel_name="python3",
-                                   language="python", cwd=".", progress_bar=False)
+        nb = papermill.execute_notebook(numbered(jupytext.read(source), group), str(partial),
+                                        parameters=params, kernel_name="python3", language="python",
+                                        cwd=".", progress_bar=False)
     except papermill.PapermillExecutionError as err:
+        failed = out.with_name(f"{group}.failed.ipynb")
+        os.replace(partial, failed)
         raise NotebookError(f"{source} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
-                            f"the executed notebook with the traceback is {out}") from None
-    tmp = out.with_name(f".{group}.html.tmp")
-    tmp.write_text(html_page(nbformat.read(out, as_version=4), f"{group} ({scale})"))
-    os.replace(tmp, out.with_suffix(".html"))
+                            f"the executed notebook with the traceback is {failed}") from None
+    nb = without_volatile_metadata(nb, source, out)
+    partial.unlink(missing_ok=True)
+    write_atomic(nbformat.writes(nb) + "\n", out)
+    write_atomic(html_page(nb, f"{group} ({scale})"), out.with_suffix(".html"))
     return out
+
+
+def numbered(nb: Any, group: str) -> Any:
+    """The notebook with stable cell ids (`<group>-<index>`): jupytext draws random ones on each read,
+    which would make every rebuild of an unchanged notebook a different file."""
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"{group}-{index}"[-64:]
+    return nb
+
+
+def without_volatile_metadata(nb: Any, source: Path, out: Path) -> Any:
+    """The executed notebook without what changes from one execution of the same notebook on the same
+    tables to the next (clock times and durations of papermill and the kernel, the input notebook
+    papermill copies into the metadata), so that an unchanged figure group rebuilds byte for byte."""
+    meta = nb.metadata.get("papermill", {})
+    for key in ("start_time", "end_time", "duration"):
+        meta.pop(key, None)
+    meta.update(input_path=str(source), output_path=str(out))
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for key in ("start_time", "end_time", "duration"):
+            cell.metadata.get("papermill", {}).pop(key, None)
+    return nb
 
 
 def html_page(nb: object, title: str) -> str:

@@ -5,8 +5,9 @@ With every run folder of the scale's grid finished, the summary tables are rebui
 any missing diagnostic table computed) and everything downstream follows. With some run folders
 missing, as on a fresh clone, nothing upstream of the summary tables is touched: the notebooks,
 the appendix tables and the audit whose summary tables are present are rebuilt from those tables
-as they are, and the command ends with exit code 2 and a message naming what it could not rebuild
-and how to get the runs.
+as they are, and the command ends with exit code 0 and a note naming what it left as it was and
+how to get the runs. Only when no product at all could be rebuilt (no summary tables either) is it
+an error (exit code 2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from iapo.config import Params
 from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks
-from iapo.layout import audit_md, figures_root, summary_dir
+from iapo.layout import audit_md, audit_products, figures_dir, figures_root, summary_dir
 from iapo.summary import SUMMARY_FILES, RunKey, diagnostic_tables, run_grid, unpack_tables
 
 
@@ -37,8 +38,12 @@ class FiguresPlan:
         return ["--config", f"scale={self.scale}", "--allowed-rules", *self.rules,
                 "--forcerun", *forced, "--", *self.targets]
 
+    def nothing_to_do(self) -> bool:
+        """No notebook and no audit could be rebuilt: the scale has neither runs nor summary tables."""
+        return bool(self.missing_runs) and self.rules == ["figures_tables"]
+
     def shortfall(self) -> str | None:
-        """What could not be rebuilt and why, or None when everything was."""
+        """What was left as it was and why, or None when everything was rebuilt."""
         if not self.missing_runs:
             return None
         lines = [f"{len(self.missing_runs)} run folder(s) of scale {self.scale!r} are missing or "
@@ -81,7 +86,7 @@ def plan_figures(params: Params, scale: str, root: Path = Path(".")) -> FiguresP
         plan.skipped["the audit"] = absent
     else:
         plan.rules.append("audit")
-        plan.targets += [str(audit_md(scale)), str(audit_md(scale).with_suffix(".html"))]
+        plan.targets += [str(path) for path in audit_products(scale)]
     return plan
 
 
@@ -91,8 +96,12 @@ def _present(path: Path) -> bool:
 
 
 def rebuild_figures(params: Params, scale: str, cores: str, dry_run: bool = False) -> int:
-    """Run the plan with Snakemake (from this environment); exit code 2 when runs were missing."""
+    """Run the plan with Snakemake (from this environment). Exit code 0 when it rebuilt all that the
+    scale's runs or committed tables allow (a note names what needs runs), 2 when they allow nothing."""
     plan = plan_figures(params, scale)
+    if plan.nothing_to_do():
+        print(f"iapo rebuild-figures: error: {plan.shortfall()}", file=sys.stderr)
+        return 2
     if plan.missing_runs:  # the rules read NAME.csv: restored for a dry run too (an input, not a product)
         for path in unpack_tables(summary_dir(scale)):
             print(f"iapo rebuild-figures: unpacked {path} from its committed .csv.gz", file=sys.stderr)
@@ -103,6 +112,7 @@ def rebuild_figures(params: Params, scale: str, cores: str, dry_run: bool = Fals
     if code != 0:
         return code
     if (message := plan.shortfall()) is not None:
-        print(f"iapo rebuild-figures: error: {message}", file=sys.stderr)
-        return 2
+        print(f"iapo rebuild-figures: rebuilt what the committed tables allow. {message}", file=sys.stderr)
+    print(f"iapo rebuild-figures: figures in {figures_dir(scale)}/, the audit in "
+          f"{audit_md(scale).with_suffix('.html')} (and .md)", file=sys.stderr)
     return 0

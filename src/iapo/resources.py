@@ -4,8 +4,8 @@ Memory: the process itself (torch, the CUDA context, MuJoCo, the networks: `BASE
 `REPLAY_COPIES` copies of the replay buffer: the live buffer (in host memory on the CPU path), and
 up to four more while a resume state is written (device → host, one array per field, the
 serialised bytes) or read back. Rounded up to steps of `STEP_GIB`. Humanoid-class tasks
-(348-dimensional states in gymnasium's -v5, 1 M transitions: 2.9 GB per copy) get 32 GiB; the
-small tasks 20 GiB.
+(348-dimensional states in gymnasium's -v5, 1 M transitions: 2.9 GB per copy) get 32 GiB, Ant
+24 GiB, the other tasks 20 GiB.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # summary tables only (`iapo audit`), with the scale's reductions and the deviations table.
 # Reruns whenever a summary table, the claims or the deviations change.
 
-AUDIT = layout.audit_md("{scale}")  # paper_figures/{scale}/audit.md, and audit.html next to it
+AUDIT = layout.audit_md("{scale}")  # paper_figures/{scale}/audit.md, audit.html next to it, the overview figure
 
 
 rule audit:
@@ -14,6 +14,9 @@ rule audit:
     output:
         md=str(AUDIT),
         html=report(str(AUDIT.with_suffix(".html")), caption="../report/audit.rst", category="Audit"),
+        overview=report(str(layout.audit_products("{scale}")[2]), caption="../report/audit_overview.rst",
+                        category="Audit"),
+        overview_pdf=str(layout.audit_products("{scale}")[3]),
     log:
         "logs/{scale}/audit.log",
     params:
@@ -24,4 +27,4 @@ rule audit:
         "--out {output.md} > {log} 2>&1"
 
 
-FINAL_TARGETS["audit"] = lambda scale: [str(layout.audit_md(scale).with_suffix(ext)) for ext in (".md", ".html")]
+FINAL_TARGETS["audit"] = lambda scale: [str(path) for path in layout.audit_products(scale)]
