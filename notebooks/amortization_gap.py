@@ -34,13 +34,15 @@ if not rows.empty:
 settings = ["direct", "iterative", "iterative + 5 iters", "direct_flow"]
 
 # %% [markdown]
-# Gap over training (mean over the states within a seed, then over seeds).
+# Gap over training (mean over the states within a seed, then over seeds), from the first checkpoint
+# after the random-action warm-up: the one at its end holds untrained networks (the audit leaves it out too).
 
 # %%
 envs = F.panel_envs(F.MAIN_ENVS, rows)
 fig, _ = F.curves(summary, gap, frame=rows, y="gap", hue="setting", hues=settings, variants=variants,
-                  envs=envs, band=band, ylabel="amortization gap (J units)")
+                  envs=envs, band=band, ylabel="amortization gap (J units)", skip_warmup=True)
 estimators = ", ".join(sorted(rows["estimator"].unique())) if not rows.empty else "?"
 betas = ", ".join(f"{b:g}" for b in sorted(rows["beta"].unique())) if "beta" in rows else "?"
-F.title(fig, "Amortization gap (NeurIPS Fig. 6)", summary, band, f"estimator: {estimators}; β in J: {betas}")
+F.title(fig, "Amortization gap (NeurIPS Fig. 6)", summary, band,
+        "; ".join(filter(None, [f"estimator: {estimators}; β in J: {betas}", F.warmup_note(summary)])))
 F.save(fig, out_dir, "amortization_gap")

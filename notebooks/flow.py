@@ -26,7 +26,8 @@ variants = ["direct", "direct_flow", "iterative"]
 # %%
 paper_envs = ["Hopper-v2", "HalfCheetah-v2", "Walker2d-v2", *summary.trained_envs("direct_flow")]
 envs = F.panel_envs(paper_envs, evals.rows(variant="direct_flow"))
-fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=envs, band=band, ylabel="return")
+fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=envs, band=band, ylabel="return",
+                  baseline=evals)
 F.title(fig, "Performance comparison with NF policies (NeurIPS Fig. 16)", summary, band)
 F.save(fig, out_dir, "flow_performance")
 
@@ -40,7 +41,8 @@ rows = gap.rows(variant=variants, estimate="amortized")
 flow_rows = rows[rows["variant"] == "direct_flow"] if not rows.empty else rows
 envs = F.panel_envs(["HalfCheetah-v2", *summary.trained_envs("direct_flow")], flow_rows)
 fig, _ = F.curves(summary, gap, frame=rows, y="gap", hues=variants, envs=envs, band=band,
-                  ylabel="amortization gap (J units)")
-note = "" if not flow_rows.empty else "amortization_gap.csv has no direct + NF rows at this scale"
+                  ylabel="amortization gap (J units)", skip_warmup=True)
+no_flow = "" if not flow_rows.empty else "amortization_gap.csv has no direct + NF rows at this scale"
+note = "; ".join(filter(None, [F.warmup_note(summary), no_flow]))
 F.title(fig, "Amortization gap for direct + NF (NeurIPS Fig. 15)", summary, band, note)
 F.save(fig, out_dir, "flow_amortization_gap")

@@ -27,7 +27,8 @@ note = "iterative: K = 5"
 # %%
 k_envs = [*F.MAIN_ENVS, *summary.trained_envs("iterative_k1", "iterative_k2")]
 envs = F.panel_envs(k_envs, evals.rows(variant=variants[:2]))
-fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=envs, band=band, ylabel="return")
+fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=envs, band=band, ylabel="return",
+                  baseline=evals)
 F.title(fig, "Performance for varying iterations during training (NeurIPS Fig. 8 left, 22)", summary,
         band, note)
 F.save(fig, out_dir, "iterations_performance")
@@ -39,7 +40,7 @@ F.save(fig, out_dir, "iterations_performance")
 rows = gap.rows(variant=variants, estimate="amortized")
 envs = F.panel_envs(k_envs, rows[rows["variant"].isin(variants[:2])] if not rows.empty else rows)
 fig, _ = F.curves(summary, gap, frame=rows, y="gap", hues=variants, envs=envs, band=band,
-                  ylabel="amortization gap (J units)")
+                  ylabel="amortization gap (J units)", skip_warmup=True)
 F.title(fig, "Amortization gap for varying iterations during training (NeurIPS Fig. 8 right, 23)", summary,
-        band, note)
+        band, "; ".join(filter(None, [note, F.warmup_note(summary)])))
 F.save(fig, out_dir, "iterations_gap")

@@ -33,7 +33,7 @@ mb_envs = ["HalfCheetah-v2", *summary.trained_envs(*variants)]  # the paper's, a
 # %%
 rows = evals.rows(variant=variants)
 fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.panel_envs(mb_envs, rows), band=band,
-                  ylabel="return")
+                  ylabel="return", baseline=evals)
 F.title(fig, "Performance with model-based value estimates (NeurIPS Fig. 13a)", summary, band)
 F.save(fig, out_dir, "mb_performance")
 
@@ -89,6 +89,6 @@ F.save(fig, out_dir, "mb_objective")
 rows = transfer.rows(variant="iterative_mb")
 fig, _ = F.curves(summary, transfer, frame=rows, y="return", hue="optimizer", hues=["own", "transfer"],
                   variants=["iterative_mb"], envs=F.panel_envs(mb_envs, rows), band=band,
-                  ylabel="return")
+                  ylabel="return", baseline=evals)
 F.title(fig, "Zero-shot transfer from model-free to model-based values (NeurIPS Fig. 9)", summary, band)
 F.save(fig, out_dir, "mb_transfer")

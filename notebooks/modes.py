@@ -127,7 +127,7 @@ for row, env in enumerate(state_envs):
             ax.plot(starts[dx], starts[dy], "s", color="none", markeredgecolor="white", markersize=5)
         ax.plot(means[dx], means[dy], "o", color="white", markeredgecolor="black", markersize=4)
         ax.set(xlabel=f"tanh μ{dx}", ylabel=f"tanh μ{dy}")
-note = (f"iterative, lowest seed, last checkpoint, runs from {INITS[shown_init][0]} (squares: "
+note = (f"iterative, lowest seed, last checkpoint, {INITS[shown_init][0]} (squares: "
         f"initializations, dots: final means); ≤ {max_panels} pairs where runs differ most; "
         f"colour scale from the {zoom:.0%} quantile of J")
 F.title(fig, "Optimization surface on pairs of action dimensions (NeurIPS Fig. 2 left, 7b, 24b-26b)",
@@ -154,7 +154,7 @@ for row, env in enumerate(state_envs):
             ax.plot(curve["x"], curve["value"], color=plt.cm.tab10(int(run) % 10), linewidth=1)
         ax.set(xlabel=f"action a{d}", ylabel="π(a)")
 F.title(fig, "Policy densities of the optimization runs (NeurIPS Fig. 2 right, 7c, 24c-26c)", summary, None,
-        f"iterative, lowest seed, last checkpoint, runs from {INITS[shown_init][0]}; one colour per run; "
+        f"iterative, lowest seed, last checkpoint, {INITS[shown_init][0]}; one colour per run; "
         f"up to {max_panels} dimensions")
 F.save(fig, out_dir, "modes_density")
 

@@ -40,8 +40,10 @@ F.save(fig, out_dir, "optimizer_comparison")
 
 # %% [markdown]
 # Wall-clock ratio t(iterative) / t(optimizer) per iteration (one value per run), and the paper's (×).
+# The title names the hardware the analysis timed them on (its `device` option in scale.json).
 
 # %%
+timed_on = summary.timing_device("optimizer_comparison")
 paper = {"adam": 1.15, "cem": 1.25}
 ratio = rows[rows["optimizer"].isin(list(paper))] if not rows.empty else rows
 if not ratio.empty:
@@ -56,6 +58,6 @@ for env, ax in panels.items():
     present = [o for o in paper if ((ratio["env"] == env) & (ratio["optimizer"] == o)).any()]
     ax.plot(range(len(present)), [paper[o] for o in present], "x", color="black")
     ax.axhline(1, color="#999999", linewidth=0.8)
-F.title(fig, "Wall-clock per iteration relative to Adam and CEM (B.4)", summary, band,
-        "× = paper (1.15 Adam, 1.25 CEM); above 1: iterative is slower per iteration")
+F.title(fig, f"Wall-clock per iteration relative to Adam and CEM (B.4), {F.timing_text(timed_on)}",
+        summary, band, "× = paper (1.15 Adam, 1.25 CEM); above 1: iterative is slower per iteration")
 F.save(fig, out_dir, "optimizer_wall_clock")

@@ -2,7 +2,8 @@
 # # Performance curves (NeurIPS Figures 5 and 14)
 #
 # Deterministic evaluation return over environment steps (§4.2.2, B.1): direct vs iterative
-# amortized policy optimization. Reads `eval.csv` (one row per evaluation episode) and `scale.json`.
+# amortized policy optimization, with the untrained policy's return (dashed) and the random-action
+# warm-up (shaded) for reference. Reads `eval.csv` (one row per evaluation episode) and `scale.json`.
 
 # %%
 import iapo.figures as F
@@ -23,7 +24,8 @@ variants = ["direct", "iterative"]
 # Figure 5: the four main environments.
 
 # %%
-fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.MAIN_ENVS, band=band, ylabel="return")
+fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.MAIN_ENVS, band=band, ylabel="return",
+                  baseline=evals)
 F.title(fig, "Performance comparison (NeurIPS Fig. 5)", summary, band)
 F.save(fig, out_dir, "performance")
 
@@ -31,7 +33,8 @@ F.save(fig, out_dir, "performance")
 # Figure 14 (B.1): the pendulums.
 
 # %%
-fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.PENDULUMS, band=band, ylabel="return")
+fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.PENDULUMS, band=band, ylabel="return",
+                  baseline=evals)
 F.title(fig, "Pendulum performance comparison (NeurIPS Fig. 14)", summary, band)
 F.save(fig, out_dir, "performance_pendulums")
 
@@ -39,6 +42,7 @@ F.save(fig, out_dir, "performance_pendulums")
 # The rest of the MuJoCo suite (Tables 5-6 list their settings; the paper shows no curves).
 
 # %%
-fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.SUITE, band=band, ylabel="return")
+fig, _ = F.curves(summary, evals, y="return", hues=variants, envs=F.SUITE, band=band, ylabel="return",
+                  baseline=evals)
 F.title(fig, "Performance on the rest of the suite (no figure in the paper)", summary, band)
 F.save(fig, out_dir, "performance_suite")

@@ -3,7 +3,8 @@
 #
 # Evaluation return of the agents as trained vs with more policy optimization at every action, only
 # at evaluation (B.6): direct agents + 50 Adam steps on λ, iterative agents + 5 iterations beyond
-# the K = 5 they were trained with. Reads `test_time.csv`.
+# the K = 5 they were trained with. Reads `test_time.csv`, and `eval.csv` for the untrained policy's
+# return (dashed).
 
 # %%
 import iapo.figures as F
@@ -17,7 +18,7 @@ band = "ci"                            # ci: mean and 95% bootstrap band over se
 # %%
 F.set_style()
 summary = F.Summary(summary_dir, scale)
-test_time = summary.table("test_time")
+test_time, evals = summary.table("test_time"), summary.table("eval")
 modes = ["amortized", "optimized"]
 
 
@@ -32,7 +33,7 @@ def test_time_figure(variant: str, paper: str, name: str) -> None:
     what = ", ".join(sorted({f"+{n} {kinds.get(k, k)}" for k, n in pairs})) or "none"
     envs = F.panel_envs(F.MAIN_ENVS, rows)
     fig, _ = F.curves(summary, test_time, frame=rows, y="return", hue="mode", hues=modes, variants=[variant],
-                      envs=envs, band=band, ylabel="return")
+                      envs=envs, band=band, ylabel="return", baseline=evals)
     F.title(fig, f"{paper}: {F.label(variant)} agents", summary, band, f"optimized = {what} per action")
     F.save(fig, out_dir, name)
 

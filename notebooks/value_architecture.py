@@ -34,10 +34,21 @@ else:
     rows = rows.drop(columns=["family"], errors="ignore").merge(arch, on=["env", "variant", "seed"])
     rows = rows.assign(arch=rows["family"] + " + " + rows["q_arch"])
 
+# %% [markdown]
+# A panel without an architecture-B run says so, and so does the title when this scale ran none
+# (the panels are then Fig. 5's runs again, not a comparison of architectures).
+
 # %%
-envs = F.panel_envs(F.MAIN_ENVS, rows[rows["arch"].str.endswith("B")] if not rows.empty else rows)
+with_b = rows[rows["arch"].str.endswith("B")] if not rows.empty else rows
+envs = F.panel_envs(F.MAIN_ENVS, with_b)
 source = evals if runs.frame is not None else runs  # names the missing table in empty panels
-fig, _ = F.curves(summary, source, frame=rows, y="return", hue="arch", hues=arches, variants=variants,
-                  envs=envs, band=band, ylabel="return")
-F.title(fig, "Value architecture comparison (NeurIPS Fig. 11)", summary, band)
+fig, panels = F.curves(summary, source, frame=rows, y="return", hue="arch", hues=arches, variants=variants,
+                       envs=envs, band=band, ylabel="return", baseline=evals)
+for env, ax in panels.items():
+    if with_b.empty or not (with_b["env"] == env).any():
+        F.panel_note(ax, f"architecture B not run {'at this scale' if with_b.empty else 'on ' + env}: "
+                         "architecture A only")
+no_b = "architecture B not run at this scale: A only, the runs of Fig. 5" if with_b.empty else ""
+F.title(fig, "Value architecture comparison (NeurIPS Fig. 11)" + (f": {no_b}" if no_b else ""), summary,
+        band)
 F.save(fig, out_dir, "value_architecture")

@@ -123,9 +123,9 @@ window.addEventListener('load', () => {
     img: !!c.querySelector('.thumb img') && c.querySelector('.thumb img').naturalWidth > 0,
     overflow: c.scrollWidth > c.clientWidth + 1,
     right: c.getBoundingClientRect().right}));
+  const overview = document.querySelector('.overview img');
   parent.postMessage(JSON.stringify({width: w, scrollWidth: document.documentElement.scrollWidth, cards,
-    overview: !!document.querySelector('.overview img') && document.querySelector('.overview img').naturalWidth}),
-    '*');
+    overview: !!overview && overview.naturalWidth > 0}), '*');
 });
 </script>"""
 # the page in a frame exactly `width` px wide (a headless window is never narrower than 500 px)

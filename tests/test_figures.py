@@ -231,6 +231,65 @@ def test_reason_names_an_env_or_variant_the_scale_does_not_train(tmp_path):
     assert "no rows" in summary.reason(evals, "Hopper-v2", ["iterative"])
 
 
+def with_warmup(folder: Path, steps: int = 500) -> F.Summary:
+    """The summary of `write_scale` with `initial_random_steps` = steps."""
+    info = json.loads((folder / "scale.json").read_text())
+    info["preset"]["initial_random_steps"] = steps
+    (folder / "scale.json").write_text(json.dumps(info))
+    return F.Summary(folder, "smoke")
+
+
+def test_return_curves_draw_the_untrained_policy_and_the_warmup(tmp_path):
+    """baseline = the eval table: a dashed line at each env's mean return at step 0 (over all its runs),
+    a span over the warm-up, and both once in the legend."""
+    write_scale(tmp_path)
+    summary = with_warmup(tmp_path)
+    rows = [{"env": "Hopper-v2", "variant": v, "seed": s, "env_step": step, "episode": 0,
+             "return": float(s + (10 * step if step else 0) + (v == "direct"))}
+            for v in ("direct", "iterative") for s in (0, 1) for step in (0, 500, 1000)]
+    pd.DataFrame(rows).to_csv(tmp_path / "eval.csv", index=False)
+    evals = summary.table("eval")
+    assert F.untrained_returns(evals) == {"Hopper-v2": 1.0}  # (1 + 2 + 0 + 1) / 4
+    fig, panels = F.curves(summary, evals, y="return", hues=["direct", "iterative"],
+                           envs=["Hopper-v2", "Ant-v2"], baseline=evals)
+    ax = panels["Hopper-v2"]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [1.0, 1.0]
+    spans = [p for p in ax.patches if p.get_x() == 0]
+    assert len(spans) == 1 and spans[0].get_width() == 500  # from step 0 to the warm-up's end
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["direct", "iterative", F.UNTRAINED, F.WARMUP]
+    fig, _ = F.curves(summary, evals, y="return", hues=["direct"], envs=["Hopper-v2"])  # no baseline
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["direct"]
+
+
+def test_gap_curves_can_leave_out_the_checkpoints_of_the_warmup(tmp_path):
+    write_scale(tmp_path)
+    summary = with_warmup(tmp_path, 1000)
+    gap = pd.DataFrame({"env": ["Hopper-v2"] * 4 + ["InvertedPendulum-v2"] * 2, "variant": "direct",
+                        "seed": [0, 1, 0, 1, 0, 1], "step": [1000, 1000, 2000, 2000, 1000, 1000],
+                        "gap": [9.0, 9.0, 0.1, 0.2, 5.0, 5.0]})
+    kept = F.past_warmup(summary, gap)
+    assert set(kept["step"]) == {2000} and "1k env steps" in F.warmup_note(summary)
+    fig, panels = F.curves(summary, F.Table("amortization_gap", gap), y="gap", hues=["direct"],
+                           envs=["Hopper-v2", "InvertedPendulum-v2"], skip_warmup=True)
+    assert list(panels) == ["Hopper-v2"] and panels["Hopper-v2"].get_ylim()[1] < 1
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert any("warm-up" in t for t in texts), texts
+    assert F.warmup_note(F.Summary(tmp_path / "nowhere", "smoke")) == ""  # unknown warm-up: all rows
+
+
+def test_timing_device_is_the_diagnostics_option_or_its_default(tmp_path):
+    write_scale(tmp_path)
+    info = json.loads((tmp_path / "scale.json").read_text())
+    assert F.Summary(tmp_path, "smoke").timing_device("optimizer_comparison") == "cpu"
+    info["preset"]["diagnostics"] = {"optimizer_comparison": {"options": {"device": "cuda:0"}}}
+    (tmp_path / "scale.json").write_text(json.dumps(info))
+    device = F.Summary(tmp_path, "smoke").timing_device("optimizer_comparison")
+    assert device == "cuda:0" and "GPU" in F.timing_text(device)
+    assert "not the paper's GPU timings" in F.timing_text("cpu")
+
+
 # ---------------------------------------------------------------- papermill, for real
 def execute(notebook: str, summary_dir: Path, out_dir: Path) -> Path:
     """What `iapo notebook` does (out_dir plays paper_figures/<scale>): jupytext → papermill -k python3."""

@@ -532,6 +532,8 @@ def test_report_holds_the_summary(smoke_ws: Path, tmp_path: Path) -> None:
     check(run(snakemake("--report", str(report), "--config", "scale=smoke"), smoke_ws, timeout=300))
     html = report.read_text(errors="replace")
     assert "runs.csv" in html and "summarize" in html and "audit.html" in html
+    assert "audit_overview.png" in html and "forest plot" in html  # the overview, with its caption
+    assert "Drawn by" in html and "Evaluation return over env steps" in html  # figures, captioned
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """The audit a reader sees: `audit.html` (a card and a forest plot per claim) and the overview figure
-`audit_overview.png` (beside the page), drawn from the same evaluated claims as `audit.md` (`iapo.audit_report`).
+`audit_overview.png` (beside the page), drawn from the same evaluated claims as `audit.md`
+(`iapo.audit_report`).
 
 Every statistic is shown in its claim's unit (the estimate divided by the group's `unit`, which is
 what the decision rule's margins and thresholds are multiples of), so that the groups of one claim

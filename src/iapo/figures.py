@@ -44,7 +44,7 @@ import json
 import os
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
@@ -164,6 +164,22 @@ class Summary:
         return (f"{name}.csv not present: rebuild with `snakemake --cores N --config scale={self.scale}` "
                 f"or, after its jobs, `iapo summarize --scale {self.scale}`")
 
+    @property
+    def warmup(self) -> int | None:
+        """The scale's `initial_random_steps` (scale.json): env steps of uniform random actions before
+        the first update; None when unknown."""
+        steps = self.preset.get("initial_random_steps")
+        return None if steps is None else int(steps)
+
+    def timing_device(self, diagnostic: str) -> str:
+        """The device a diagnostic's wall-clock times were measured on: its `device` option in
+        scale.json, else the option's default (`iapo.diagnostics.common.Options`)."""
+        from iapo.diagnostics.common import Options
+
+        job = (self.preset.get("diagnostics") or {}).get(diagnostic) or {}
+        default = next(f.default for f in fields(Options) if f.name == "device")
+        return str((job.get("options") or {}).get("device", default))
+
     def trained_envs(self, *variants: str) -> list[str]:
         """The envs on which this scale trains any of `variants` (from scale.json)."""
         return order_envs({e for e, v in self.runs if v in variants})
@@ -195,6 +211,14 @@ def _preset_runs(preset: dict) -> set[tuple[str, str]]:
     """The (env, variant) pairs of a scale preset: `grid` groups, or envs × variants."""
     groups = preset.get("grid") or ([preset] if "envs" in preset else [])
     return {(e, v) for g in groups for e in g.get("envs", []) for v in g.get("variants", [])}
+
+
+def timing_text(device: str) -> str:
+    """Where wall-clock times were measured (a `Summary.timing_device`), for a title: the paper timed
+    its optimizers on a GPU, so ratios measured on a CPU are not its numbers."""
+    if device.startswith("cuda"):
+        return f"timed on a CUDA GPU ({device}; its model is not in the summary tables), as the paper was"
+    return "timed on CPU: ratios from a CPU are not the paper's GPU timings"
 
 
 def human(n: float) -> str:
@@ -314,6 +338,68 @@ def env_panels(envs: Sequence[str], frame: pd.DataFrame, reason: Callable[[str |
     return fig, with_data
 
 
+# ---------------------------------------------------------------- before training: untrained policy, warm-up
+UNTRAINED, WARMUP = "untrained policy", "random-action warm-up"  # their legend entries
+UNTRAINED_COLOR, WARMUP_COLOR = "#666666", "#e3e3e3"
+
+
+def untrained_returns(evals: Table) -> dict[str, float]:
+    """env → the untrained policy's return: the mean evaluation return at env step 0 over that env's
+    runs in eval.csv (every run evaluates once before training), as the audit computes it."""
+    df = evals.rows()
+    if df.empty or not {"env", "step", "return"} <= set(df.columns):
+        return {}
+    return df[df["step"] == 0].groupby("env")["return"].mean().to_dict()
+
+
+def past_warmup(summary: Summary, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows taken after the random-action warm-up (`step` > initial_random_steps). A checkpoint at
+    or before it holds networks that have had at most one update (updates start at its last step):
+    the audit leaves it out, and so do the figures, whose y-axis it would otherwise set. All rows
+    when the warm-up is unknown."""
+    if summary.warmup is None or df.empty or "step" not in df:
+        return df
+    return df[df["step"] > summary.warmup]
+
+
+def warmup_note(summary: Summary) -> str:
+    """What `past_warmup` left out, for a figure's title ("" when the warm-up is unknown)."""
+    if summary.warmup is None:
+        return ""
+    return (f"checkpoints after the warm-up only (those at ≤ {human(summary.warmup)} env steps, the "
+            "random-action warm-up, are left out, as in the audit)")
+
+
+def mark_untrained(ax, untrained: float | None, warmup: tuple[float, float] | None) -> set[str]:
+    """The untrained policy's return as a dashed grey line and the random-action warm-up, `warmup` =
+    (first x, last x) of it within the panel, as a light grey span; returns the legend entries drawn."""
+    drawn = set()
+    if warmup is not None and warmup[1] > warmup[0]:
+        ax.axvspan(*warmup, color=WARMUP_COLOR, alpha=0.7, linewidth=0, zorder=0)
+        drawn.add(WARMUP)
+    if untrained is not None:
+        ax.axhline(untrained, color=UNTRAINED_COLOR, linestyle="--", linewidth=1, zorder=1.5)
+        drawn.add(UNTRAINED)
+    return drawn
+
+
+def mark_handles(drawn: Iterable[str]) -> list:
+    """Legend handles for the entries `mark_untrained` drew, in a fixed order."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = {UNTRAINED: Line2D([], [], color=UNTRAINED_COLOR, linestyle="--", linewidth=1, label=UNTRAINED),
+               WARMUP: Patch(facecolor=WARMUP_COLOR, label=WARMUP)}
+    return [handle for key, handle in handles.items() if key in set(drawn)]
+
+
+def panel_note(ax, text: str) -> None:
+    """A short statement inside a panel with data (e.g. what this scale did not run), at its top."""
+    ax.text(0.5, 0.97, "\n".join(textwrap.wrap(text, 40)), ha="center", va="top", transform=ax.transAxes,
+            fontsize=7, color="#333333", zorder=5,
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb", "alpha": 0.9})
+
+
 def steps_axis(ax, xlabel: str = "env steps") -> None:
     from matplotlib.ticker import FuncFormatter
 
@@ -351,14 +437,15 @@ def last_checkpoint(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["step"] == df.groupby(["env", "variant", "seed"])["step"].transform("max")]
 
 
-def legend(fig, keys: Iterable[str], title: str | None = None) -> None:
-    """One legend under the panels for `keys` (labels and colours from STYLES)."""
+def legend(fig, keys: Iterable[str], title: str | None = None, extra: Sequence = ()) -> None:
+    """One legend under the panels for `keys` (labels and colours from STYLES), then the `extra`
+    handles (e.g. `mark_handles`)."""
     from matplotlib.lines import Line2D
 
     keys = list(dict.fromkeys(keys))
-    handles = [Line2D([], [], color=color(k), label=label(k)) for k in keys]
+    handles = [Line2D([], [], color=color(k), label=label(k)) for k in keys] + list(extra)
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6),
                    title=title, frameon=False)
 
 
@@ -371,28 +458,50 @@ def panel_envs(paper_envs: Sequence[str], *frames: pd.DataFrame) -> list[str]:
 def curves(summary: Summary, table: Table, *, y: str, hues: Sequence[str], envs: Sequence[str],
            hue: str = "variant", x: str = "step", band: str = "ci", ylabel: str | None = None,
            xlabel: str = "env steps", frame: pd.DataFrame | None = None, ncols: int = 4,
-           variants: Sequence[str] | None = None, n_boot: int = N_BOOT):
+           variants: Sequence[str] | None = None, n_boot: int = N_BOOT, baseline: Table | None = None,
+           skip_warmup: bool = False):
     """One panel per env: `y` over `x` as mean and band over seeds, one curve per value of `hue`.
 
     `frame` replaces the table's rows (e.g. after deriving a column); panels without rows say why
     (`variants`: which runs the panel needs, for that reason; default the hues when hue = variant).
+    `baseline` (the eval table; for every evaluation-return figure): each panel also draws its env's
+    untrained-policy return (`untrained_returns`) and, over env steps, shades the random-action
+    warm-up. `skip_warmup`: leave out the rows at or before the warm-up (`past_warmup`; for analyses
+    of checkpoints, whose first one precedes training; the title should say so: `warmup_note`).
     Returns the figure and {env: axes} of the panels that have data.
     """
     df = table.frame if frame is None else frame
     variants = list(hues) if variants is None and hue == "variant" else list(variants or ())
     shown = pd.DataFrame() if df is None or df.empty else df[df[hue].isin(hues) & df[y].notna()]
-    fig, with_data = env_panels(envs, shown, lambda env: summary.reason(table, env, variants), ncols)
-    panels, drawn = {}, set()
+    before = shown
+    if skip_warmup:
+        shown = past_warmup(summary, shown)
+
+    def reason(env: str | None) -> str:
+        if env is not None and "env" in before and (before["env"] == env).any():
+            return (f"only checkpoints at or before the random-action warm-up "
+                    f"({human(summary.warmup or 0)} env steps) at scale {summary.scale!r}")
+        return summary.reason(table, env, variants)
+
+    fig, with_data = env_panels(envs, shown, reason, ncols)
+    untrained = untrained_returns(baseline) if baseline is not None else {}
+    panels, drawn, marks = {}, set(), set()
     for ax, rows in with_data:
         env = rows["env"].iloc[0]
         ax.set_xlabel(xlabel)
         if x == "step":
             steps_axis(ax, xlabel)
-        draw_band(ax, over_seeds(rows, x, y, by=[hue], band=band, n_boot=n_boot), x, hue, hues)
+        points = over_seeds(rows, x, y, by=[hue], band=band, n_boot=n_boot)
+        draw_band(ax, points, x, hue, hues)
         ax.set_ylabel(ylabel or y)
+        if baseline is not None:
+            over_steps = x == "step" and points[x].nunique() > 1 and summary.warmup is not None
+            first, last = points[x].min(), points[x].max()
+            span = (first, min(summary.warmup, last)) if over_steps else None
+            marks |= mark_untrained(ax, untrained.get(env), span)
         panels[env] = ax
         drawn.update(rows[hue].unique())
-    legend(fig, [h for h in hues if h in drawn] or hues)
+    legend(fig, [h for h in hues if h in drawn] or hues, extra=mark_handles(marks))
     return fig, panels
 
 
@@ -491,10 +600,10 @@ FIGURES: tuple[Entry, ...] = (
     _e("improvement_per_step", "improvement", "Fig. 17", "Fig. 12", "metrics.csv scale.json",
        "Per-step improvement J_K − J_0 of the training batches over training, one curve per seed (B.3).",
        envs=MAIN_ENVS, variants="iterative"),
-    _e("test_time_direct", "test_time", "Fig. 20", "Fig. 15", "test_time.csv scale.json",
+    _e("test_time_direct", "test_time", "Fig. 20", "Fig. 15", "test_time.csv eval.csv scale.json",
        "Evaluation return of direct agents as trained vs with 50 test-time Adam steps on λ (B.6).",
        envs=MAIN_ENVS, variants="direct"),
-    _e("test_time_iterative", "test_time", "Fig. 21", "Fig. 16", "test_time.csv scale.json",
+    _e("test_time_iterative", "test_time", "Fig. 21", "Fig. 16", "test_time.csv eval.csv scale.json",
        "Evaluation return of iterative agents (K = 5) vs with 5 extra test-time iterations (B.6).",
        envs=MAIN_ENVS, variants="iterative"),
     _e("optimizer_comparison", "optimizer_comparison", "Fig. 4c, 18", "Fig. 4c, 13",
@@ -545,7 +654,7 @@ FIGURES: tuple[Entry, ...] = (
     _e("mb_objective", "model_based", "Fig. 13c", "Fig. 8c", "mb_planning.csv scale.json",
        "The model-based objective J over the iterations of the iterative optimizer.",
        envs=(CHEETAH,), variants="iterative_mb"),
-    _e("mb_transfer", "model_based", "Fig. 9", "Fig. 8d", "mb_transfer.csv scale.json",
+    _e("mb_transfer", "model_based", "Fig. 9", "Fig. 8d", "mb_transfer.csv eval.csv scale.json",
        "Zero-shot MF → MB: the model-based agent's return with its own vs a model-free run's "
        "optimizer (§4.2.5).",
        envs=(CHEETAH,), variants="iterative iterative_mb"),

@@ -17,13 +17,15 @@ FIGURES_DIR = str(layout.figures_root("{scale}"))
 
 
 def figure_outputs(entries):
-    """PNGs go into `snakemake --report` (category Figures), PDFs are plain outputs."""
+    """PNGs go into `snakemake --report` (category Figures, captioned by the registry's descriptions),
+    PDFs are plain outputs."""
     outputs = []
     for entry in entries:
         for file in entry.files:
             path = f"{FIGURES_DIR}/{file}"
             if file.endswith(".png"):
-                path = report(path, category="Figures", subcategory=entry.notebook,
+                path = report(path, caption="../report/figure.rst", category="Figures",
+                              subcategory=entry.notebook,
                               labels={"figure": entry.name, "NeurIPS": entry.neurips, "v1": entry.v1})
             outputs.append(path)
     return outputs
@@ -46,6 +48,7 @@ for _group, _entries in notebooks().items():
             f"logs/{{scale}}/figures/{_group}.log",
         params:
             group=_group,
+            captions={entry.name: entry.description for entry in _entries},  # the report's captions
         threads: 1
         shell:
             "iapo notebook {params.group} --scale {wildcards.scale} > {log} 2>&1"
