@@ -206,22 +206,24 @@ def test_every_scale_lists_its_full_grid(bare_ws: Path) -> None:
 
 def test_readme_states_the_job_counts(bare_ws: Path) -> None:
     """What the README and docs/pipeline.md say `snakemake -n` plans at each scale is what it plans:
-    the table of training / other / all jobs, the diagnostic jobs per scale, and the counts quoted
+    the tables of training / other / all jobs, the diagnostic jobs per scale, and the counts quoted
     for the smoke DAG (the test suite) and the committed mini study."""
     full = (ROOT / "README.md").read_text()
-    readme = full.split("### What `snakemake -n` plans at each scale")[1].split("\n#")[0]
     docs = (ROOT / "docs" / "pipeline.md").read_text()
+    plans = docs.split("### What `snakemake -n` plans at each scale")[1].split("\n#")[0]
     for scale in yaml.safe_load((ROOT / "params.yaml").read_text())["scales"]:
         jobs = dry_run_jobs(bare_ws, scale)
         n_train = sum(j["rule"] == "train" for j in jobs)
         n_diag = sum(j["rule"].startswith("diagnose_") for j in jobs)
-        row = re.search(rf"^\| `{scale}` \|[^\n]*$", readme, re.M)
-        assert row, f"README: no job-count row for scale {scale}"
+        row = re.search(rf"^\| `{scale}` \|[^\n]*$", plans, re.M)
+        assert row, f"docs/pipeline.md: no job-count row for scale {scale}"
         cells = [c.strip() for c in row.group(0).strip("|").split("|")]
         assert cells[1:4] == [str(n_train), str(len(jobs) - n_train), str(len(jobs))], (scale, cells)
-        assert re.search(rf"\b{n_diag} at\s+`{scale}`", readme), f"README: {n_diag} diagnose jobs at {scale}"
-        row = re.search(rf"^\| `{scale}` \|[^\n]*$", docs, re.M)
+        assert re.search(rf"\b{n_diag} at\s+`{scale}`", plans), f"docs/pipeline.md: {n_diag} diagnose jobs at {scale}"
+        row = re.search(rf"^\| `{scale}` \|[^\n]*$", docs.split("\n## Scales\n")[1], re.M)
         assert row and row.group(0).endswith(f"| {n_train} / {len(jobs) - n_train} / {len(jobs)} |"), scale
+        row = re.search(rf"^\| `{scale}` \|[^\n]*$", full, re.M)  # the README's overview of the scales
+        assert row and row.group(0).split("|")[3].strip() == str(len(jobs)), (scale, row)
         if scale == "smoke":
             stated = f"({len(jobs)} jobs: {n_train} trainings, {n_diag} diagnostics,"
             assert stated in full, f"README: the smoke DAG is {stated}"
