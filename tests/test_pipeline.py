@@ -219,7 +219,7 @@ def test_readme_states_the_job_counts(bare_ws: Path) -> None:
         assert row, f"docs/pipeline.md: no job-count row for scale {scale}"
         cells = [c.strip() for c in row.group(0).strip("|").split("|")]
         assert cells[1:4] == [str(n_train), str(len(jobs) - n_train), str(len(jobs))], (scale, cells)
-        assert re.search(rf"\b{n_diag} at\s+`{scale}`", plans), f"docs/pipeline.md: {n_diag} diagnose jobs at {scale}"
+        assert re.search(rf"\b{n_diag} at\s+`{scale}`", plans), f"docs/pipeline.md: {n_diag} at {scale}"
         row = re.search(rf"^\| `{scale}` \|[^\n]*$", docs.split("\n## Scales\n")[1], re.M)
         assert row and row.group(0).endswith(f"| {n_train} / {len(jobs) - n_train} / {len(jobs)} |"), scale
         row = re.search(rf"^\| `{scale}` \|[^\n]*$", full, re.M)  # the README's overview of the scales

@@ -20,7 +20,7 @@ from iapo.envs import make_env, scale_action
 from iapo.errors import CheckpointError
 from iapo.graphs import StaticStep, set_capturable
 from iapo.objective import Objective, ValueFn
-from iapo.optimizers.base import Trace, mode_action, sample_policy
+from iapo.optimizers.base import PolicyOptimizer, Trace
 from iapo.optimizers.direct import DirectOptimizer
 from iapo.optimizers.flow import DirectFlowOptimizer
 from iapo.optimizers.iterative import IterativeOptimizer
@@ -43,7 +43,7 @@ class Batch:
         return self.obs, self.action, self.reward, self.next_obs, self.done
 
 
-def make_optimizer(cfg: RunConfig, obs_dim: int, act_dim: int) -> nn.Module:
+def make_optimizer(cfg: RunConfig, obs_dim: int, act_dim: int) -> PolicyOptimizer:
     """The policy optimizer of the run's family: direct (eq. 10), iterative (eq. 11-12), direct+flow."""
     bounds = cfg.training.log_sigma_bounds
     if cfg.family == "direct":
@@ -172,7 +172,7 @@ class Agent(nn.Module):
         if self.fused_q:
             from iapo.values.fused import FusedValue
 
-            return FusedValue(q, beta, std, self.cfg.training.precision)
+            return FusedValue(q, beta, std)
         return lambda obs, action: pessimistic(q(obs, action), beta, std)
 
     def value_fn(self, beta: float, online: bool = False) -> ValueFn:
@@ -192,7 +192,7 @@ class Agent(nn.Module):
         through the rollout, never the rollout policy's or the model's weights.
         """
         mu, log_sigma = frozen(self.rollout_policy)(obs)
-        actions, log_pi = sample_policy(self.rollout_policy, Trace(mu, log_sigma), 1)
+        actions, log_pi = self.rollout_policy.sample(Trace(mu, log_sigma), 1)
         return actions[0], log_pi[0]
 
     def objective(self, obs: Tensor, beta: float) -> Objective:
@@ -204,12 +204,7 @@ class Agent(nn.Module):
     @torch.no_grad()
     def policy(self, obs: Tensor) -> Trace:
         """λ = (μ, log σ) the agent acts with at states [B, S] (β = β_acting)."""
-        objective = self.objective(obs, self.cfg.training.beta_acting)
-        if self.fused_q and isinstance(self.optimizer, IterativeOptimizer):
-            # λ_K without the J trace, same samples; in fp32 (bf16 products of N rows are slower)
-            objective.value_fn = objective.value_fn.with_precision("fp32")
-            return self.optimizer.act_fused(objective)
-        return self.optimizer.optimize(objective, score=False)
+        return self.optimizer.act(self.objective(obs, self.cfg.training.beta_acting))
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -233,10 +228,7 @@ class Agent(nn.Module):
     def act_step(self, obs: Tensor, deterministic: bool) -> tuple[Tensor, Trace]:
         """The action [n] at a state [S] (tanh μ or a sample, β = β_acting) and the policy λ."""
         trace = self.policy(obs.unsqueeze(0))
-        if deterministic:
-            a = mode_action(self.optimizer, trace)
-        else:
-            a = sample_policy(self.optimizer, trace, 1)[0]
+        a = self.optimizer.mode(trace) if deterministic else self.optimizer.sample(trace, 1)[0]
         return a.reshape(-1), trace
 
     def act_static(self, obs: Tensor, deterministic: bool) -> dict[str, Tensor]:
@@ -244,7 +236,7 @@ class Agent(nn.Module):
         action, trace = self.act_step(obs, deterministic)
         return {"action": action, "mu": trace.mu, "log_sigma": trace.log_sigma}
 
-    def target_policy(self, next_obs: Tensor) -> tuple[nn.Module, Trace]:
+    def target_policy(self, next_obs: Tensor) -> tuple[PolicyOptimizer, Trace]:
         """The policy at s' for the Bellman target: the agent's optimizer under the training β;
         for a model-based iterative agent its distilled direct policy (original_code.md §4.3)."""
         if self.model_based and self.rollout_policy is not self.optimizer:
@@ -261,17 +253,12 @@ class Agent(nn.Module):
         """
         t = self.cfg.training
         policy, trace = self.target_policy(b.next_obs)
-        actions, log_pi = sample_policy(policy, trace, t.n_action_samples)
+        actions, log_pi = policy.sample(trace, t.n_action_samples)
         kl = kl_to_uniform(log_pi, self.act_dim)
         k = t.n_target_action_samples
         next_obs = b.next_obs.expand(k, *b.next_obs.shape)
         mb_targets = self.model_based and self.cfg.model_based.model_value_targets
-        if self.fused_q and t.precision != "fp32":  # the target itself stays fp32
-            from iapo.values.fused import FusedValue
-
-            value = FusedValue(self.q_target, self.cfg.beta, t.pessimism_std)
-        else:
-            value = (self.value_fn if mb_targets else self.q_value_fn)(self.cfg.beta)
+        value = (self.value_fn if mb_targets else self.q_value_fn)(self.cfg.beta)
         q_next = value(next_obs, actions[:k]).mean(0)
         return b.reward + t.gamma * (1.0 - b.done) * (q_next - self.alpha * kl)
 

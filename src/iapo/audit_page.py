@@ -194,10 +194,9 @@ def figure_files(name: str | None) -> tuple[str | None, str | None]:
     """The PNG and PDF (relative to paper_figures/<scale>/) of a registry figure."""
     if name is None:
         return None, None
-    from iapo.figures import FIGURES
+    from iapo.figures import by_name
 
-    entry = next((e for e in FIGURES if e.name == name), None)
-    if entry is None or entry.notebook is None:
+    if by_name(name).notebook is None:  # the tables: no picture
         return None, None
     return f"figures/{name}.png", f"figures/{name}.pdf"
 

@@ -1,16 +1,14 @@
 """Micro-benchmark of the agent's update and action selection against their GEMM floor.
 
 For direct and iterative agents (HalfCheetah sizes, batch 256, N = 10, K = 5) with Q architectures
-A and B, each operation is timed on the reference path (`training.fused: false`), the fast path in
-fp32 and the fast path with the Q products inside J in bf16; the iterative agent's action selection
-also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`). Operations:
+A and B, each operation is timed on the fast path (`training.fused: true`, what training runs) and,
+when asked, on the reference path (`training.fused: false`, plain autograd). Operations:
 
 * `update`: one `Agent.update` (Bellman target, critic step, policy step, α, targets);
 * `policy_update`: the policy optimizer's loss, backward and Adam step alone (where the direct and
   iterative agents differ);
-* `act`: one stochastic `Agent.act` (one state; the Q products are fp32 on every path), interleaved
-  with everything else like the other operations: its caches are cold, as in training, where each
-  action follows an update;
+* `act`: one stochastic `Agent.act` (one state), interleaved with the agent's other operations: its
+  caches are cold, as in training, where each action follows an update;
 * `act_warm`: the same, the median of the last `WARM_CALLS` of 1 + `WARM_CALLS` back-to-back calls
   (warm caches; its floor is timed the same way): the per-operation cost alone.
 
@@ -18,9 +16,10 @@ also with its loop compiled (`IterativeOptimizer.compile_act`, path `compiled`).
 on CUDA, captured as CUDA graphs (`training.graphs: on`, `iapo.graphs`).
 
 Every row also carries the analytic FLOP count of the matrix products the operation needs
-(`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls (bf16 where the row runs
-bf16), timed in this process on the same threads. All timed functions, floors included, run
-interleaved, so load from other processes hits them alike. efficiency = floor / median time;
+(`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls, timed in this process on
+the same threads. The operations of one agent are timed with their floors, interleaved round by
+round, so load from other processes hits them alike; each agent's rows are printed as they end.
+efficiency = floor / median time;
 efficiency_min = fastest floor / fastest time and efficiency_cpu = the ratio of median thread CPU
 times are the steadier figures on a shared machine (a descheduled thread's wait is not counted).
 """
@@ -46,7 +45,7 @@ from iapo.graphs import WARMUP, synchronize
 from iapo.provenance import machine, write_json_atomic
 
 __all__ = [
-    "ARCHS", "BENCH_ENV", "COMPILED", "DEVICE_OPS", "OPS", "SETTINGS", "VARIANTS", "bench_dims",
+    "ARCHS", "BENCH_ENV", "DEVICE_OPS", "OPS", "PATHS", "VARIANTS", "bench_dims",
     "format_device_table", "format_loop", "format_table", "loop_overhead", "run_bench", "run_device_bench",
 ]
 
@@ -55,11 +54,8 @@ OPS = ("update", "policy_update", "act", "act_warm")
 WARM_CALLS = 4
 VARIANTS = ("direct", "iterative")
 ARCHS = ("A", "B")
-SETTINGS = (("reference", "fp32"), ("fast", "fp32"), ("fast", "bf16"))
-"""(path, precision) of the timed agents: reference = `fused: false`; fast = `fused: true`."""
-COMPILED = ("compiled", "fp32")
-"""(path, precision) of the extra `act` row of iterative agents whose Q ensemble takes the lean
-acting gradient (architecture A): the fast fp32 agent with `optimizer.compile_act = True`."""
+PATHS = ("reference", "fast")
+"""The timed agents: reference = `training.fused: false`; fast = `training.fused: true`."""
 _QUICK_REPEATS, _QUICK_WARMUP = 3, 1
 
 
@@ -131,8 +127,8 @@ def _time_interleaved(
     return times
 
 
-def _configure(base: RunConfig, arch: str, params, path: str, precision: str) -> RunConfig:
-    training = base.training.model_copy(update={"fused": path == "fast", "precision": precision})
+def _configure(base: RunConfig, arch: str, params, path: str) -> RunConfig:
+    training = base.training.model_copy(update={"fused": path == "fast"})
     return dataclasses.replace(base, q_arch=arch, q_architecture=params.q_architectures[arch],
                                training=training)
 
@@ -145,60 +141,36 @@ def _policy_update(agent: Agent, batch: Batch) -> None:
     agent.pi_opt.step()
 
 
-def _compiles_act(agent: Agent) -> bool:
-    """Whether `compile_act` changes this agent's `act`: an iterative optimizer acting on a fused Q
-    ensemble whose acting gradient is the lean one (`PlainActionGrad`: architecture A)."""
-    from iapo.optimizers.iterative import IterativeOptimizer
-    from iapo.values.fused import PlainActionGrad
-
-    if not (agent.fused_q and isinstance(agent.optimizer, IterativeOptimizer)):
-        return False
-    return isinstance(agent.q_value_fn(agent.cfg.training.beta_acting).action_grad(), PlainActionGrad)
-
-
-def precision_error(fp32: Agent, bf16: Agent, batch: Batch, seed: int = 0) -> dict[str, float]:
-    """How far bf16 Q products move J and ∇_λ J, against the sampling noise of the N-sample estimate.
-
-    At the policy the fp32 agent's optimizer returns for the batch's states (acting mode), J and
-    ∇_λ J are evaluated with the same samples in fp32 and bf16 (relative error), and twice in fp32
-    with different samples (noise). J: mean |ΔJ| / mean |J|; gradient: median over states of
-    ‖Δ∇‖ / ‖∇‖ (∇ over (μ, log σ)).
-    """
-    beta = fp32.cfg.beta
-    obj32, obj16 = fp32.objective(batch.obs, beta), bf16.objective(batch.obs, beta)
-    with torch.no_grad():
-        trace = fp32.optimizer.optimize(obj32, score=False)
-
-    def evaluate(objective, sample_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        torch.manual_seed(sample_seed)
-        est, g_mu, g_ls = objective.value_and_grad(trace.mu, trace.log_sigma)
-        return est.J, torch.cat([g_mu, g_ls], -1)
-
-    (j32, g32), (j16, g16), (j_other, g_other) = (
-        evaluate(obj32, seed), evaluate(obj16, seed), evaluate(obj32, seed + 1))
-
-    def grad_rel(a: torch.Tensor, b: torch.Tensor) -> float:
-        return ((a - b).norm(dim=-1) / b.norm(dim=-1).clamp_min(1e-12)).median().item()
-
-    def j_rel(a: torch.Tensor, b: torch.Tensor) -> float:
-        return ((a - b).abs().mean() / b.abs().mean()).item()
-
-    return {"J_rel_err": j_rel(j16, j32), "grad_rel_err": grad_rel(g16, g32),
-            "J_noise": j_rel(j_other, j32), "grad_noise": grad_rel(g_other, g32)}
+def _row(key: tuple, times: list[float], cpu: list[float], floor_times: list[float], floor_cpu: list[float],
+         flops: int) -> dict:
+    op, variant, arch, path = key
+    floor, ms = statistics.median(floor_times), statistics.median(times)
+    return {
+        "op": op, "variant": variant, "q_arch": arch, "path": path,
+        "ms": ms, "ms_min": min(times), "ms_max": max(times), "flops": flops,
+        "floor_ms": floor, "efficiency": floor / ms,
+        # the same ratio from the fastest repeats: less sensitive to other processes' load
+        "floor_ms_min": min(floor_times), "efficiency_min": min(floor_times) / min(times),
+        # and from thread CPU times (medians): the time the thread actually ran
+        "cpu_ms": statistics.median(cpu), "floor_cpu_ms": statistics.median(floor_cpu),
+        "efficiency_cpu": statistics.median(floor_cpu) / statistics.median(cpu),
+    }
 
 
 def run_bench(
-    params_path: str | Path = "params.yaml", repeats: int = 20, warmup: int = 3,
+    params_path: str | Path = "params.yaml", repeats: int = 15, warmup: int = 2,
     json_path: str | Path | None = None, threads: int = 1, quick: bool = False,
-    variants: tuple[str, ...] = VARIANTS, archs: tuple[str, ...] = ARCHS, compile_act: bool = True,
+    variants: tuple[str, ...] = VARIANTS, archs: tuple[str, ...] = ARCHS, reference: bool = False,
+    progress: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Time every (op, variant, q_arch, path, precision) on CPU and compare with its GEMM floor.
+    """Time every (op, variant, q_arch, path) on CPU and compare with its GEMM floor.
 
-    Runs on `threads` torch threads (restored afterwards); `quick` means repeats=3, warmup=1.
-    `compile_act` adds the `compiled` act rows (the first call compiles: tens of seconds).
-    Returns {"machine": ..., "ops": [one row per timed operation], "precision": [bf16 error per
-    (variant, q_arch)], "compile_s": {"<variant>/<q_arch>": seconds of the first compiled act}} and,
-    if `json_path` is given, also writes it there.
+    The fast path always, the reference path with `reference`. Runs on `threads` torch threads
+    (restored afterwards); `quick` means repeats=3, warmup=1. The four operations of one agent and
+    their floors are timed interleaved (`repeats` rounds after `warmup`: each action follows an
+    update, as in training), and their rows handed to `progress` as they end. Returns
+    {"machine": ..., "ops": [one row per timed operation]} and, if `json_path` is given, also
+    writes it there (after every agent: an interrupted run keeps what it measured).
     """
     if quick:
         repeats, warmup = _QUICK_REPEATS, _QUICK_WARMUP
@@ -208,73 +180,43 @@ def run_bench(
         )
     params = load_params(params_path)
     obs_dim, act_dim = bench_dims()
+    paths = PATHS if reference else ("fast",)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    info = machine() | {"torch_version": torch.__version__, "threads": threads}
+    result: dict = {"machine": info, "ops": []}
     try:
-        info = machine() | {"torch_version": torch.__version__, "threads": threads}
-        calls: dict[tuple, Callable[[], object]] = {}
-        floors: dict[tuple, Callable[[], object]] = {}
-        flops: dict[tuple, int] = {}
-        errors = []
-        compile_s: dict[str, float] = {}
         for variant in variants:
             base = resolve(params, BENCH_ENV, variant, seed=0, scale="smoke")
             for arch in archs:
                 batch = _synthetic_batch(base.training.batch_size, obs_dim, act_dim)
                 obs = np.random.default_rng(0).standard_normal(obs_dim).astype(np.float32)
-                agents = {}
-                for path, precision in SETTINGS:
+                for path in paths:
                     torch.manual_seed(0)
-                    agent = Agent(_configure(base, arch, params, path, precision), obs_dim, act_dim)
-                    agents[path, precision] = agent
-                    calls["update", variant, arch, path, precision] = lambda a=agent, b=batch: a.update(b)
-                    calls["policy_update", variant, arch, path, precision] = (
-                        lambda a=agent, b=batch: _policy_update(a, b))
-                    calls["act", variant, arch, path, precision] = lambda a=agent, o=obs: a.act(o)
-                    calls["act_warm", variant, arch, path, precision] = _warm(lambda a=agent, o=obs: a.act(o))
-                if compile_act and _compiles_act(agents["fast", "fp32"]):
-                    torch.manual_seed(0)
-                    agent = Agent(_configure(base, arch, params, "fast", "fp32"), obs_dim, act_dim)
-                    agent.optimizer.compile_act = True
-                    t0 = time.perf_counter()
-                    agent.act(obs)  # compiles
-                    compile_s[f"{variant}/{arch}"] = time.perf_counter() - t0
-                    calls[("act", variant, arch, *COMPILED)] = lambda a=agent, o=obs: a.act(o)
-                    calls[("act_warm", variant, arch, *COMPILED)] = _warm(lambda a=agent, o=obs: a.act(o))
-                for op in OPS:
-                    for precision in ("fp32", "bf16"):
-                        gemms = op_gemms(op.removesuffix("_warm"), agents["fast", "fp32"].cfg, obs_dim,
-                                         act_dim, precision)
+                    agent = Agent(_configure(base, arch, params, path), obs_dim, act_dim)
+                    calls = {"update": lambda a=agent, b=batch: a.update(b),
+                             "policy_update": lambda a=agent, b=batch: _policy_update(a, b),
+                             "act": lambda a=agent, o=obs: a.act(o),
+                             "act_warm": _warm(lambda a=agent, o=obs: a.act(o))}
+                    timed, flops = {}, {}
+                    for op in OPS:
+                        gemms = op_gemms(op.removesuffix("_warm"), agent.cfg, obs_dim, act_dim)
                         floor = floor_runner(gemms)
-                        floors[op, variant, arch, precision] = _warm(floor) if op == "act_warm" else floor
-                        flops[op, variant, arch, precision] = total_flops(gemms)
-                errors.append({"variant": variant, "q_arch": arch} | precision_error(
-                    agents["fast", "fp32"], agents["fast", "bf16"], batch))
-        cpu: dict[tuple, list[float]] = {}
-        times = _time_interleaved(calls | {("floor", *k): f for k, f in floors.items()}, repeats, warmup, cpu)
+                        timed[op], flops[op] = calls[op], total_flops(gemms)
+                        timed["floor", op] = _warm(floor) if op == "act_warm" else floor
+                    cpu: dict = {}
+                    times = _time_interleaved(timed, repeats, warmup, cpu)
+                    for op in OPS:
+                        row = _row((op, variant, arch, path), times[op], cpu[op], times["floor", op],
+                                   cpu["floor", op], flops[op])
+                        result["ops"].append(row)
+                        if progress is not None:
+                            progress(row)
+                    if json_path is not None:
+                        write_json_atomic(result, Path(json_path))
     finally:
         torch.set_num_threads(previous_threads)
-    rows = []
-    for (op, variant, arch, path, precision), t in times.items():
-        if op == "floor":
-            continue
-        floor_times = times["floor", op, variant, arch, precision]
-        floor, ms = statistics.median(floor_times), statistics.median(t)
-        rows.append({
-            "op": op, "variant": variant, "q_arch": arch, "path": path, "precision": precision,
-            "ms": ms, "ms_min": min(t), "ms_max": max(t), "flops": flops[op, variant, arch, precision],
-            "floor_ms": floor, "efficiency": floor / ms,
-            # the same ratio from the fastest repeats: less sensitive to other processes' load
-            "floor_ms_min": min(floor_times), "efficiency_min": min(floor_times) / min(t),
-            # and from thread CPU times (medians): the time the thread actually ran
-            "cpu_ms": statistics.median(cpu[op, variant, arch, path, precision]),
-            "floor_cpu_ms": statistics.median(cpu["floor", op, variant, arch, precision]),
-        })
-        rows[-1]["efficiency_cpu"] = rows[-1]["floor_cpu_ms"] / rows[-1]["cpu_ms"]
-    order = (*SETTINGS, COMPILED)
-    rows.sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"],
-                             order.index((r["path"], r["precision"]))))
-    result = {"machine": info, "ops": rows, "precision": errors, "compile_s": compile_s}
+    result["ops"].sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"], PATHS.index(r["path"])))
     if json_path is not None:
         write_json_atomic(result, Path(json_path))
     return result
@@ -345,7 +287,7 @@ def run_device_bench(
         for arch in archs:
             batch = _on_device(_synthetic_batch(base.training.batch_size, obs_dim, act_dim), target)
             obs = np.random.default_rng(0).standard_normal(obs_dim).astype(np.float32)
-            fast = _configure(base, arch, params, "fast", "fp32")
+            fast = _configure(base, arch, params, "fast")
             for op in DEVICE_OPS:
                 flops[op, variant, arch] = total_flops(op_gemms(op, fast, obs_dim, act_dim))
             for path in paths:
@@ -445,26 +387,22 @@ def loop_overhead(
     }
 
 
+TABLE_HEADER = ("op", "variant", "q_arch", "path", "median ms", "min ms", "max ms", "cpu ms", "GFLOP",
+                "floor ms", "eff", "eff(min)", "eff(cpu)")
+
+
+def table_row(r: dict) -> tuple[str, ...]:
+    """One row of `format_table` (also the progress line `iapo bench` prints as each row ends)."""
+    return (r["op"], r["variant"], r["q_arch"], r.get("path", "reference"),
+            f"{r['ms']:.3f}", f"{r['ms_min']:.3f}", f"{r['ms_max']:.3f}", _num(r.get("cpu_ms"), "{:.3f}"),
+            _num(r["flops"] and r["flops"] / 1e9, "{:.3f}"), _num(r["floor_ms"], "{:.3f}"),
+            _num(r.get("efficiency"), "{:.0%}"), _num(r.get("efficiency_min"), "{:.0%}"),
+            _num(r.get("efficiency_cpu"), "{:.0%}"))
+
+
 def format_table(result: dict) -> str:
-    """Aligned text tables of `run_bench` output: one row per timed op, then the bf16 errors."""
-    header = ("op", "variant", "q_arch", "path", "prec", "median ms", "min ms", "max ms", "cpu ms", "GFLOP",
-              "floor ms", "eff", "eff(min)", "eff(cpu)")
-    body = [
-        (r["op"], r["variant"], r["q_arch"], r.get("path", "reference"), r.get("precision", "fp32"),
-         f"{r['ms']:.3f}", f"{r['ms_min']:.3f}", f"{r['ms_max']:.3f}", _num(r.get("cpu_ms"), "{:.3f}"),
-         _num(r["flops"] and r["flops"] / 1e9, "{:.3f}"), _num(r["floor_ms"], "{:.3f}"),
-         _num(r.get("efficiency"), "{:.0%}"), _num(r.get("efficiency_min"), "{:.0%}"),
-         _num(r.get("efficiency_cpu"), "{:.0%}"))
-        for r in result["ops"]
-    ]
-    lines = _aligned(header, body, n_text=5)
-    if result.get("precision"):
-        lines.append("")
-        lines.append("bf16 Q products inside J, against fp32 (same samples) and the N-sample noise:")
-        header2 = ("variant", "q_arch", "J rel err", "grad rel err", "J noise", "grad noise")
-        body2 = [(e["variant"], e["q_arch"], f"{e['J_rel_err']:.2%}", f"{e['grad_rel_err']:.2%}",
-                  f"{e['J_noise']:.2%}", f"{e['grad_noise']:.2%}") for e in result["precision"]]
-        lines += _aligned(header2, body2, n_text=2)
+    """Aligned text table of `run_bench` output: one row per timed op."""
+    lines = _aligned(TABLE_HEADER, [table_row(r) for r in result["ops"]], n_text=4)
     m = result["machine"]
     lines.append(
         f"machine: processor={m.get('processor', 'unknown')}, threads={m.get('threads')}, "

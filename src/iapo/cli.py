@@ -56,23 +56,19 @@ In one process, HalfCheetah sizes (17-dim states, 6-dim actions), batch 256, N =
 K = 5 iterations, for the direct and the iterative agent with Q architectures A and B:
   update         one Agent.update: Bellman target, critic step, policy step, α, target networks
   policy_update  the policy optimizer's loss, backward and Adam step alone
-  act            one stochastic Agent.act for one state, interleaved with all the other timed calls
+  act            one stochastic Agent.act for one state, interleaved with the agent's other timed calls
                  (cold caches, as in training, where each action follows an update)
   act_warm       the same, median of 4 back-to-back calls after a first one (warm caches)
-each on the reference path (training.fused: false, plain autograd), the fast path in fp32 and the
-fast path with the Q products inside J in bf16 (training.precision: bf16); the iterative agent's
-actions also with its acting loop compiled (path `compiled`; the first call compiles, ~20-50 s).
-Columns: median / min / max wall ms and median thread-CPU ms over the repeats; GFLOP: the analytic
-count of the matrix products the operation needs (forward, and the backward products actually
-needed; elementwise work not counted); floor ms: the same products as bare torch.mm calls on
-preallocated operands (bf16 on bf16 rows), timed interleaved with the operations, on the same
-threads; eff = floor / median time; eff(min) = fastest floor / fastest time; eff(cpu) = ratio of
-the median thread CPU times (steadier on a loaded machine). A second table: the relative change of
-J and ∇λJ with bf16 Q products against fp32 (same samples), next to the N-sample noise.
-Reads params.yaml (variants, Q architectures). --json FILE writes {"machine": {...}, "ops": [one
-object per table row], "precision": [one object per variant and architecture], "compile_s":
-{"iterative/A": seconds of the first compiled act}}. About 10 minutes at the default repeats on one
-core (architecture B's reference updates dominate); --quick for a check.
+each on the fast path (training.fused: true, what training runs) and, with --reference, on the
+reference path too (training.fused: false, plain autograd; architecture B's reference updates take
+seconds each). Columns: median / min / max wall ms and median thread-CPU ms over the repeats; GFLOP:
+the analytic count of the matrix products the operation needs (forward, and the backward products
+actually needed; elementwise work not counted); floor ms: the same products as bare torch.mm calls
+on preallocated operands, timed interleaved with the agent's operations, on the same threads; eff =
+floor / median time; eff(min) = fastest floor / fastest time; eff(cpu) = ratio of the median thread
+CPU times (steadier on a loaded machine). Each agent's rows are printed as they end. Reads
+params.yaml (variants, Q architectures). --json FILE writes {"machine": {...}, "ops": [one object
+per table row]}, after every agent. Wall times on the 2-core AMD EPYC: see docs/testing.md.
 
 --loop ENV:VARIANT ... times the whole training loop instead: the `--scale`
 training run of each pair (seed 0, in a temporary folder) with timers around Agent.update,
@@ -143,16 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="time updates and action selection against their GEMM floor",
                         description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     be.add_argument("--json", type=Path, default=None, help="also write the results here (JSON)")
-    be.add_argument("--repeats", type=int, default=20, help="timed rounds (default %(default)s)")
-    be.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default %(default)s)")
+    be.add_argument("--repeats", type=int, default=15, help="timed rounds (default %(default)s)")
+    be.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default %(default)s)")
     be.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     be.add_argument("--quick", action="store_true", help="3 timed rounds after 1 warm-up round")
     be.add_argument("--variants", nargs="+", default=["direct", "iterative"], choices=["direct", "iterative"],
                     help="agents to time (default: both)")
     be.add_argument("--archs", nargs="+", default=["A", "B"], choices=["A", "B"],
                     help="Q architectures (Tables 3-4; default: both)")
-    be.add_argument("--no-compile", dest="compile_act", action="store_false",
-                    help="skip the compiled acting rows (their compilation takes ~20-50 s)")
+    be.add_argument("--reference", action="store_true",
+                    help="also time the reference path (training.fused: false)")
+    be.add_argument("--no-compile", action="store_true", help=argparse.SUPPRESS)  # older command lines
     be.add_argument("--loop", nargs="+", metavar="ENV:VARIANT", default=None,
                     help="time whole training runs instead, e.g. Hopper-v2:direct Hopper-v2:iterative")
     be.add_argument("--scale", default="smoke",
@@ -311,11 +308,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_device(args)
     if args.loop:
         return _bench_loop(args)
-    from iapo.bench import format_table, run_bench
+    from iapo.bench import TABLE_HEADER, format_table, run_bench, table_row
+
+    def progress(row: dict) -> None:
+        print("  ".join(f"{k}={v}" for k, v in zip(TABLE_HEADER, table_row(row), strict=True)),
+              file=sys.stderr, flush=True)
 
     result = run_bench(args.params, repeats=args.repeats, warmup=args.warmup, json_path=args.json,
                        threads=args.threads, quick=args.quick, variants=tuple(args.variants),
-                       archs=tuple(args.archs), compile_act=args.compile_act)
+                       archs=tuple(args.archs), reference=args.reference, progress=progress)
     print(format_table(result))
     if args.json:
         print(f"written: {args.json}", file=sys.stderr)

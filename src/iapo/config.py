@@ -58,9 +58,6 @@ class Training(_Strict):
     # Fast path: Q̂ and ∇_a Q̂ inside J by hand with stacked Q members, one gradient of J
     # per optimizer iteration; false = the reference autograd path (same samples, same math).
     fused: bool = True
-    # Precision of the Q-ensemble products inside J in the update, on the fused path: fp32 | bf16
-    # (acting, Bellman targets, critic and policy networks stay fp32).
-    precision: Literal["fp32", "bf16"] = "fp32"
     # CUDA graphs of the update and of acting on a CUDA device (`iapo.graphs`); elsewhere the same
     # computation runs eagerly. How the run is executed, not what it computes: not in the params hash.
     graphs: OnOff = "off"
@@ -383,7 +380,9 @@ class RunConfig:
     def from_dict(cls, d: dict) -> RunConfig:
         """Inverse of `to_dict` (checkpoints carry their run's settings)."""
         d = dict(d)
-        d["training"] = Training.model_validate(d["training"])
+        # snapshots written while the Q products could be bf16 carry `precision`: their weights load
+        # the same (a resume of a bf16 run is refused by its params hash)
+        d["training"] = Training.model_validate({k: v for k, v in d["training"].items() if k != "precision"})
         d["policy"] = Network.model_validate(d["policy"])
         d["q_architecture"] = QArchitecture.model_validate(d["q_architecture"])
         d["model_based"] = ModelBased.model_validate(d["model_based"])
@@ -396,6 +395,9 @@ class RunConfig:
         for key in ("steps", "checkpoint_steps", "resume_every"):
             d.pop(key)
         d["training"].pop("graphs")
+        # runs hashed while the Q products could be bf16 recorded `precision: fp32`, the only
+        # precision there is now: kept in the hash so that their folders still resume and match
+        d["training"]["precision"] = "fp32"
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -26,13 +26,12 @@ Layout = str  # "nt": A[m,k] B[n,k]ᵀ (forward) | "nn": A[m,k] B[k,n] (input gr
 
 @dataclass(frozen=True)
 class Gemm:
-    """`count` products C[m, n] = A[m, k] B[k, n] in a given layout and dtype ("fp32" or "bf16")."""
+    """`count` products C[m, n] = A[m, k] B[k, n] (float32) in a given layout."""
 
     m: int
     k: int
     n: int
     layout: Layout = "nt"
-    dtype: str = "fp32"
     count: int = 1
 
     @property
@@ -47,17 +46,17 @@ def total_flops(gemms: list[Gemm]) -> int:
 # ------------------------------------------------------------------ layers and networks
 def linear(
     rows: int, n_in: int, n_out: int, *, backward: bool = False, input_grad: int | None = None,
-    weight_grad: bool = False, count: int = 1, dtype: str = "fp32",
+    weight_grad: bool = False, count: int = 1,
 ) -> list[Gemm]:
     """A Linear layer on `rows` rows: forward, and if `backward` the input gradient of its first
     `input_grad` input columns (all if None, none if 0) and, if `weight_grad`, the weight gradient."""
-    out = [Gemm(rows, n_in, n_out, "nt", dtype, count)]
+    out = [Gemm(rows, n_in, n_out, "nt", count)]
     if backward:
         cols = n_in if input_grad is None else input_grad
         if cols:
-            out.append(Gemm(rows, n_out, cols, "nn", dtype, count))
+            out.append(Gemm(rows, n_out, cols, "nn", count))
         if weight_grad:
-            out.append(Gemm(n_out, rows, n_in, "tn", dtype, count))
+            out.append(Gemm(n_out, rows, n_in, "tn", count))
     return out
 
 
@@ -73,14 +72,14 @@ def q_layers(arch: QArchitecture, n_in: int) -> list[tuple[int, int]]:
 
 def q_value(
     arch: QArchitecture, rows: int, obs_dim: int, act_dim: int, *, action_grad: bool,
-    members: int = 2, dtype: str = "fp32",
+    members: int = 2,
 ) -> list[Gemm]:
     """Q̂ of a frozen ensemble on `rows` (s, a) rows; with `action_grad`, also ∇_a Q̂ (input gradients
     of every layer, only the action columns of the first; no weight gradients)."""
     out: list[Gemm] = []
     for i, (n_in, n_out) in enumerate(q_layers(arch, obs_dim + act_dim)):
         out += linear(rows, n_in, n_out, backward=action_grad, input_grad=act_dim if i == 0 else None,
-                      count=members, dtype=dtype)
+                      count=members)
     return out
 
 
@@ -110,7 +109,6 @@ def mlp(
 # ------------------------------------------------------------------ agent operations
 def policy_gemms(
     cfg: RunConfig, obs_dim: int, act_dim: int, rows: int, *, train: bool, acting: bool = False,
-    precision: str = "fp32",
 ) -> list[Gemm]:
     """The policy optimizer on `rows` states: J and ∇_λ J at each evaluated iterate plus the network.
 
@@ -123,42 +121,40 @@ def policy_gemms(
     gemms: list[Gemm] = []
     if cfg.family == "iterative":
         n_evals = cfg.n_iters + (1 if train else 0)
-        gemms += q_value(arch, n_q, obs_dim, act_dim, action_grad=True, dtype=precision) * n_evals
+        gemms += q_value(arch, n_q, obs_dim, act_dim, action_grad=True) * n_evals
         learnable_norm = cfg.input_norm == "layernorm"
         gemms += mlp(cfg.policy, rows, obs_dim + 4 * act_dim, 4 * act_dim, train=train,
                      first_input_grad=learnable_norm, count=cfg.n_iters)
         return gemms
     gemms += mlp(cfg.policy, rows, obs_dim, 2 * act_dim, train=train)
     if train:
-        gemms += q_value(arch, n_q, obs_dim, act_dim, action_grad=True, dtype=precision)
+        gemms += q_value(arch, n_q, obs_dim, act_dim, action_grad=True)
     return gemms
 
 
-def op_gemms(op: str, cfg: RunConfig, obs_dim: int, act_dim: int, precision: str = "fp32") -> list[Gemm]:
+def op_gemms(op: str, cfg: RunConfig, obs_dim: int, act_dim: int) -> list[Gemm]:
     """GEMMs of one benchmark operation (see `iapo.bench`): `update` (Agent.update: Bellman target,
-    critic step, policy step), `policy_update` (the policy step alone) or `act` (one state; its
-    Q products are fp32 whatever `precision`, as in `Agent.act`)."""
+    critic step, policy step), `policy_update` (the policy step alone) or `act` (one state)."""
     t = cfg.training
     b = t.batch_size
     if op == "act":
         return policy_gemms(cfg, obs_dim, act_dim, 1, train=False)
-    policy = policy_gemms(cfg, obs_dim, act_dim, b, train=True, precision=precision)
+    policy = policy_gemms(cfg, obs_dim, act_dim, b, train=True)
     if op == "policy_update":
         return policy
     if op != "update":
         raise ValueError(f"unknown op {op!r}; allowed: update, policy_update, act")
-    target = policy_gemms(cfg, obs_dim, act_dim, b, train=False, precision=precision)
+    target = policy_gemms(cfg, obs_dim, act_dim, b, train=False)
     target += q_value(cfg.q_architecture, b * t.n_target_action_samples, obs_dim, act_dim, action_grad=False)
     return target + q_train(cfg.q_architecture, b, obs_dim, act_dim) + policy
 
 
 # ------------------------------------------------------------------ the floor
 def _operands(g: Gemm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dtype = torch.bfloat16 if g.dtype == "bf16" else torch.float32
     gen = torch.Generator().manual_seed(0)
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen).to(dtype)
+        return torch.randn(*shape, generator=gen)
 
     if g.layout == "nt":
         a, b = rand(g.m, g.k), rand(g.n, g.k).t()
@@ -168,15 +164,15 @@ def _operands(g: Gemm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a, b = rand(g.k, g.m).t(), rand(g.k, g.n)
     else:
         raise ValueError(f"unknown layout {g.layout!r}")
-    return a, b, torch.empty(g.m, g.n, dtype=dtype)
+    return a, b, torch.empty(g.m, g.n)
 
 
 def floor_runner(gemms: list[Gemm]) -> Callable[[], None]:
-    """A function that runs every product of `gemms` once as a bare `torch.mm` (same shapes, layouts
-    and dtypes; operands and outputs allocated here, once). Products of one shape run back to back."""
+    """A function that runs every product of `gemms` once as a bare `torch.mm` (same shapes and
+    layouts; operands and outputs allocated here, once). Products of one shape run back to back."""
     shapes: Counter[Gemm] = Counter()
     for g in gemms:
-        shapes[Gemm(g.m, g.k, g.n, g.layout, g.dtype)] += g.count
+        shapes[Gemm(g.m, g.k, g.n, g.layout)] += g.count
     work = [(*_operands(g), n) for g, n in shapes.items()]
 
     def run() -> None:

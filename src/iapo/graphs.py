@@ -65,7 +65,7 @@ def replayed() -> None:
 
 @contextlib.contextmanager
 def uncached_snapshots() -> Iterator[None]:
-    """Weight snapshots (`iapo.values.fused.stacked`, `IterativeOptimizer.act_constants`) taken
+    """Weight snapshots (`iapo.values.fused.stacked`, and what `FusedValue.action_grad` keeps on them) taken
     afresh on every call inside this block and never cached: captured into a graph, they are
     re-taken on every replay from the weights of that moment."""
     global _snapshots_cached

@@ -14,6 +14,22 @@ ValueFn = Callable[[Tensor, Tensor], Tensor]
 """Q̂(s, a): states [..., S] and actions [..., n] → value estimates [...] (eq. 13 or eq. 14)."""
 
 
+class ActionGradValue:
+    """A value function Q̂(s, a) that also gives ∇_a Q̂ by hand (`iapo.values.fused.FusedValue`): an
+    `Objective` over it writes ∇_λ J out (`_pathwise_grad`) instead of running autograd through J."""
+
+    def __call__(self, obs: Tensor, action: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def value_and_action_grad(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Q̂(s, a) [N, B] and ∇_a Q̂ [N, B, n] for states [N, B, S] and actions [N, B, n]."""
+        raise NotImplementedError
+
+    def action_grad_fn(self, obs: Tensor, n_samples: int) -> Callable[[Tensor], Tensor]:
+        """a ↦ ∇_a Q̂(s, a) for N samples [N, B, n] at the fixed states s [B, S]."""
+        raise NotImplementedError
+
+
 @dataclass
 class Estimate:
     """A Monte Carlo estimate of J at λ for a batch of B states."""
@@ -63,10 +79,10 @@ class Objective:
 
         The estimate is returned detached, with (∇_μ J, ∇_{log σ} J). It draws the same samples as
         `self(mu, log_sigma)` and is the same math; if the value function gives ∇_a Q̂ itself
-        (`value_and_action_grad`, e.g. `iapo.values.fused.FusedValue`), the pathwise gradient is
+        (`ActionGradValue`, e.g. `iapo.values.fused.FusedValue`), the pathwise gradient is
         written out (`_pathwise_grad`) instead of running autograd through J.
         """
-        if not self._by_hand("value_and_action_grad"):
+        if not self._by_hand():
             mu, log_sigma = mu.detach().requires_grad_(), log_sigma.detach().requires_grad_()
             with torch.enable_grad():
                 est = self(mu, log_sigma)
@@ -83,10 +99,10 @@ class Objective:
         """λ ↦ ∇_λ J alone, for repeated calls at these states (acting records no J).
 
         Same samples and math as `value_and_grad`. When the value function can give ∇_a Q̂ alone for
-        fixed states (`action_grad_fn`, e.g. `FusedValue`), what depends only on the states is
+        fixed states (`ActionGradValue.action_grad_fn`), what depends only on the states is
         computed once and the value itself is never computed.
         """
-        if not self._by_hand("action_grad_fn"):
+        if not self._by_hand():
             return lambda mu, log_sigma: self.value_and_grad(mu, log_sigma)[1:]
         action_grad = self.value_fn.action_grad_fn(self.obs, self.n_samples)
 
@@ -96,10 +112,10 @@ class Objective:
 
         return grad
 
-    def _by_hand(self, capability: str) -> bool:
-        """Whether ∇_λ J may be written out: the value function gives ∇_a Q̂ (`capability`) and J is
-        this class's `__call__` (a subclass that changes it gets autograd through its own)."""
-        return hasattr(self.value_fn, capability) and type(self).__call__ is Objective.__call__
+    def _by_hand(self) -> bool:
+        """Whether ∇_λ J may be written out: the value function gives ∇_a Q̂ (`ActionGradValue`) and J
+        is this class's `__call__` (a subclass that changes it gets autograd through its own)."""
+        return isinstance(self.value_fn, ActionGradValue) and type(self).__call__ is Objective.__call__
 
     @staticmethod
     def _pathwise_grad(
@@ -115,7 +131,7 @@ class Objective:
         """
         d = torch.addcmul(grad_action, grad_action * actions, actions, value=-1.0)  # ∇_a Q̂ (1 − a²)
         if isinstance(alpha, Tensor):
-            d.addcmul_(actions, alpha * -2.0)  # as `act_iterations`
+            d.addcmul_(actions, alpha * -2.0)
         else:
             d = torch.add(d, actions, alpha=-2.0 * alpha)
         return d.mean(0), (d * noise).mean(0).add_(alpha)

@@ -1,5 +1,5 @@
 """Statistics for comparing agents over few seeds: studentized (t) estimates the audit decides on,
-and IQM, stratified bootstrap CIs and P(improvement) the figures and aggregates report.
+and the stratified bootstrap bands and P(improvement) the figures report.
 
 Following the reporting practice of rliable (Agarwal et al., 2021): scores are arrays
 [n_runs, n_tasks] (runs = seeds, tasks = environments); confidence intervals resample runs with
@@ -14,14 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 Statistic = Callable[[np.ndarray], float]
-
-
-def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% of all scores (⌊n/4⌋ trimmed each side, as
-    scipy.stats.trim_mean(·, 0.25) does)."""
-    ordered = np.sort(np.asarray(scores, dtype=float).ravel())
-    cut = len(ordered) // 4
-    return float(ordered[cut:len(ordered) - cut].mean())
 
 
 def mean(scores: np.ndarray) -> float:

@@ -34,7 +34,6 @@ from iapo.errors import SummaryError
 from iapo.layout import DIAGNOSTICS_ROOT, RUNS_ROOT, summary_dir
 
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
-KEYS = ["env", "variant", "seed"]
 
 
 @dataclass(frozen=True, order=True)

@@ -79,7 +79,7 @@ class Run:
         self.session: tuple[float, float] | None = None  # (perf_counter at its start, wall time before)
         self.bar_postfix: dict[str, str] = {}
         # λ = (μ, σ) of a tanh-Normal: not a flow policy, whose KL has no closed form
-        self.tracks_policy_change = not hasattr(self.agent.optimizer, "sample")
+        self.tracks_policy_change = self.agent.optimizer.tanh_normal
 
     # ---------------------------------------------------------------- one environment step
     def env_step(self) -> int:

@@ -32,7 +32,7 @@ from iapo.config import RunConfig
 from iapo.distributions import kl_to_uniform, log_prob
 from iapo.envs import EnvState, get_state, make_env, scale_action
 from iapo.objective import Estimate, Objective
-from iapo.optimizers.base import Trace, sample_policy
+from iapo.optimizers.base import PolicyOptimizer, Trace
 from iapo.summary import DiagnosticRun, RunKey
 
 DEFAULT_OUT = DiagnosticRun("<name>", RunKey("<env>", "<variant>", "<k>")).out("<scale>")
@@ -145,11 +145,6 @@ def load_snapshot(path: str | Path, device: str = "cpu") -> Snapshot:
                     int(snap["obs_dim"]), agent.act_dim)
 
 
-def load_agent(path: str | Path, device: str = "cpu") -> Agent:
-    """The agent of one snapshot, weights loaded, parameters frozen (no gradients accumulate)."""
-    return load_snapshot(path, device).agent
-
-
 def select_checkpoints(run: Path, spec: str) -> list[tuple[int, Path]]:
     """Snapshots of `run` chosen by `spec` (all | last | first | N,M), oldest first."""
     folder = Path(run) / "checkpoints"
@@ -225,7 +220,7 @@ def resolve_beta(cfg: RunConfig, spec: str) -> float:
 def require_tanh_normal(snap: Snapshot, name: str) -> None:
     """Diagnostics that act on λ = (μ, σ) of a tanh-Normal need one (not a flow; the amortization
     gap takes a flow through `PolicyObjective`)."""
-    if hasattr(snap.agent.optimizer, "sample"):
+    if not snap.agent.optimizer.tanh_normal:
         raise DiagnosticError(
             f"{name} works on tanh-Normal policies λ = (μ, σ); {snap.path} is a {snap.cfg.family} "
             "agent whose policy is not (a flow). Run it on direct or iterative runs."
@@ -318,21 +313,22 @@ def evaluate_J(obj: Objective, mu: Tensor, log_sigma: Tensor, eps: Tensor) -> Es
 
 class PolicyObjective(Objective):
     """J(s, λ) of the policy an optimizer builds from its per-state output λ = (μ, log σ), for an
-    optimizer with a policy of its own (`sample`): direct + flow (B.2), where λ is the base Gaussian's
-    and the flow transforms, global and state-independent, are held fixed.
+    optimizer with a policy of its own (not `tanh_normal`): direct + flow (B.2), where λ is the base
+    Gaussian's and the flow transforms, global and state-independent, are held fixed.
 
     J is scored on the optimizer's own reparameterised samples and exact log-densities
-    (`sample_policy`), i.e. exactly the objective the agent trains on (`DirectFlowOptimizer.optimize`);
-    gradients reach λ through the flow, never the flow's weights (the agent is frozen). Every way to
-    evaluate J goes through `__call__` (`value_and_grad` by autograd through it).
+    (`PolicyOptimizer.sample`), i.e. exactly the objective the agent trains on
+    (`DirectFlowOptimizer.optimize`); gradients reach λ through the flow, never the flow's weights
+    (the agent is frozen). Every way to evaluate J goes through `__call__` (`value_and_grad` by
+    autograd through it).
     """
 
-    def __init__(self, base: Objective, optimizer: torch.nn.Module) -> None:
+    def __init__(self, base: Objective, optimizer: PolicyOptimizer) -> None:
         super().__init__(base.value_fn, base.obs, base.alpha, base.n_samples)
         self.optimizer = optimizer
 
     def __call__(self, mu: Tensor, log_sigma: Tensor) -> Estimate:
-        return self.score(*sample_policy(self.optimizer, Trace(mu, log_sigma), self.n_samples))
+        return self.score(*self.optimizer.sample(Trace(mu, log_sigma), self.n_samples))
 
     def with_samples(self, n_samples: int) -> PolicyObjective:
         return PolicyObjective(Objective(self.value_fn, self.obs, self.alpha, n_samples), self.optimizer)
@@ -341,7 +337,7 @@ class PolicyObjective(Objective):
 def policy_objective(agent: Agent, obj: Objective) -> Objective:
     """J as a function of what the agent's optimizer outputs per state: `obj` itself for a tanh-Normal
     λ = (μ, log σ); a `PolicyObjective` (base λ, transforms fixed) for a policy of its own (flow)."""
-    return PolicyObjective(obj, agent.optimizer) if hasattr(agent.optimizer, "sample") else obj
+    return obj if agent.optimizer.tanh_normal else PolicyObjective(obj, agent.optimizer)
 
 
 def common_noise_J(obj: Objective, n_samples: int, seed: int) -> Callable[[Tensor, Tensor], Estimate]:
@@ -519,8 +515,8 @@ class StochasticPolicy:
         s = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=agent.device)
         trace = agent.optimizer.optimize(agent.objective(s, self.beta), score=False)
         with torch.no_grad():
-            a, _ = sample_policy(agent.optimizer, trace, 1)
-            _, log_pi = sample_policy(agent.optimizer, trace, self.kl_samples)
+            a, _ = agent.optimizer.sample(trace, 1)
+            _, log_pi = agent.optimizer.sample(trace, self.kl_samples)
             kl = kl_to_uniform(log_pi, agent.act_dim)
         return a[0].cpu().numpy(), kl.cpu().numpy()
 

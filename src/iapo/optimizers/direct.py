@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from iapo.config import Network
 from iapo.distributions import LogSigmaBounds
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
-from iapo.optimizers.base import Trace
+from iapo.optimizers.base import PolicyOptimizer, Trace
 
 
-class DirectOptimizer(nn.Module):
+class DirectOptimizer(PolicyOptimizer):
     """SAC's policy network as an optimizer (§2.3, Table 2): one feedforward pass, no feedback."""
 
     def __init__(self, obs_dim: int, act_dim: int, net: Network, log_sigma_bounds: list[float]):
@@ -22,8 +22,6 @@ class DirectOptimizer(nn.Module):
         self.head = zero_linear(net.n_units, 2 * act_dim)
         self.bounds = LogSigmaBounds(act_dim, *log_sigma_bounds)
         self.n_iters = 1
-        # `optimize` computes J and ∇_λ J in one pass (`optimize_fused`) when True; set by the agent.
-        self.fused = False
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         mu, raw_log_sigma = self.head(self.trunk(obs)).chunk(2, -1)

@@ -17,6 +17,8 @@ class DirectFlowOptimizer(DirectOptimizer):
     transforms (each a 2×256 ReLU MADE network, ordering reversed between them) and tanh follow.
     A multi-modal policy from one feedforward pass: the B.2 control for iterative amortization."""
 
+    tanh_normal = False  # its policy is the flow's: `sample` and `mode` below
+
     def __init__(self, obs_dim: int, act_dim: int, net: Network, log_sigma_bounds: list[float],
                  n_flows: int = 2) -> None:
         super().__init__(obs_dim, act_dim, net, log_sigma_bounds)

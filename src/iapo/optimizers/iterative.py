@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,12 +11,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo.config import Network
-from iapo.distributions import LogSigmaBounds, soft_clamp, standard_normal
-from iapo.graphs import generation, snapshots_cached
+from iapo.distributions import LogSigmaBounds, soft_clamp
 from iapo.nets import mlp, zero_linear
 from iapo.objective import Objective
-from iapo.optimizers.base import Trace
-from iapo.values.fused import ActionGrad, PlainActionGrad
+from iapo.optimizers.base import PolicyOptimizer, Trace
 
 
 class Standardize(nn.Module):
@@ -57,35 +53,10 @@ class StepConstants:
     block_bias: Tensor | None
 
 
-@dataclass
-class ActConstants:
-    """What `act_fused` reuses across calls while the parameters are unchanged (plain tensors)."""
-
-    obs_norm: tuple | None      # the state's LayerNorm (weight, bias, ε), None if it stays raw
-    layers: list                # trunk and head: (weight, bias) of each Linear, else the nonlinearity
-    block_norms: list           # the normalisers of μ, log σ, ∇μJ, ∇logσJ
-    eps: float                  # LayerNorm ε of the action blocks
-    block_weight: Tensor | None  # [4, 1, n] LayerNorm affine (None: not LayerNorm)
-    block_bias: Tensor | None
-    low: Tensor                 # the soft bounds of log σ [n]
-    high: Tensor
-    one: Tensor                 # 1.0
-
-
 Constraint = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 """(μ, log σ) ↦ (μ, log σ): applied to each new iterate by an analysis (`IterativeOptimizer.optimize`)."""
 
-_ACT_CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
-
-
-def _in_place(layer):
-    """A layer of `_step_weights` for acting: (weight, bias) detached, ReLU in place (same values)."""
-    if isinstance(layer, tuple):
-        return tuple(t.detach() for t in layer)
-    return torch.relu_ if layer is torch.relu else layer
-
-
-class IterativeOptimizer(nn.Module):
+class IterativeOptimizer(PolicyOptimizer):
     """Iterative amortized policy optimizer (§3.1, Algorithm 2; Table 1: in s, λ, ∇λJ; out δ, ω).
 
     One iteration (eq. 12, for p ∈ {μ, log σ}):  p ← ω_p ⊙ p + (1 − ω_p) ⊙ δ_p, with δ, ω from a
@@ -106,12 +77,9 @@ class IterativeOptimizer(nn.Module):
         self.trunk = mlp(obs_dim + 4 * act_dim, net.n_layers, net.n_units, net.nonlinearity)
         self.head = zero_linear(net.n_units, 4 * act_dim)  # δ_μ, δ_logσ, ω_μ, ω_logσ logits
         self.bounds = LogSigmaBounds(act_dim, *log_sigma_bounds)
-        # `optimize` runs the one-gradient-per-iteration loop (`optimize_fused`) when True, else the
-        # reference loop; same samples, same math (tests/test_fast_paths.py). Set by the agent.
-        self.fused = False
-        # `act_fused` runs its loop compiled (`compiled_act_iterations`; off by default: compiling
-        # takes tens of seconds per process). Same samples; equal up to rounding.
-        self.compile_act = False
+        # `fused` (PolicyOptimizer): `optimize` runs the one-gradient-per-iteration loop
+        # (`optimize_fused`), `act` the loop without J (`act_fused`); else the reference loop. Same
+        # samples, same math (tests/test_fast_paths.py).
 
     def initial(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """λ_0: μ = 0, log σ = log init_sigma, the same for every state (A.4)."""
@@ -268,136 +236,20 @@ class IterativeOptimizer(nn.Module):
             trace.loss = torch.stack(losses).mean() + (pull - pull.detach())
         return trace
 
-    def act_constants(self) -> ActConstants:
-        """`ActConstants`, cached until a parameter changes (in-place updates bump `_version`; a graph
-        replay, which bumps none, counts as a change: `iapo.graphs.generation`); always
-        fresh under `iapo.graphs.uncached_snapshots` (captured acting re-takes them on every replay)."""
-        if not snapshots_cached():
-            return self._act_constants()
-        entry = _ACT_CACHE.setdefault(self, {})
-        params = entry.get("params") or entry.setdefault("params", list(self.parameters()))
-        key = generation(), tuple(p._version for p in params), tuple(p.data_ptr() for p in params)
-        if entry.get("key") != key:
-            entry["value"] = self._act_constants()
-            entry["key"] = key
-        return entry["value"]
+    def act(self, objective: Objective) -> Trace:
+        """λ_K for acting: `act_fused` on the fast path, else `optimize(objective, score=False)`."""
+        return self.act_fused(objective) if self.fused else self.optimize(objective, score=False)
 
-    def _act_constants(self) -> ActConstants:
-        with torch.inference_mode(False), torch.no_grad():  # normal tensors, even when acting
-            layers, norms, eps, block_weight, block_bias = self._step_weights()
-            state_norm = self.norms[0]
-            if not isinstance(state_norm, nn.LayerNorm | nn.Identity):
-                raise TypeError(f"unexpected state normaliser {state_norm!r}")  # `input_normalizer`
-            return ActConstants(
-                obs_norm=(state_norm.weight.detach(), state_norm.bias.detach(), state_norm.eps)
-                if isinstance(state_norm, nn.LayerNorm) else None,
-                layers=[_in_place(layer) for layer in layers], block_norms=norms, eps=eps,
-                block_weight=None if block_weight is None else block_weight.unsqueeze(1),
-                block_bias=None if block_bias is None else block_bias.unsqueeze(1),
-                low=self.bounds.low.detach(), high=self.bounds.high.detach(),
-                one=self.bounds.low.new_ones(()),
-            )
-
-    @torch.inference_mode()
+    @torch.no_grad()
     def act_fused(self, objective: Objective) -> Trace:
         """λ_K for acting, as `optimize(objective, score=False)` but without recording J (`trace.J` is
         empty): each iteration needs only ∇_λ J (same samples).
 
-        With the plain objective of eq. 8 and a value function that gives ∇_a Q̂ at fixed states
-        (`action_grad`, e.g. `FusedValue`), the whole loop runs on tensors in preallocated buffers
-        (`_act_lean`); otherwise it is `Objective.grad_fn` and `fused_step` per iteration.
+        Per iteration `Objective.grad_fn` (∇_λ J only; by hand with `FusedValue`) and `fused_step`.
         """
-        if type(objective) is Objective and hasattr(objective.value_fn, "action_grad"):
-            return self._act_lean(objective)
         mu, log_sigma = self.initial(objective.obs)
         prep, grad = self.prepare(objective.obs), objective.grad_fn()
         for _ in range(self.n_iters):
             grad_mu, grad_ls = grad(mu, log_sigma)
             mu, log_sigma = self.fused_step(prep, mu, log_sigma, grad_mu, grad_ls)
         return Trace(mu, log_sigma)
-
-    def _act_lean(self, objective: Objective) -> Trace:
-        """`act_fused` at batch sizes where per-operation overhead dominates (acting: one state):
-        `act_iterations`, eagerly or, with `compile_act` and one state, compiled."""
-        obs = objective.obs
-        q_grad = objective.value_fn.action_grad()
-        alpha = torch.as_tensor(objective.alpha, dtype=obs.dtype, device=obs.device)
-        run = act_iterations
-        if self.compile_act and isinstance(q_grad, PlainActionGrad) and obs.shape[0] == 1:
-            run = compiled_act_iterations()
-        mu, log_sigma = run(q_grad, self.act_constants(), obs, objective.n_samples, self.n_iters, alpha,
-                            math.log(self.init_sigma))
-        return Trace(mu, log_sigma)
-
-
-def act_iterations(
-    q_grad: ActionGrad, c: ActConstants, obs: Tensor, n_samples: int, n_iters: int, alpha: Tensor,
-    log_sigma0: float,
-) -> tuple[Tensor, Tensor]:
-    """K iterations of `optimize(objective, score=False)` from λ_0 at states [B, S], on tensors only.
-
-    `q_grad` gives ∇_a Q̂ at the states (`FusedValue.action_grad`); α is a tensor (a compiled caller
-    then does not recompile when α changes). Per iteration: N samples a = tanh(μ + σ ε) drawn as
-    `rsample` draws them (same generator call, same numbers), ∇_λ J as `Objective._pathwise_grad`,
-    the update of eq. 12 as `fused_step`. The network's inputs [μ, log σ, ∇μJ, ∇logσJ] live in one
-    buffer `lam` [4, B, n] that the gradient and the update write into (block-major: at B = 1 every
-    slice written is contiguous, as `torch.compile` needs). Used by `IterativeOptimizer.act_fused`.
-    """
-    rows, n = obs.shape[0], c.low.shape[0]
-    states = q_grad.states(obs, n_samples)
-    # the network's input x = [norm(s), norm(μ), norm(log σ), norm(∇μJ), norm(∇logσJ)]
-    x = torch.cat([obs if c.obs_norm is None else F.layer_norm(obs, obs.shape[-1:], *c.obs_norm),
-                   obs.new_empty(rows, 4 * n)], -1)
-    normed = x[:, obs.shape[1]:].view(rows, 4, n).transpose(0, 1)  # the blocks' columns of x
-    lam = x.new_empty(4, rows, n)
-    lam[0].fill_(0.0)                # λ_0 as `initial` (fills: no number copied in from the host)
-    lam[1].fill_(log_sigma0)
-    mu, log_sigma, grad = lam[0], lam[1], lam[2:]
-    per_sample = x.new_empty(2, n_samples, rows, n)          # [D, D ⊙ σε] per sample
-    d, d_noise = per_sample[0], per_sample[1]
-    count = x.new_full((), float(n_samples))
-    neg_two_alpha = alpha * -2.0
-    shift = torch.stack([x.new_zeros(1, n), alpha.expand(1, n)])  # + α on ∇logσJ only
-    for _ in range(n_iters):
-        noise = standard_normal(n_samples, mu)  # as `rsample`: same generator call, same numbers
-        u = mu + log_sigma.exp() * noise
-        actions = torch.tanh(u)
-        g = q_grad(actions, states)                            # ∇_a Q̂ [N, B, n]
-        torch.addcmul(g, g * actions, actions, value=-1.0, out=d)   # D = ∇_a Q̂ (1 − a²) − 2α a
-        d.addcmul_(actions, neg_two_alpha)
-        torch.mul(d, u - mu, out=d_noise)                       # D ⊙ σε
-        torch.sum(per_sample, 1, out=grad).div_(count).add_(shift)  # ∇μJ, ∇logσJ (mean over samples)
-        _act_step(c, x, normed, lam)
-    return mu, log_sigma  # views of `lam`, which only they keep alive
-
-
-def _act_step(c: ActConstants, x: Tensor, normed: Tensor, lam: Tensor) -> None:
-    """`fused_step` in place: reads [μ, log σ, ∇λJ] from `lam` [4, B, n], writes the new μ, log σ there."""
-    n, rows = lam.shape[-1], lam.shape[1]
-    if c.block_weight is None:
-        normed.copy_(torch.stack([norm(b) for norm, b in zip(c.block_norms, lam, strict=True)]))
-    else:  # LayerNorm of each n-block, then its own affine: exactly what nn.LayerNorm computes
-        x_hat = F.layer_norm(lam, (n,), eps=c.eps)
-        torch.addcmul(c.block_bias, x_hat, c.block_weight, out=normed)
-    h = x
-    for layer in c.layers:
-        h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
-    h = h.view(rows, 4, n).transpose(0, 1)                      # [δ_μ, δ_logσ, ω_μ, ω_logσ] logits
-    omega = torch.sigmoid(h[2:])
-    lam_mu_ls = lam[:2]
-    torch.add(omega * lam_mu_ls, (c.one - omega) * h[:2], out=lam_mu_ls)   # eq. 12
-    lam[1] = soft_clamp(lam[1], c.low, c.high)
-
-
-@functools.cache
-def compiled_act_iterations() -> Callable:
-    """`act_iterations` compiled once per process (`torch.compile`, C++ wrapper, static shapes).
-
-    Optional (`IterativeOptimizer.compile_act`): the first call compiles (~20-50 s on one loaded
-    core; less when inductor's on-disk cache has it), later calls with the same shapes, N and K
-    reuse it; every number the loop reads from the weights or α is a tensor argument, so new
-    weights or a new α are new inputs, not recompiles (tests/test_fused_act.py).
-    """
-    # fallback_random: the samples' noise comes from the eager generator, as `rsample` draws it
-    options = {"cpp_wrapper": True, "fallback_random": True}
-    return torch.compile(act_iterations, dynamic=False, fullgraph=True, options=options)

@@ -13,10 +13,9 @@ them is ∇_a Q̂, never a weight gradient. This module computes it without auto
 
 `FusedValue` is a drop-in `ValueFn`: `FusedValue(ensemble, β)(obs, action)` equals
 `pessimistic(ensemble(obs, action), β)` and is differentiable in the action through a custom
-autograd function whose backward multiplies the upstream gradient by the saved ∇_a Q̂. Optional
-`precision="bf16"` runs the Q products in bfloat16 (AMX on recent Xeons); values and gradients are
-returned in the ensemble's own dtype. `precision="fp32"` (full precision) computes in that dtype: float32
-in training, float64 when a test runs the whole agent in double precision to check the algebra.
+autograd function whose backward multiplies the upstream gradient by the saved ∇_a Q̂. It computes
+in the ensemble's own dtype: float32 in training, float64 when a test runs the whole agent in double
+precision to check the algebra.
 Tests: tests/test_fast_paths.py (against the autograd reference).
 """
 
@@ -31,10 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iapo.graphs import generation, snapshots_cached
+from iapo.objective import ActionGradValue
 from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-"""The dtype of the Q products per precision; None: the ensemble's own (full precision)."""
 CHUNK_ELEMENTS = 2**18
 """Activation elements per layer and chunk (all members): rows = CHUNK_ELEMENTS / (M · width), so
 architecture A runs 512 rows ([2, 512, 256] fp32 = 1 MB, in a 2 MB L2) and B (width 512, more
@@ -309,7 +307,7 @@ def _chunk(
 
 
 # ------------------------------------------------------------------ the value function
-class FusedValue:
+class FusedValue(ActionGradValue):
     """Q̂^β(s, a) of eq. 13 from a frozen `QEnsemble`, with ∇_a Q̂ by hand (see the module docstring).
 
     Same interface as the reference `lambda s, a: pessimistic(ensemble(s, a), β, std)`: states
@@ -319,19 +317,11 @@ class FusedValue:
     """
 
     def __init__(
-        self, ensemble: QEnsemble, beta: float, std: str = "population", precision: str = "fp32",
-        chunk_rows: int | None = None,
+        self, ensemble: QEnsemble, beta: float, std: str = "population", chunk_rows: int | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
         self.ensemble, self.beta, self.std = ensemble, beta, std
-        self.out_dtype = next(ensemble.parameters()).dtype
-        self.dtype, self.chunk_rows = PRECISIONS[precision] or self.out_dtype, chunk_rows
-        self.precision = precision
-
-    def with_precision(self, precision: str) -> FusedValue:
-        """The same value function with its Q products in another precision."""
-        return FusedValue(self.ensemble, self.beta, self.std, precision, self.chunk_rows)
+        self.out_dtype = self.dtype = next(ensemble.parameters()).dtype
+        self.chunk_rows = chunk_rows
 
     def __call__(self, obs: Tensor, action: Tensor) -> Tensor:
         if obs.requires_grad:
@@ -420,8 +410,7 @@ class PlainActionGrad:
     acting is dominated by per-operation overhead. The head is replaced by the one number its
     gradient needs per row, the sign of Q1 − Q2 (eq. 13: ∂Q̂/∂Q_1,2 = 1/2 ∓ (β/2) sign(Q1 − Q2)),
     computed as Σ_j (h_1j w_1j − h_2j w_2j) + (b_1 − b_2): the same sum as Q1 − Q2 in another order
-    (a different sign only where |Q1 − Q2| is at rounding level). Only tensors and flags, so a
-    compiled caller sees new weights as new inputs, not as a reason to recompile.
+    (a different sign only where |Q1 − Q2| is at rounding level).
     """
 
     obs_weight_t: Tensor                            # [2, S, H] the first layer's state columns, transposed
@@ -493,10 +482,6 @@ class ChunkActionGrad:
             _, grad = _chunk(net, None, lambda qs: self.value._head_grad(net, qs), exact_head=False,
                              first_z=torch.baddbmm(states, a, net.first_action_weight.mT))
         return _to(grad, self.value.out_dtype).view(action.shape)
-
-
-ActionGrad = PlainActionGrad | ChunkActionGrad
-"""What `FusedValue.action_grad` returns: `states(obs, N)`, then `(actions, states)` ↦ ∇_a Q̂."""
 
 
 def _activate(z: Tensor, relu: bool) -> Tensor:
