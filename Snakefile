@@ -29,7 +29,7 @@ rule all:
 
 onstart:
     print(f"iapo pipeline: scale {SCALE!r}: {len(RUNS)} training runs "
-          f"({describe_scale(SCALE)}); outputs under {run_root(SCALE)}/ and {summary_dir(SCALE)}/",
+          f"({PARAMS.scales[SCALE].describe()}); outputs under {run_root(SCALE)}/ and {summary_dir(SCALE)}/",
           file=sys.stderr)
 
 

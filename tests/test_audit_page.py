@@ -138,8 +138,8 @@ FRAME = """<!DOCTYPE html><html><body style="margin:0">
 
 def browse(browser: str, page: Path, width: int, shot: Path) -> dict:
     """The DOM check of `page` at `width` px (dumped by the injected script) and a screenshot."""
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-              "--allow-file-access-from-files", f"--window-size={width},2400"]
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--hide-scrollbars", "--allow-file-access-from-files", f"--window-size={width},2400"]
     subprocess.run([*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120,
                    check=True)
     page.with_name("audit-check.html").write_text(page.read_text().replace("</body>", CHECK + "</body>"))

@@ -148,3 +148,22 @@ def test_notebook_without_summary_tables_says_what_to_run(tmp_path: Path, monkey
     assert err.startswith("iapo notebook: error: ") and err.count("\n") == 1, err
     assert str(missing) in err and "runs.csv" in err and "iapo summarize --scale smoke" in err
     assert not (tmp_path / "paper_figures").exists()
+
+
+def test_every_input_error_is_one_class_caught_once(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Each error a user's input can cause derives from `IapoError`; the CLI catches that one class in
+    one place and exits with the class's code (2; 1 for a notebook that failed to run)."""
+    import inspect
+
+    from iapo import errors
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, Exception)]
+    assert len(classes) >= 9 and all(issubclass(c, errors.IapoError) for c in classes)
+    assert errors.NotebookError.exit_code == 1 and errors.MissingSummaryError.exit_code == 2
+    source = (Path(__file__).resolve().parents[1] / "src" / "iapo" / "cli.py").read_text()
+    assert source.count("except IapoError") == 1 and "except ConfigError" not in source
+    # a diagnostic's bad input goes through that handler too
+    assert main(["diagnose", "amortization_gap", "--run", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo diagnose: error: ") and "nowhere" in err

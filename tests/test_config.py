@@ -387,3 +387,14 @@ def test_pipeline_config_honours_scale_only(tmp_path: Path) -> None:
     other = tmp_path / "mine.yaml"
     with pytest.raises(ConfigError, match=rf"--configfile {other}: the jobs read their settings from"):
         check_pipeline_config({}, [other], params_file)
+
+
+def test_scale_describes_what_it_trains(params: Params) -> None:
+    """`Scale.describe()` (the pipeline's opening line) counts the runs `run_grid` trains and gives
+    the groups' own step counts (mini: 1500-3000, not its default 3000)."""
+    from iapo.summary import run_grid
+
+    for name, scale in params.scales.items():
+        text = scale.describe()
+        assert f"({len(run_grid(params, name))} runs)" in text, text
+    assert params.scales["mini"].describe().endswith("1500–3000 env steps")

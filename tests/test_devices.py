@@ -46,7 +46,7 @@ def test_update_and_acting_run_on_the_device_alone(make_cfg, params, variant, ar
         assert metrics and all(v.device == META and v.dim() == 0 for v in metrics.values())
     assert agent.nonfinite_at.device == META
     for deterministic in (False, True):
-        action = agent.act_on_device(torch.empty(OBS_DIM, device=META), deterministic)
+        action, _ = agent.act_on_device(torch.empty(OBS_DIM, device=META), deterministic)
         assert action.device == META and action.shape == (ACT_DIM,)
     states = torch.empty(5, OBS_DIM, device=META)
     trace = agent.policy(states)  # the online policy-change metric's batch of states

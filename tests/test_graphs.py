@@ -84,8 +84,8 @@ def steps(agent: Agent, batches: list[Batch], buf: ReplayBuffer) -> list:
         torch.manual_seed(100 + i)
         metrics = agent.update(b)
         obs = buf.next_obs(i)  # a view into the replay rows, as the training loop acts on
-        actions = [agent.act_on_device(obs), agent.act_on_device(obs, deterministic=True)]
-        lam = agent.last_policy
+        (sampled, _), (mode, lam) = agent.act_on_device(obs), agent.act_on_device(obs, deterministic=True)
+        actions = [sampled, mode]
         out.append([metrics, actions, lam.mu, lam.log_sigma, torch.get_rng_state()])
     return out
 
@@ -126,9 +126,9 @@ def test_the_static_path_runs_on_the_device_alone(make_cfg, params, variant):
         metrics = agent.update(meta_batch())
         assert metrics and all(v.device == META and v.dim() == 0 for v in metrics.values())
     for deterministic in (False, True):
-        action = agent.act_on_device(torch.empty(on_meta.OBS_DIM, device=META), deterministic)
+        action, lam = agent.act_on_device(torch.empty(on_meta.OBS_DIM, device=META), deterministic)
         assert action.device == META and action.shape == (on_meta.ACT_DIM,)
-    assert agent.last_policy.mu.shape == (1, on_meta.ACT_DIM)
+        assert lam.mu.device == META and lam.mu.shape == (1, on_meta.ACT_DIM)
 
 
 # ------------------------------------------------------------------ the pieces a capture relies on
@@ -359,10 +359,10 @@ def check_captured_against_eager(cfg, device: str, compare) -> None:
         for agent in agents:
             torch.manual_seed(i)
             metrics = agent.update(b)
-            actions = [agent.act_on_device(buf.next_obs(i), det) for det in (False, True)]
+            acted = [agent.act_on_device(buf.next_obs(i), det) for det in (False, True)]
             torch.manual_seed(1000 + i)  # an eager caller after the replays (the online policy change)
             policy = agent.policy(b.obs[:4])
-            out.append([metrics, actions, agent.last_policy.mu, policy.mu, policy.log_sigma])
+            out.append([metrics, [a for a, _ in acted], acted[-1][1].mu, policy.mu, policy.log_sigma])
         compare(*out)
     assert all(s.graph is not None for s in (graphed.static_update, *graphed.static_act.values()))
     compare(list(graphed.parameters()), list(eager.parameters()))

@@ -112,7 +112,6 @@ class Agent(nn.Module):
             if self.rollout_policy is not self.optimizer:
                 self.extra_opts["rollout"] = torch.optim.Adam(self.rollout_policy.parameters(), lr=t.lr)
         self.n_updates = 0
-        self.last_policy: Trace | None = None
         # the first update whose losses were not all finite (0: none) and those losses: kept on the
         # device, read by `check_finite` only when the training loop logs or saves
         self.nonfinite_at = torch.zeros((), dtype=torch.long, device=self.device)
@@ -209,21 +208,19 @@ class Agent(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Action in [−1, 1]^n for one state: tanh(μ) if deterministic, else a sample (β = β_acting).
-        Its λ stays in `last_policy` (the training loop's online policy-change metric reads it).
         One host→device copy of the state, one device→host copy of the action."""
         s = torch.as_tensor(obs, dtype=self.dtype, device=self.device)
-        return self.act_on_device(s, deterministic).cpu().numpy()
+        return self.act_on_device(s, deterministic)[0].cpu().numpy()
 
     @torch.no_grad()
-    def act_on_device(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """`act` on a state tensor [S] already on the device: the action [n] stays there. With
-        static buffers (`use_static_buffers`) through `act_static`: the same computation."""
+    def act_on_device(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Trace]:
+        """`act` on a state tensor [S] already on the device: the action [n] and the λ it was drawn
+        from (the training loop's online policy change reads it), both on the device. With static
+        buffers (`use_static_buffers`) through `act_static`: the same computation."""
         if self.static_act is None:
-            action, self.last_policy = self.act_step(obs, deterministic)
-            return action
+            return self.act_step(obs, deterministic)
         out = self.static_act[deterministic](obs)
-        self.last_policy = Trace(out["mu"], out["log_sigma"])
-        return out["action"]
+        return out["action"], Trace(out["mu"], out["log_sigma"])
 
     def act_step(self, obs: Tensor, deterministic: bool) -> tuple[Tensor, Trace]:
         """The action [n] at a state [S] (tanh μ or a sample, β = β_acting) and the policy λ."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from iapo import atomic
 from iapo.audit import (
     BETA_NOTE,
     INTERVAL,
@@ -26,7 +27,6 @@ from iapo.audit import (
 from iapo.audit_page import UNIT_LABELS, Card, chapters, draw_overview, figure_files, forest_svg, write_page
 from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
-from iapo.summary import write_atomic
 
 
 def scale_facts(summary_dir: Path) -> list[tuple[str, str]]:
@@ -254,7 +254,7 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
         lines += ["", Path(deviations).read_text().replace("# Deviations", "## Deviations", 1)]
     out_md.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines) + "\n"
-    write_atomic(text, out_md)
+    atomic.write_text(out_md, text)
     out_html = out_md.with_suffix(".html")
     scale = dict(scale_facts(summary_dir)).get("scale", "?")
     overview = draw_overview(results, out_md.parent, f"Claims audit at scale {scale}: "
@@ -262,8 +262,9 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
     notes = [chance_note(results)]
     if any(r.claim.beta_dependent for r in results):
         notes.append(f"Note on β-dependent claims: {BETA_NOTE}.")
-    write_atomic(write_page(out_html, [_card(r) for r in results], scale_facts(summary_dir), counts, notes,
-                            load_untestable(claims_path) if claims_path else [], bool(overview)), out_html)
+    atomic.write_text(out_html, write_page(out_html, [_card(r) for r in results], scale_facts(summary_dir),
+                                           counts, notes, load_untestable(claims_path) if claims_path else [],
+                                           bool(overview)))
     return out_md, out_html
 
 

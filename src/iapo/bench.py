@@ -36,13 +36,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from iapo import atomic
 from iapo.agent import Agent, Batch
 from iapo.config import RunConfig, load_params, resolve
 from iapo.devices import describe, resolve_device
 from iapo.envs import env_dims
 from iapo.flops import floor_runner, op_gemms, total_flops
 from iapo.graphs import WARMUP, synchronize
-from iapo.provenance import machine, write_json_atomic
+from iapo.provenance import machine
 
 __all__ = [
     "ARCHS", "BENCH_ENV", "DEVICE_OPS", "OPS", "PATHS", "VARIANTS", "bench_dims",
@@ -213,12 +214,12 @@ def run_bench(
                         if progress is not None:
                             progress(row)
                     if json_path is not None:
-                        write_json_atomic(result, Path(json_path))
+                        atomic.write_json(json_path, result)
     finally:
         torch.set_num_threads(previous_threads)
     result["ops"].sort(key=lambda r: (OPS.index(r["op"]), r["variant"], r["q_arch"], PATHS.index(r["path"])))
     if json_path is not None:
-        write_json_atomic(result, Path(json_path))
+        atomic.write_json(json_path, result)
     return result
 
 
@@ -309,7 +310,7 @@ def run_device_bench(
     info = machine() | {"torch_version": torch.__version__} | describe(target)
     result = {"machine": info, "ops": rows}
     if json_path is not None:
-        write_json_atomic(result, Path(json_path))
+        atomic.write_json(json_path, result)
     return result
 
 

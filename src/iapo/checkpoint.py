@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from iapo import atomic
 from iapo.errors import CheckpointError
 
 MAGIC = b"IAPOCKPT1\n"
@@ -28,18 +29,12 @@ def save(obj: Any, path: str | Path) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     payload = buf.getbuffer()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(MAGIC)
-            f.write(payload)
-            f.write(hashlib.sha256(payload).digest())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(MAGIC)
+        f.write(payload)
+        f.write(hashlib.sha256(payload).digest())
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from iapo import layout
-from iapo.config import ConfigError, load_params, resolve
-from iapo.errors import AuditError, CheckpointError, DeviceError, SummaryError, TrainingError, VideoError
+from iapo.config import load_params, resolve
+from iapo.errors import ConfigError, IapoError
 from iapo.evaluation import COLUMNS
 
 SCALE = "<scale>"  # how a default path that depends on --scale is shown in --help
@@ -342,9 +342,9 @@ def _bench_device(args: argparse.Namespace) -> int:
 
 
 def _bench_loop(args: argparse.Namespace) -> int:
+    from iapo import atomic
     from iapo.bench import format_loop, loop_overhead
     from iapo.envs import paper_name
-    from iapo.provenance import write_json_atomic
 
     pairs = [item.partition(":") for item in args.loop]
     bad = [item for item, (env, sep, variant) in zip(args.loop, pairs, strict=True)
@@ -361,7 +361,7 @@ def _bench_loop(args: argparse.Namespace) -> int:
                                   repeats=args.repeats))
     print(format_loop(rows))
     if args.json:
-        write_json_atomic({"loop": rows}, args.json)
+        atomic.write_json(args.json, {"loop": rows})
         print(f"written: {args.json}", file=sys.stderr)
     return 0
 
@@ -442,15 +442,11 @@ def cmd_diagnose_scale(args: argparse.Namespace) -> int:
 
 def cmd_notebook(args: argparse.Namespace) -> int:
     from iapo.figures import notebooks
-    from iapo.notebooks import MissingSummaryError, NotebookError, run_notebook
+    from iapo.notebooks import run_notebook
 
     scale = args.scale or load_params(args.params).scale
-    try:
-        for group in args.groups or list(notebooks()):
-            run_notebook(group, scale, args.summary)
-    except NotebookError as err:
-        print(f"iapo notebook: error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, MissingSummaryError) else 1
+    for group in args.groups or list(notebooks()):
+        run_notebook(group, scale, args.summary)
     return 0
 
 
@@ -495,10 +491,9 @@ def main(argv: list[str] | None = None) -> int:
                 "rebuild-figures": cmd_rebuild_figures, "gpu-check": cmd_gpu_check}
     try:
         return commands[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, AuditError, SummaryError, DeviceError,
-            VideoError) as err:
+    except IapoError as err:  # the input's fault: one paragraph naming it and the fix
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
 
 
 if __name__ == "__main__":

@@ -12,13 +12,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from iapo.errors import ConfigError
+
 DEFAULT_PARAMS = Path("params.yaml")
 Family = Literal["direct", "iterative", "direct_flow"]
 ArchName = Literal["A", "B"]
-
-
-class ConfigError(ValueError):
-    """A bad `params.yaml` or a bad command-line choice; the message names the key and the fix."""
 
 
 class _Strict(BaseModel):
@@ -180,6 +178,18 @@ class Scale(_Strict):
     checkpoint_steps: list[int] = Field(min_length=1)
     resume_every: int = Field(gt=0)
     diagnostics: dict[str, DiagnosticJob] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        """What the scale trains, in one line: "9 env × variant pairs in 3 groups, 3–8 seeds (40 runs),
+        1500–3000 env steps" (each range from the groups' own settings)."""
+
+        def span(values: list[int]) -> str:
+            return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+        pairs = self.runs()
+        seeds = [self.seeds_of(e, v) for e, v in pairs]
+        return (f"{len(pairs)} env × variant pairs in {len(self.grid)} groups, {span(seeds)} seeds "
+                f"({sum(seeds)} runs), {span([self.steps_of(e, v) for e, v in pairs])} env steps")
 
     def runs(self) -> list[tuple[str, str]]:
         """(env, variant) of every run of the grid, in the order the groups list them."""

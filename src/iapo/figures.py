@@ -41,7 +41,6 @@ comparison it belongs to (Figures 5-6: Hopper, HalfCheetah, Walker2d, Ant; Figur
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -49,6 +48,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from iapo import atomic
 from iapo.config import Params
 from iapo.layout import figures_root, notebooks_dir, summary_dir
 from iapo.stats import mean_band
@@ -517,10 +517,9 @@ def save(fig, out_dir: str | Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for ext, metadata in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
-        path, tmp = out / f"{name}.{ext}", out / f".{name}.{ext}.tmp"
-        fig.savefig(tmp, format=ext, metadata=metadata)
-        os.replace(tmp, path)
-        written.append(path)
+        with atomic.replacing(out / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, metadata=metadata)
+        written.append(out / f"{name}.{ext}")
     return written
 
 
@@ -725,12 +724,7 @@ def index_markdown(scale: str = "mini") -> str:
 
 
 def write_index(out: str | Path, scale: str = "mini") -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(index_markdown(scale))
-    os.replace(tmp, out)
-    return out
+    return atomic.write_text(out, index_markdown(scale))
 
 
 

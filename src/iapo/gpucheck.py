@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from iapo import atomic
 from iapo.config import load_params
-from iapo.provenance import write_json_atomic
 
 TRAIN_ENV = "InvertedPendulum-v2"
 LOOP_ENV = "HalfCheetah-v2"
@@ -305,7 +305,7 @@ def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
     result["grid"] = grid_cost(Path(params_path), best, result["pack"]["speedup"])
     result["wall_s"] = time.perf_counter() - t_start
     json_path, md_path = out / f"gpu_check-{kind}.json", out / f"gpu_check-{kind}.md"
-    write_json_atomic(result, json_path)
+    atomic.write_json(json_path, result)
     md_path.write_text(format_markdown(result) + "\n")
     print(f"gpu-check: done in {result['wall_s']:.0f} s; written: {json_path}, {md_path} "
           f"(run folders and logs: {work})", file=sys.stderr)

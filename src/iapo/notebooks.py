@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from iapo import layout
+from iapo.errors import MissingSummaryError, NotebookError
 from iapo.layout import figures_dir, notebooks_dir
 
 NOTEBOOKS = Path("notebooks")
@@ -28,14 +29,6 @@ PAGE_CSS = """body { font-family: sans-serif; max-width: 1200px; margin: 2em aut
 .prompt { color: #888; font-size: 0.8em; }
 img { max-width: 100%; }
 """
-
-
-class NotebookError(RuntimeError):
-    """A notebook is missing or failed; the message names it and where its error is."""
-
-
-class MissingSummaryError(NotebookError):
-    """The summary tables a notebook reads are absent: a step of the pipeline has not run yet."""
 
 
 def check_summary(summary_dir: Path, scale: str) -> None:
@@ -62,7 +55,7 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     import nbformat
     import papermill
 
-    from iapo.summary import write_atomic
+    from iapo import atomic
 
     source = NOTEBOOKS / f"{group}.py"
     if not source.is_file():
@@ -86,8 +79,8 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
                             f"the executed notebook with the traceback is {failed}") from None
     nb = without_volatile_metadata(nb, source, out)
     partial.unlink(missing_ok=True)
-    write_atomic(nbformat.writes(nb) + "\n", out)
-    write_atomic(html_page(nb, f"{group} ({scale})"), out.with_suffix(".html"))
+    atomic.write_text(out, nbformat.writes(nb) + "\n")
+    atomic.write_text(out.with_suffix(".html"), html_page(nb, f"{group} ({scale})"))
     return out
 
 

@@ -1,9 +1,8 @@
-"""Where a result came from: code version, package versions, machine; plus atomic JSON writes."""
+"""Where a result came from: code version, package versions, machine."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import re
@@ -86,11 +85,3 @@ def machine() -> dict:
 def provenance(device: torch.device | str) -> dict:
     return {"git_commit": git_commit(), "versions": package_versions(), "lock": lock_state(),
             "machine": machine(), "device": str(device)}
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from iapo import atomic
 from iapo.config import Params
 from iapo.errors import SummaryError
 from iapo.layout import DIAGNOSTICS_ROOT, RUNS_ROOT, summary_dir
@@ -209,18 +209,8 @@ def unpack_tables(folder: str | Path) -> list[Path]:
     for packed in sorted(Path(folder).glob("*.csv.gz")):
         plain = packed.with_suffix("")
         if not plain.exists():
-            tmp = plain.with_name(f".{plain.name}.tmp")
-            tmp.write_bytes(gzip.decompress(packed.read_bytes()))
-            os.replace(tmp, plain)
-            written.append(plain)
+            written.append(atomic.write_bytes(plain, gzip.decompress(packed.read_bytes())))
     return written
-
-
-def write_atomic(text: str, path: Path) -> None:
-    """Write `path` through a temporary file and a rename: never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
@@ -253,9 +243,9 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in tables.items():
-        write_atomic(table.to_csv(index=False), out / name)
+        atomic.write_text(out / name, table.to_csv(index=False))
         written.append(out / name)
-    write_atomic(json.dumps(scale_report(params, scale), indent=2) + "\n", out / "scale.json")
+    atomic.write_text(out / "scale.json", json.dumps(scale_report(params, scale), indent=2) + "\n")
     written.append(out / "scale.json")
     return written
 

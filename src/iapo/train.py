@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from iapo import checkpoint
+from iapo import atomic, checkpoint
 from iapo.agent import Agent, Batch
 from iapo.config import RunConfig
 from iapo.curves import FOLDER as CURVES_FOLDER
@@ -27,7 +26,7 @@ from iapo.distributions import gaussian_kl
 from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.errors import TrainingError
 from iapo.evaluation import play_episode
-from iapo.provenance import provenance, write_json_atomic
+from iapo.provenance import provenance
 from iapo.replay import ReplayBuffer, reseed
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
@@ -87,9 +86,9 @@ class Run:
         if self.c.step < self.cfg.initial_random_steps:
             action = self.rng.uniform(-1.0, 1.0, self.agent.act_dim).astype(np.float32)
         else:
-            action = self.agent.act_on_device(self.device_obs()).cpu().numpy()  # the one device→host copy
+            on_device, lam = self.agent.act_on_device(self.device_obs())
+            action = on_device.cpu().numpy()  # the one device→host copy
             if self.tracks_policy_change:
-                lam = self.agent.last_policy
                 self.c.episode_states.append(np.asarray(self.obs, dtype=np.float32).tolist())
                 self.c.episode_lams.append(torch.cat([lam.mu[0], lam.log_sigma[0]]))  # stays on the device
         next_obs, reward, terminated, truncated, _ = self.env.step(scale_action(self.env, action))
@@ -416,14 +415,13 @@ class Run:
             "threads": torch.get_num_threads(),
             "config": self.cfg.to_dict(),
         }
-        write_json_atomic(info, self.out / "run.json")
+        atomic.write_json(self.out / "run.json", info)
         return info
 
 
 def write_csv_atomic(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
 def train(

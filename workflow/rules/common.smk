@@ -74,14 +74,6 @@ def summary_dir(scale):
     return str(layout.summary_dir(scale))
 
 
-def describe_scale(scale):
-    sc = PARAMS.scales[scale]
-    seeds = sorted({sc.seeds_of(env, variant) for env, variant in sc.runs()})
-    seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-    return (f"{len(sc.runs())} env × variant pairs in {len(sc.grid)} groups × {seeds_text} seeds "
-            f"({len(run_grid(PARAMS, scale))} runs), {sc.steps} env steps")
-
-
 # ---------------------------------------------------------------- final targets
 # Each stage registers the products `rule all` asks for, as a function of the scale: the
 # diagnostics, summary, figures and audit rule files each add theirs.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 import types
 import typing
@@ -26,11 +25,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from iapo import checkpoint
+from iapo import atomic, checkpoint
 from iapo.agent import Agent
 from iapo.config import RunConfig
 from iapo.distributions import kl_to_uniform, log_prob
 from iapo.envs import EnvState, get_state, make_env, scale_action
+from iapo.errors import DiagnosticError
 from iapo.objective import Estimate, Objective
 from iapo.optimizers.base import PolicyOptimizer, Trace
 from iapo.summary import DiagnosticRun, RunKey
@@ -46,10 +46,6 @@ IDENTITY = {
     "step": "env step of the checkpoint",
 }
 """Columns that open every diagnostic table: which run and which checkpoint."""
-
-
-class DiagnosticError(RuntimeError):
-    """A diagnostic cannot run on this input; the message names the file or option and the fix."""
 
 
 # --------------------------------------------------------------------------- options
@@ -532,16 +528,9 @@ def progress(iterable: Iterable, desc: str, total: int | None = None, unit: str 
 
 def write_table(df: pd.DataFrame, path: Path) -> Path:
     """Write a CSV atomically (temp file, then rename): a crash never leaves a partial table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic.replacing(path) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 INTEGER_COLUMNS = frozenset({

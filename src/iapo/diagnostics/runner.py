@@ -107,16 +107,7 @@ def diagnose(name: str, opts: Options) -> dict[str, Path]:
 
 
 def main(name: str, argv: list[str]) -> int:
-    """`iapo diagnose <name> [options]`; a bad input exits 2 with a one-paragraph message."""
-    try:
-        parser = build_parser(name)
-    except DiagnosticError as err:
-        print(f"iapo diagnose: error: {err}", file=sys.stderr)
-        return 2
-    opts = options_from_args(options_class(load(name)), parser.parse_args(argv))
-    try:
-        diagnose(name, opts)
-    except DiagnosticError as err:
-        print(f"iapo diagnose {name}: error: {err}", file=sys.stderr)
-        return 2
+    """`iapo diagnose <name> [options]`; a bad input raises `DiagnosticError` (the CLI reports it)."""
+    opts = options_from_args(options_class(load(name)), build_parser(name).parse_args(argv))
+    diagnose(name, opts)
     return 0
