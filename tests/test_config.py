@@ -111,11 +111,11 @@ def test_scales_only_list_known_names(params: Params) -> None:
 def test_every_configured_diagnostic_option_parses(params: Params) -> None:
     """A typo in params.yaml `scales.*.diagnostics.*.options` fails here, not hours into a pipeline."""
     from iapo.diagnostics.runner import build_parser
-    from iapo.summary import diagnostic_runs
+    from iapo.summary import diagnose_argv, diagnostic_runs
 
     for scale in params.scales:
         for job in diagnostic_runs(params, scale):
-            parsed = vars(build_parser(job.name).parse_args(job.argv(params, scale)))
+            parsed = vars(build_parser(job.name).parse_args(diagnose_argv(job, params, scale)))
             for key, value in params.scales[scale].diagnostics[job.name].options.items():
                 assert str(parsed[key]) == str(value), (scale, job.name, key)
 

@@ -214,3 +214,32 @@ def test_no_file_points_outside_the_repository() -> None:
         found += [f"{name}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
                   if OUTSIDE.search(line)]
     assert not found, "pointers to files outside the repository:\n" + "\n".join(found)
+
+
+def test_no_module_imports_back_into_a_loop() -> None:
+    """The package's imports (module-level and inside functions) form no loop, and the ground floor
+    (`layout`, `errors`, `atomic`: names, errors, file writes) imports nothing of the project."""
+    import ast
+
+    src = ROOT / "src"
+    modules = {".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in (src / "iapo").rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("iapo"):
+                found = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+                targets |= found or {node.module}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("iapo")}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    for ground in ("iapo.layout", "iapo.errors", "iapo.atomic"):
+        assert graph[ground] == set(), (ground, graph[ground])
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(t == goal or (t not in seen and not seen.add(t) and reaches(t, goal, seen))
+                   for t in graph[start])
+
+    loops = sorted(name for name in graph if reaches(name, name, set()))
+    assert not loops, f"modules on an import loop: {loops}"

@@ -16,6 +16,7 @@ from iapo.summary import (
     RunKey,
     SummaryError,
     collect_diagnostic,
+    diagnose_argv,
     diagnostic_runs,
     diagnostic_tables,
     produced_tables,
@@ -61,7 +62,7 @@ def test_diagnostic_jobs_follow_variants_envs_and_donor(params: Params) -> None:
         ("direct", 0, RunKey("Ant-v2", "iterative", 0)), ("direct", 1, RunKey("Ant-v2", "iterative", 1)),
         ("iterative", 0, None), ("iterative", 1, None)]
     assert {j.key.env for j in jobs} == {"Ant-v2"}
-    assert jobs[0].argv(p, "smoke") == [
+    assert diagnose_argv(jobs[0], p, "smoke") == [
         "--run", "results/runs/smoke/Ant-v2/direct/seed0",
         "--out", "results/diagnostics/smoke/surface_2d/Ant-v2/direct/seed0.csv",
         "--grid", "7", "--optimizer-from", "results/runs/smoke/Ant-v2/iterative/seed0"]

@@ -426,7 +426,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_diagnose_scale(args: argparse.Namespace) -> int:
     from iapo.diagnostics.runner import main as diagnose
-    from iapo.summary import diagnostic_runs
+    from iapo.summary import diagnose_argv, diagnostic_runs
 
     params = load_params(args.params)
     scale = args.scale or params.scale
@@ -435,7 +435,7 @@ def cmd_diagnose_scale(args: argparse.Namespace) -> int:
         print(f"iapo diagnose-scale: scales.{scale}.diagnostics lists no run for {args.name}",
               file=sys.stderr)
     for job in jobs:
-        if (code := diagnose(args.name, job.argv(params, scale))) != 0:
+        if (code := diagnose(args.name, diagnose_argv(job, params, scale))) != 0:
             return code
     return 0
 

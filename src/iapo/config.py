@@ -243,7 +243,7 @@ class Params(_Strict):
         return self
 
     def _check_scale(self, name: str, scale: Scale) -> None:
-        from iapo.diagnostics import REGISTRY  # light: names only
+        from iapo.layout import REGISTRY
 
         where = f"scales.{name}"
         for env in scale.steps_per_env:

@@ -1,4 +1,5 @@
-"""Where each product of the study lives, relative to the repository root.
+"""Where each product of the study lives, relative to the repository root, and what it is called:
+the analyses and their tables, a run of a scale's grid (`RunKey`), a diagnostic job (`DiagnosticRun`).
 
 One definition for the workflow's rules (workflow/rules/*.smk) and the defaults of the `iapo`
 commands, so that a product made by hand lands where the next step of the pipeline looks for it:
@@ -14,6 +15,7 @@ commands, so that a product made by hand lands where the next step of the pipeli
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 RUNS_ROOT = Path("results/runs")
@@ -57,3 +59,60 @@ def audit_products(scale: str) -> list[Path]:
     md = audit_md(scale)
     overview = [figures_root(scale) / f"audit_overview.{ext}" for ext in ("png", "pdf")]
     return [md, md.with_suffix(".html"), *overview]
+
+
+# ---------------------------------------------------------------- the analyses and their tables
+REGISTRY: dict[str, str] = {
+    "value_bias": "Q̂ − Monte Carlo soft return on uniform-random state-action pairs (A.2, Figure 3a)",
+    "policy_change": "KL between successive checkpoints' policies on an episode's states (Figure 3b)",
+    "amortization_gap": "J gained by Adam on λ from the amortized estimate (A.3, Figures 6, 8, 15, 23)",
+    "improvement": "J per iteration and ΔJ of the iterative optimizer over training; λ_i along an "
+                   "episode (B.3, Fig. 4a, 4b, 17)",
+    "test_time": "evaluation return with extra test-time optimization of λ (B.6, Figures 20, 21)",
+    "optimizer_comparison": "iterative vs Adam vs CEM: J per iteration, time per iteration (B.4, Fig. 18)",
+    "surface_2d": "J over two action-mean dimensions, estimate, optimum, trajectories from random λ_0 "
+                  "(A.1, Fig. 1, 2, 19)",
+    "modes": "distances between 10 optimization runs per state, from one λ_0 or random ones; most "
+             "bimodal state (B.7, Fig. 2, 7)",
+    "mb_transfer": "a model-free iterative optimizer acting zero-shot on model-based values (§4.2.5, Fig. 9)",
+    "mb_planning": "planned model rollouts and J over the iterations of a model-based agent (Fig. 13b-c)",
+}
+"""name → one-line summary; the module is iapo.diagnostics.<name>."""
+
+EXTRA_TABLES: dict[str, tuple[str, ...]] = {
+    "modes": ("state",), "mb_planning": ("rollout",), "improvement": ("refinement",),
+}
+"""name → its tables besides "main" (the module's COLUMNS keys; a test keeps the two in sync)."""
+
+
+def table_names(name: str) -> list[str]:
+    """The summary tables a diagnostic feeds: NAME, then NAME_<table> for each extra table."""
+    return [name, *(f"{name}_{t}" for t in EXTRA_TABLES.get(name, ()))]
+
+
+# ---------------------------------------------------------------- one run, one diagnostic job
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """One training run of a scale's grid."""
+
+    env: str
+    variant: str
+    seed: int
+
+    def folder(self, scale: str, root: str | Path = RUNS_ROOT) -> Path:
+        """`<root>/<scale>/<env>/<variant>/seed<k>`: the run folder `iapo train --out` writes."""
+        return Path(root) / scale / self.env / self.variant / f"seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class DiagnosticRun:
+    """One `iapo diagnose NAME` job: a finished run, and the run lending its optimizer (if any)."""
+
+    name: str
+    key: RunKey
+    donor: RunKey | None = None
+
+    def out(self, scale: str, root: str | Path = DIAGNOSTICS_ROOT) -> Path:
+        """<root>/<scale>/<name>/<env>/<variant>/seed<k>.csv (extra tables: seed<k>_<table>.csv)."""
+        k = self.key
+        return Path(root) / scale / self.name / k.env / k.variant / f"seed{k.seed}.csv"

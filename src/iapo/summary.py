@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,22 +30,18 @@ import pandas as pd
 from iapo import atomic
 from iapo.config import Params
 from iapo.errors import SummaryError
-from iapo.layout import DIAGNOSTICS_ROOT, RUNS_ROOT, summary_dir
+from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules that import them from here
+    DIAGNOSTICS_ROOT,
+    EXTRA_TABLES,
+    REGISTRY,
+    RUNS_ROOT,
+    DiagnosticRun,
+    RunKey,
+    summary_dir,
+    table_names,
+)
 
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
-
-
-@dataclass(frozen=True, order=True)
-class RunKey:
-    """One training run of a scale's grid."""
-
-    env: str
-    variant: str
-    seed: int
-
-    def folder(self, scale: str, root: str | Path = RUNS_ROOT) -> Path:
-        """`<root>/<scale>/<env>/<variant>/seed<k>`: the run folder `iapo train --out` writes."""
-        return Path(root) / scale / self.env / self.variant / f"seed{self.seed}"
 
 
 def run_grid(params: Params, scale: str) -> list[RunKey]:
@@ -59,28 +54,15 @@ def run_grid(params: Params, scale: str) -> list[RunKey]:
             for seed in range(sc.seeds_of(env, variant))]
 
 
-@dataclass(frozen=True)
-class DiagnosticRun:
-    """One `iapo diagnose NAME` job: a finished run, and the run lending its optimizer (if any)."""
-
-    name: str
-    key: RunKey
-    donor: RunKey | None = None
-
-    def out(self, scale: str, root: str | Path = DIAGNOSTICS_ROOT) -> Path:
-        """<root>/<scale>/<name>/<env>/<variant>/seed<k>.csv (extra tables: seed<k>_<table>.csv)."""
-        k = self.key
-        return Path(root) / scale / self.name / k.env / k.variant / f"seed{k.seed}.csv"
-
-    def argv(self, params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
-             root: str | Path = DIAGNOSTICS_ROOT) -> list[str]:
-        """The arguments of `iapo diagnose NAME` for this job (the pipeline and DVC both use them)."""
-        args = ["--run", str(self.key.folder(scale, runs_root)), "--out", str(self.out(scale, root))]
-        for key, value in params.scales[scale].diagnostics[self.name].options.items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
-        if self.donor is not None:
-            args += ["--optimizer-from", str(self.donor.folder(scale, runs_root))]
-        return args
+def diagnose_argv(job: DiagnosticRun, params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
+                  root: str | Path = DIAGNOSTICS_ROOT) -> list[str]:
+    """The arguments of `iapo diagnose NAME` for one job (the pipeline and DVC both use them)."""
+    args = ["--run", str(job.key.folder(scale, runs_root)), "--out", str(job.out(scale, root))]
+    for key, value in params.scales[scale].diagnostics[job.name].options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    if job.donor is not None:
+        args += ["--optimizer-from", str(job.donor.folder(scale, runs_root))]
+    return args
 
 
 def diagnostic_runs(params: Params, scale: str, name: str | None = None) -> list[DiagnosticRun]:
@@ -107,23 +89,17 @@ def diagnostic_runs(params: Params, scale: str, name: str | None = None) -> list
 
 def diagnostic_names(params: Params, scale: str) -> list[str]:
     """The analyses a scale runs: those of `scales.<scale>.diagnostics` matching at least one run."""
-    from iapo.diagnostics import REGISTRY
-
     return [name for name in REGISTRY if diagnostic_runs(params, scale, name)]
 
 
 def diagnostic_tables(params: Params, scale: str) -> list[str]:
     """Summary tables (NAME, NAME_<table>) the scale's diagnostics produce."""
-    from iapo.diagnostics import table_names
-
     return [table for name in diagnostic_names(params, scale) for table in table_names(name)]
 
 
 def collect_diagnostic(params: Params, scale: str, name: str,
                        root: str | Path = DIAGNOSTICS_ROOT) -> dict[str, pd.DataFrame]:
     """The per-run tables of diagnostic NAME concatenated: {NAME: …, NAME_<table>: …}."""
-    from iapo.diagnostics import EXTRA_TABLES, table_names
-
     jobs = diagnostic_runs(params, scale, name)
     tables: dict[str, list[pd.DataFrame]] = {t: [] for t in table_names(name)}
     for job in jobs:
@@ -253,8 +229,6 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
 def produced_tables(info: dict) -> set[str]:
     """The summary tables a scale produces (scale.json): the core tables, and every table of each
     diagnostic that has at least one run of the scale's grid to analyse."""
-    from iapo.diagnostics import table_names
-
     preset = info.get("preset", {})
     runs = {(e, v) for g in preset.get("grid", []) for e in g["envs"] for v in g["variants"]}
     tables = {name.removesuffix(".csv") for name in SUMMARY_FILES if name.endswith(".csv")}

@@ -1,5 +1,5 @@
 # Diagnostics: one job per finished run × analysis that params.yaml `scales.<scale>.diagnostics`
-# asks for: `iapo diagnose NAME <the job's arguments>` (iapo.summary.DiagnosticRun.argv: the run,
+# asks for: `iapo diagnose NAME <the job's arguments>` (iapo.summary.diagnose_argv: the run,
 # the output CSV, the options of params.yaml, the donor run for --optimizer-from). The summary rule
 # gathers the per-run tables into results/summary/<scale>/NAME.csv for the notebooks and the audit.
 #
@@ -11,7 +11,7 @@ import shlex
 
 from iapo.diagnostics import EXTRA_TABLES, REGISTRY
 from iapo.layout import DIAGNOSTICS_ROOT
-from iapo.summary import DiagnosticRun, diagnostic_runs, diagnostic_tables
+from iapo.summary import DiagnosticRun, diagnose_argv, diagnostic_runs, diagnostic_tables
 
 # results/diagnostics/{scale}/{name}/{env}/{variant}/seed{seed}.csv (extra tables: seed{seed}_T.csv)
 DIAG_CSV = str(DiagnosticRun("{name}", RunKey("{env}", "{variant}", "{seed}")).out("{scale}"))
@@ -60,7 +60,7 @@ for _name in REGISTRY:  # one rule per analysis: its own log folder, resources a
         log:
             f"logs/{{scale}}/diagnostics/{_name}/{{env}}/{{variant}}/seed{{seed}}.log",
         params:
-            args=lambda wildcards, name=_name: shlex.join(diagnostic_job(wildcards, name).argv(PARAMS, wildcards.scale)),
+            args=lambda wildcards, name=_name: shlex.join(diagnose_argv(diagnostic_job(wildcards, name), PARAMS, wildcards.scale)),
             name=_name,
         threads: 1
         shell:

@@ -31,9 +31,9 @@ from iapo.config import RunConfig
 from iapo.distributions import kl_to_uniform, log_prob
 from iapo.envs import EnvState, get_state, make_env, scale_action
 from iapo.errors import DiagnosticError
+from iapo.layout import DiagnosticRun, RunKey
 from iapo.objective import Estimate, Objective
 from iapo.optimizers.base import PolicyOptimizer, Trace
-from iapo.summary import DiagnosticRun, RunKey
 
 DEFAULT_OUT = DiagnosticRun("<name>", RunKey("<env>", "<variant>", "<k>")).out("<scale>")
 """The layout of `--out` when it is not given, as --help shows it."""

@@ -47,7 +47,7 @@ def table_paths(out: Path, names: list[str]) -> dict[str, Path]:
 def default_out(name: str, opts: Options) -> Path:
     """Where the pipeline keeps this table: results/diagnostics/<scale>/<name>/<env>/<variant>/
     seed<k>.csv for the run's own scale, env, variant and seed (read from its last checkpoint)."""
-    from iapo.summary import DiagnosticRun, RunKey
+    from iapo.layout import DiagnosticRun, RunKey
 
     cfg = load_snapshot(select_checkpoints(opts.run, "last")[0][1], "cpu").cfg
     return DiagnosticRun(name, RunKey(cfg.env, cfg.variant, cfg.seed)).out(cfg.scale)
