@@ -57,9 +57,14 @@ def css_class(name: str) -> str:
     return "s-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
 
 
+def _unit(g: GroupResult) -> float:
+    """What the group's margins and thresholds are multiples of (1 where it has none)."""
+    return g.unit if g.unit and np.isfinite(g.unit) else 1.0
+
+
 def standardized(g: GroupResult) -> tuple[float, float, float]:
     """A group's estimate and interval in its claim's unit."""
-    unit = g.unit if g.unit and np.isfinite(g.unit) else 1.0
+    unit = _unit(g)
     return g.estimate / unit, g.low / unit, g.high / unit
 
 
@@ -67,8 +72,7 @@ def regions(g: GroupResult) -> tuple[tuple[float, float], tuple[float, float]] |
     """The rule's supported interval and its contradiction bounds, in the claim's unit."""
     if g.rule is None:
         return None
-    unit = g.unit if g.unit and np.isfinite(g.unit) else 1.0
-    r = g.rule
+    unit, r = _unit(g), g.rule
     return (r.good_low / unit, r.good_high / unit), (r.contradict_low / unit, r.contradict_high / unit)
 
 

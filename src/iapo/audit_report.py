@@ -19,12 +19,20 @@ from iapo.audit import (
     INTERVAL,
     MIN_SEEDS,
     ClaimResult,
-    GroupResult,
     Untestable,
     load_untestable,
     verdicts_across_scales,
 )
-from iapo.audit_page import UNIT_LABELS, Card, chapters, draw_overview, figure_files, forest_svg, write_page
+from iapo.audit_page import (
+    UNIT_LABELS,
+    Card,
+    chapters,
+    draw_overview,
+    figure_files,
+    forest_svg,
+    plotted_groups,
+    write_page,
+)
 from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
 
@@ -136,15 +144,11 @@ def _chance_note(results: list[ClaimResult]) -> list[str]:
     return ["", "**" + chance_note(results).replace(". ", ".** ", 1)]
 
 
-def _group_rows(r: ClaimResult) -> list[GroupResult]:
-    return r.groups + ([r.aggregate] if r.aggregate else [])
-
-
 def power_rows(r: ClaimResult) -> list[dict[str, str]]:
     """What would decide each open in-scope group of a claim: where it heads, P(verdict) at other
     seed counts, and the seeds per arm that decide it (this scale's run length only)."""
     rows = []
-    for g in _group_rows(r):
+    for g in plotted_groups(r):
         if g.verdict != "inconclusive" or not g.in_scope or g.rule is None:
             continue
         if r.reason.startswith("not comparable") or (r.aggregate is not None and g is not r.aggregate):
@@ -239,7 +243,7 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
               "| id | group | scope | seeds | estimate | 95% CI | unit | verdict |",
               "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        for g in _group_rows(r):
+        for g in plotted_groups(r):
             scope = "in" if g.in_scope else "out"
             lines.append(f"| {r.claim.id} | {_md_cell(g.group)} | {scope} | {g.n_seeds} | {g.estimate:.4g} | "
                          f"[{g.low:.4g}, {g.high:.4g}] | {g.unit:.4g} | {g.verdict} |")
