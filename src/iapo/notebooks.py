@@ -69,7 +69,7 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
     print(f"iapo notebook: {source} -> {out} (+ .html), figures in {figures_dir(scale)}/", file=sys.stderr)
     partial = out.with_name(f".{group}.tmp.ipynb")  # papermill's own writes go here, never to `out`
     try:
-        nb = papermill.execute_notebook(numbered(jupytext.read(source), group), str(partial),
+        nb = papermill.execute_notebook(jupytext.read(source), str(partial),
                                         parameters=params, kernel_name="python3", language="python",
                                         cwd=".", progress_bar=False)
     except papermill.PapermillExecutionError as err:
@@ -77,7 +77,7 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
         os.replace(partial, failed)
         raise NotebookError(f"{source} failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
                             f"the executed notebook with the traceback is {failed}") from None
-    nb = without_volatile_metadata(nb, source, out)
+    nb = numbered(without_volatile_metadata(nb, source, out), group)
     partial.unlink(missing_ok=True)
     atomic.write_text(out, nbformat.writes(nb) + "\n")
     atomic.write_text(out.with_suffix(".html"), html_page(nb, f"{group} ({scale})"))
@@ -85,8 +85,9 @@ def run_notebook(group: str, scale: str, summary_dir: str | Path | None = None) 
 
 
 def numbered(nb: Any, group: str) -> Any:
-    """The notebook with stable cell ids (`<group>-<index>`): jupytext draws random ones on each read,
-    which would make every rebuild of an unchanged notebook a different file."""
+    """The notebook with stable cell ids (`<group>-<index>`): jupytext draws random ones on each read
+    and papermill another for the cell of parameters it inserts, which would make every rebuild of
+    an unchanged notebook a different file."""
     for index, cell in enumerate(nb.cells):
         cell.id = f"{group}-{index}"[-64:]
     return nb
