@@ -68,7 +68,11 @@ def scale_facts(summary_dir: Path) -> list[tuple[str, str]]:
 
 
 def _scale_note(summary_dir: Path) -> str:
-    return "\n".join(f"- **{key}**: {text}" for key, text in scale_facts(summary_dir))
+    return _facts_markdown(scale_facts(summary_dir))
+
+
+def _facts_markdown(facts: list[tuple[str, str]]) -> str:
+    return "\n".join(f"- **{key}**: {text}" for key, text in facts)
 
 
 def _md_cell(text: str) -> str:
@@ -224,7 +228,8 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
     depends on its own tables alone."""
     summary_dir, out_md = Path(summary_dir), Path(out_md)
     counts = pd.Series([r.verdict for r in results]).value_counts().to_dict()
-    lines = ["# Claims audit", "", "## Scale of the results", "", _scale_note(summary_dir), "",
+    facts = scale_facts(summary_dir)  # read once: the report's and the page's header
+    lines = ["# Claims audit", "", "## Scale of the results", "", _facts_markdown(facts), "",
              "## Verdicts", "",
              f"{len(results)} claims: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), "",
              "| id | claim | paper | metric | verdict | reason |", "|---|---|---|---|---|---|"]
@@ -260,13 +265,13 @@ def write_report(results: list[ClaimResult], summary_dir: str | Path, out_md: st
     text = "\n".join(lines) + "\n"
     atomic.write_text(out_md, text)
     out_html = out_md.with_suffix(".html")
-    scale = dict(scale_facts(summary_dir)).get("scale", "?")
+    scale = dict(facts).get("scale", "?")
     overview = draw_overview(results, out_md.parent, f"Claims audit at scale {scale}: "
                              + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     notes = [chance_note(results)]
     if any(r.claim.beta_dependent for r in results):
         notes.append(f"Note on β-dependent claims: {BETA_NOTE}.")
-    atomic.write_text(out_html, write_page(out_html, [_card(r) for r in results], scale_facts(summary_dir),
+    atomic.write_text(out_html, write_page(out_html, [_card(r) for r in results], facts,
                                            counts, notes, load_untestable(claims_path) if claims_path else [],
                                            bool(overview)))
     return out_md, out_html
