@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from iapo.bench import OPS, PATHS, VARIANTS, format_table, run_bench
 from iapo.config import resolve
-from iapo.flops import Gemm, floor_ms, op_gemms, q_value, total_flops
+from iapo.tools.bench import OPS, PATHS, VARIANTS, format_table, run_bench
+from iapo.tools.flops import Gemm, floor_ms, op_gemms, q_value, total_flops
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 OP_KEYS = {"op", "variant", "q_arch", "ms", "ms_min", "ms_max", "flops", "floor_ms",
@@ -98,7 +98,7 @@ def test_rejects_bad_arguments(kwargs: dict) -> None:
         run_bench(PARAMS, **kwargs)
 
 
-# ------------------------------------------------------------------ FLOP counts (iapo.flops)
+# ------------------------------------------------------------------ FLOP counts (iapo.tools.flops)
 def test_gemm_flops_and_q_products_hand_counted(params) -> None:
     assert Gemm(3, 4, 5, count=2).flops == 2 * 3 * 4 * 5 * 2
     arch = params.q_architectures["A"]
@@ -129,7 +129,7 @@ def test_floor_is_a_positive_time(params) -> None:
 
 
 def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
-    from iapo.bench import loop_overhead
+    from iapo.tools.bench import loop_overhead
     from tests.test_train import small_params
 
     params = small_params(tmp_path, steps=220, initial_random_steps=150, eval_every=220, eval_episodes=1,
@@ -142,7 +142,7 @@ def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
     assert 0 < r["in_parts_s"] < r["wall_s"]
     assert r["overhead"] == pytest.approx(r["wall_s"] / r["in_parts_s"] - 1)
     assert set(r["unit_s"]) == {"update", "act", "act_deterministic", "env_step"}
-    from iapo.bench import format_loop
+    from iapo.tools.bench import format_loop
 
     table = format_loop([r])
     assert "InvertedPendulum-v2" in table and f"{r['steps_per_s']:.1f}" in table
@@ -170,7 +170,7 @@ def test_act_floor_has_the_products_of_one_state(make_cfg) -> None:
 
 
 def test_warm_timing_reports_the_calls_after_the_first() -> None:
-    from iapo.bench import WARM_CALLS, _SelfTimed, _time_interleaved, _warm
+    from iapo.tools.bench import WARM_CALLS, _SelfTimed, _time_interleaved, _warm
 
     calls = []
     timed = _warm(lambda: calls.append(1))

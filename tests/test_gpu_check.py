@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from iapo.config import load_params
-from iapo.gpucheck import LOOP_VARIANTS, PATHS, TRAIN_VARIANTS, same_csv
 from iapo.summary import run_grid
+from iapo.tools.gpucheck import LOOP_VARIANTS, PATHS, TRAIN_VARIANTS, same_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

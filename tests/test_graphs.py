@@ -238,8 +238,8 @@ def test_the_graphs_setting_reads_on_and_off_and_is_not_hashed(tmp_path):
 
 
 def test_device_bench_times_eager_rows_on_the_cpu(capsys):
-    from iapo.bench import format_device_table, run_device_bench
     from iapo.cli import main
+    from iapo.tools.bench import format_device_table, run_device_bench
 
     result = run_device_bench(ROOT / "params.yaml", device="cpu", repeats=1, warmup=0,
                               variants=("direct",), archs=("A",))

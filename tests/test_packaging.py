@@ -218,7 +218,8 @@ def test_no_file_points_outside_the_repository() -> None:
 
 def test_no_module_imports_back_into_a_loop() -> None:
     """The package's imports (module-level and inside functions) form no loop, and the ground floor
-    (`layout`, `errors`, `atomic`: names, errors, file writes) imports nothing of the project."""
+    (`layout`, `errors`, `atomic`: names, errors, file writes) imports nothing of the project. The
+    tools (`iapo.tools`: benchmark, FLOP counts, GPU check) are reached from the CLI only."""
     import ast
 
     src = ROOT / "src"
@@ -236,6 +237,10 @@ def test_no_module_imports_back_into_a_loop() -> None:
         graph[name] = {t for t in targets if t in modules and t != name}
     for ground in ("iapo.layout", "iapo.errors", "iapo.atomic"):
         assert graph[ground] == set(), (ground, graph[ground])
+
+    into_tools = sorted(f"{name} -> {t}" for name, targets in graph.items() for t in targets
+                        if t.startswith("iapo.tools") and not name.startswith(("iapo.tools", "iapo.cli")))
+    assert not into_tools, into_tools
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         return any(t == goal or (t not in seen and not seen.add(t) and reaches(t, goal, seen))

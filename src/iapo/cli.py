@@ -308,7 +308,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_device(args)
     if args.loop:
         return _bench_loop(args)
-    from iapo.bench import TABLE_HEADER, format_table, run_bench, table_row
+    from iapo.tools.bench import TABLE_HEADER, format_table, run_bench, table_row
 
     def progress(row: dict) -> None:
         print("  ".join(f"{k}={v}" for k, v in zip(TABLE_HEADER, table_row(row), strict=True)),
@@ -326,7 +326,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _bench_device(args: argparse.Namespace) -> int:
     import torch
 
-    from iapo.bench import format_device_table, run_device_bench
+    from iapo.tools.bench import format_device_table, run_device_bench
 
     if args.loop:
         raise ConfigError(f"--loop with --device {args.device}: the loop benchmark times CPU training runs; "
@@ -343,8 +343,8 @@ def _bench_device(args: argparse.Namespace) -> int:
 
 def _bench_loop(args: argparse.Namespace) -> int:
     from iapo import atomic
-    from iapo.bench import format_loop, loop_overhead
     from iapo.envs import paper_name
+    from iapo.tools.bench import format_loop, loop_overhead
 
     pairs = [item.partition(":") for item in args.loop]
     bad = [item for item, (env, sep, variant) in zip(args.loop, pairs, strict=True)
@@ -465,7 +465,7 @@ def cmd_rebuild_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from iapo.gpucheck import format_markdown, gpu_check
+    from iapo.tools.gpucheck import format_markdown, gpu_check
 
     print(format_markdown(gpu_check(args.device, args.out, args.params)))
     return 0

@@ -133,7 +133,7 @@ def policy_gemms(
 
 
 def op_gemms(op: str, cfg: RunConfig, obs_dim: int, act_dim: int) -> list[Gemm]:
-    """GEMMs of one benchmark operation (see `iapo.bench`): `update` (Agent.update: Bellman target,
+    """GEMMs of one benchmark operation (see `iapo.tools.bench`): `update` (Agent.update: Bellman target,
     critic step, policy step), `policy_update` (the policy step alone) or `act` (one state)."""
     t = cfg.training
     b = t.batch_size

@@ -219,10 +219,10 @@ def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
     """Run every step (module docstring) on `device`; write and return the result."""
     import torch
 
-    from iapo.bench import run_device_bench
     from iapo.config import resolve
     from iapo.devices import describe, resolve_device
     from iapo.provenance import machine
+    from iapo.tools.bench import run_device_bench
 
     target = resolve_device(device)
     kind = target.type

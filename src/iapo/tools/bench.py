@@ -16,7 +16,7 @@ when asked, on the reference path (`training.fused: false`, plain autograd). Ope
 on CUDA, captured as CUDA graphs (`training.graphs: on`, `iapo.graphs`).
 
 Every row also carries the analytic FLOP count of the matrix products the operation needs
-(`iapo.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls, timed in this process on
+(`iapo.tools.flops`) and their *floor*: the same GEMMs as bare `torch.mm` calls, timed in this process on
 the same threads. The operations of one agent are timed with their floors, interleaved round by
 round, so load from other processes hits them alike; each agent's rows are printed as they end.
 efficiency = floor / median time;
@@ -41,9 +41,9 @@ from iapo.agent import Agent, Batch
 from iapo.config import RunConfig, load_params, resolve
 from iapo.devices import describe, resolve_device
 from iapo.envs import env_dims
-from iapo.flops import floor_runner, op_gemms, total_flops
 from iapo.graphs import WARMUP, synchronize
 from iapo.provenance import machine
+from iapo.tools.flops import floor_runner, op_gemms, total_flops
 
 __all__ = [
     "ARCHS", "BENCH_ENV", "DEVICE_OPS", "OPS", "PATHS", "VARIANTS", "bench_dims",
