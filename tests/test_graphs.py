@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-import iapo.agent
+import iapo.graphs
 from iapo.agent import Agent, Batch
 from iapo.config import ConfigError, load_params, resolve
 from iapo.graphs import WARMUP, StaticStep, set_capturable, uncached_snapshots
@@ -112,7 +112,7 @@ def test_static_buffers_compute_exactly_what_the_eager_path_computes(make_cfg, p
     batches = [buf.sample(BATCH) for _ in range(3)]
     assert_equal(steps(eager, batches, buf), steps(static, batches, buf), "steps")
     assert_equal(eager.training_state(), static.training_state(), "state")
-    assert static.static_update.calls == 3 and static.static_update.graph is None  # no capture here
+    assert static.graphs.update.calls == 3 and static.graphs.update.graph is None  # no capture here
     for agent in (eager, static):
         assert int(agent.update_count) == agent.n_updates == 3 and int(agent.nonfinite_at) == 0
 
@@ -345,7 +345,7 @@ def check_captured_against_eager(cfg, device: str, compare) -> None:
         agent.use_static_buffers(capture=True)
         agents.append(agent)
     graphed, eager = agents
-    eager.static_update = eager.static_act = None  # the eager calls, with the same capturable Adam
+    eager.graphs = None  # the eager calls, with the same capturable Adam
     buf = filled_buffer(device)
     n = WARMUP + 4
     for i in range(n):
@@ -364,7 +364,7 @@ def check_captured_against_eager(cfg, device: str, compare) -> None:
             policy = agent.policy(b.obs[:4])
             out.append([metrics, [a for a, _ in acted], acted[-1][1].mu, policy.mu, policy.log_sigma])
         compare(*out)
-    assert all(s.graph is not None for s in (graphed.static_update, *graphed.static_act.values()))
+    assert all(s.graph is not None for s in graphed.graphs.steps())
     compare(list(graphed.parameters()), list(eager.parameters()))
     b = buf.sample(BATCH)
     graphed.update(dataclasses.replace(b, reward=torch.full_like(b.reward, float("nan"))))
@@ -381,7 +381,7 @@ def test_replays_of_a_captured_graph_match_eager_calls(make_cfg, params, monkeyp
     """On the CPU with `CpuGraph`: capture and replays are bit-identical to eager calls (the same
     operators on the same numbers), and a capture makes no host read. Adam is made capturable on
     the CPU for this (torch allows it on accelerators only; its capturable arithmetic is device-agnostic)."""
-    monkeypatch.setattr(iapo.agent, "StaticStep", CpuGraphStep)
+    monkeypatch.setattr(iapo.graphs, "StaticStep", CpuGraphStep)
     adam = importlib.import_module("torch.optim.adam")
     monkeypatch.setattr(adam, "_get_capturable_supported_devices", lambda supports_xla=True: ["cpu"])
     cfg = configured(make_cfg, params, variant, **training)

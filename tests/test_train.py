@@ -284,13 +284,13 @@ def test_online_policy_change_is_zero_when_the_policy_does_not_move(tmp_path):
     obs = torch.zeros(2, 4)
     lam = learning.agent.policy(obs)
     learning.c.episode_states = obs.tolist()
-    learning.c.episode_lams = torch.cat([lam.mu + 0.1, lam.log_sigma - 0.2], -1).tolist()
+    learning.c.episode_lams = list(torch.cat([lam.mu + 0.1, lam.log_sigma - 0.2], -1))
     learning.c.pending = {}
     learning.record_policy_change()
     p = torch.distributions.Normal(lam.mu + 0.1, (lam.log_sigma - 0.2).exp())
     q = torch.distributions.Normal(lam.mu, lam.log_sigma.exp())
     expected = torch.distributions.kl_divergence(p, q).sum(-1).mean().item()
-    assert learning.c.pending["policy_kl"] == [pytest.approx(expected, rel=1e-5)]
+    assert [t.item() for t in learning.c.pending["policy_kl"]] == [pytest.approx(expected, rel=1e-5)]
     assert learning.c.episode_states == [] and learning.c.episode_lams == []
 
 
@@ -321,3 +321,24 @@ def test_direct_sac_learns_inverted_pendulum(tmp_path):
     assert broken < 40
     assert info["final_eval_return"] > 2.5 * broken, (info["final_eval_return"], broken)
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "step_3000.pt")
+
+
+def test_counters_round_trip_through_a_resume_state_and_read_states_of_earlier_versions() -> None:
+    """The loop's pending metrics and λ rows are saved stacked on the CPU and come back as tensors on
+    the training device; states of earlier versions, which held Python floats, load the same."""
+    from iapo.train import Counters
+
+    c = Counters(step=7, pending={"q_loss": [torch.tensor(0.5), torch.tensor(0.25)]},
+                 episode_lams=[torch.tensor([0.1, -1.0]), torch.tensor([0.2, -2.0])])
+    state = c.state()
+    assert state["pending"]["q_loss"].equal(torch.tensor([0.5, 0.25]))
+    assert state["episode_lams"].shape == (2, 2) and state["episode_lams"].device.type == "cpu"
+    back = Counters.from_state(state, torch.device("cpu"))
+    assert back.step == 7 and [t.item() for t in back.pending["q_loss"]] == [0.5, 0.25]
+    assert torch.stack(back.episode_lams).equal(torch.stack(c.episode_lams))
+    old = state | {"pending": {"q_loss": [0.5, 0.25]}, "episode_lams": [[0.1, -1.0], [0.2, -2.0]]}
+    older = Counters.from_state(old, torch.device("cpu"))
+    assert [t.item() for t in older.pending["q_loss"]] == [0.5, 0.25]
+    assert torch.stack(older.episode_lams).float().equal(torch.stack(c.episode_lams))
+    empty = Counters.from_state(Counters().state() | {"episode_lams": []}, torch.device("cpu"))
+    assert empty.pending == {} and empty.episode_lams == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from iapo.config import RunConfig
 from iapo.distributions import LOG2, gaussian_kl, kl_to_uniform
 from iapo.envs import make_env, scale_action
 from iapo.errors import CheckpointError
-from iapo.graphs import StaticStep, set_capturable
+from iapo.graphs import StaticSteps, set_capturable
 from iapo.objective import Objective, ValueFn
 from iapo.optimizers.base import PolicyOptimizer, Trace
 from iapo.optimizers.direct import DirectOptimizer
@@ -72,7 +71,8 @@ def detached(metrics: dict[str, Tensor]) -> Metrics:
 class Agent(nn.Module):
     """SAC with a pluggable policy optimizer (§4.1): two Q-networks with targets, tuned α."""
 
-    def __init__(self, cfg: RunConfig, obs_dim: int, act_dim: int, device: str = "cpu") -> None:
+    def __init__(self, cfg: RunConfig, obs_dim: int, act_dim: int,
+                 device: torch.device | str = "cpu") -> None:
         super().__init__()
         t = cfg.training
         self.cfg, self.act_dim, self.device = cfg, act_dim, torch.device(device)
@@ -121,24 +121,16 @@ class Agent(nn.Module):
         # Python number that changes per update)
         self.update_count = torch.zeros((), dtype=torch.long, device=self.device)
         # `training.graphs: on` on CUDA: update and acting captured as CUDA graphs (`iapo.graphs`)
-        self.static_update: StaticStep | None = None
-        self.static_act: dict[bool, StaticStep] | None = None
-        self.capture = False
+        self.graphs: StaticSteps | None = None
         if t.graphs == "on" and self.device.type == "cuda":
             self.use_static_buffers(capture=True)
 
     def use_static_buffers(self, capture: bool) -> None:
-        """Run `update` and `act_on_device` on static buffers (`iapo.graphs.StaticStep`), captured as
-        CUDA graphs if `capture` (Adam then capturable). Without capture the same static-buffer
-        code runs eagerly: how the CPU tests check it against the eager path. Call it after the
-        agent's last move (`.to`): a graph reads the parameters where they were at its capture.
-        Called again after a state is loaded: the graphs are captured anew."""
-        self.capture = capture
-        for opt in self.adams():
-            set_capturable(opt, capture)
-        self.static_update = StaticStep(self.update_static, capture)
-        self.static_act = {det: StaticStep(functools.partial(self.act_static, deterministic=det), capture)
-                           for det in (False, True)}
+        """Run `update` and `act_on_device` on static buffers (`iapo.graphs.StaticSteps`), captured
+        as CUDA graphs if `capture`. Call it after the agent's last move (`.to`): a graph reads the
+        parameters where they were at its capture. Called again after a state is loaded: the
+        graphs are captured anew."""
+        self.graphs = StaticSteps(self.update_static, self.act_static, self.adams(), capture)
 
     def adams(self) -> list[torch.optim.Optimizer]:
         return [self.q_opt, self.pi_opt, self.alpha_opt, *self.extra_opts.values()]
@@ -150,8 +142,8 @@ class Agent(nn.Module):
         other = copy.copy(self)
         other._modules = dict(self._modules)
         other.optimizer = optimizer
-        if other.static_update is not None:  # its own graphs, of its own optimizer
-            other.use_static_buffers(self.capture)
+        if other.graphs is not None:  # its own graphs, of its own optimizer
+            other.use_static_buffers(self.graphs.capture)
         return other
 
     @property
@@ -217,9 +209,9 @@ class Agent(nn.Module):
         """`act` on a state tensor [S] already on the device: the action [n] and the λ it was drawn
         from (the training loop's online policy change reads it), both on the device. With static
         buffers (`use_static_buffers`) through `act_static`: the same computation."""
-        if self.static_act is None:
+        if self.graphs is None:
             return self.act_step(obs, deterministic)
-        out = self.static_act[deterministic](obs)
+        out = self.graphs.act[deterministic](obs)
         return out["action"], Trace(out["mu"], out["log_sigma"])
 
     def act_step(self, obs: Tensor, deterministic: bool) -> tuple[Tensor, Trace]:
@@ -312,8 +304,7 @@ class Agent(nn.Module):
         recorded on the device (`nonfinite_at`) for `check_finite`, which the training loop calls
         when it logs or saves; the steps after it are wasted, never saved. With static buffers
         (`use_static_buffers`) `update_step` runs through `update_static`: the same computation."""
-        static = self.static_update
-        metrics = self.update_step(b) if static is None else static(*b.tensors())
+        metrics = self.update_step(b) if self.graphs is None else self.graphs.update(*b.tensors())
         self.after_update()
         return metrics
 
@@ -419,8 +410,8 @@ class Agent(nn.Module):
             opt.load_state_dict(state["extra_opts"][key])
         self.n_updates = state["n_updates"]
         self.update_count.fill_(self.n_updates)
-        if self.static_update is not None:
-            self.use_static_buffers(self.capture)  # captured anew: Adam's state tensors were replaced
+        if self.graphs is not None:
+            self.use_static_buffers(self.graphs.capture)  # captured anew: Adam's state tensors were replaced
         else:  # the saving run's capturable flag and step-count device came back with Adam's state
             for opt in self.adams():
                 set_capturable(opt, False)
@@ -435,7 +426,7 @@ class Agent(nn.Module):
         names the file in a `CheckpointError` if the agent cannot be rebuilt."""
         try:
             cfg = RunConfig.from_dict(snap["config"])
-            agent = cls(cfg, int(snap["obs_dim"]), int(snap["act_dim"]), str(device))
+            agent = cls(cfg, int(snap["obs_dim"]), int(snap["act_dim"]), device)
             agent.load_state_dict(snap["model"])
             agent.n_updates = int(snap["n_updates"])
             agent.update_count.fill_(agent.n_updates)
@@ -447,7 +438,8 @@ class Agent(nn.Module):
         return agent.eval().requires_grad_(False)
 
     @classmethod
-    def load(cls, path: str | Path, checkpoint: str | None = None, device: str = "cpu") -> Agent:
+    def load(cls, path: str | Path, checkpoint: str | None = None,
+             device: str | torch.device = "cpu") -> Agent:
         """A trained agent, ready to act: `path` is a run folder of `iapo train` (its newest snapshot
         `checkpoints/step_N.pt`, or the one `checkpoint` names: step_N, step_N.pt or N) or a snapshot
         file. `device`: cpu | cuda | cuda:N. A missing, damaged or unknown snapshot is a
@@ -461,7 +453,7 @@ class Agent(nn.Module):
         from iapo.checkpoint import read_snapshot
         from iapo.devices import resolve_device
 
-        resolved = resolve_device(str(device))
+        resolved = resolve_device(device)
         file, snap = read_snapshot(path, checkpoint)
         return cls.from_snapshot(snap, resolved, file)
 

@@ -27,9 +27,12 @@ def available() -> list[str]:
     return out
 
 
-def resolve_device(name: str) -> torch.device:
-    """`name` (cpu | cuda | cuda:N) as a torch.device that exists here, or a DeviceError that names
-    the value, the devices available and the fix."""
+def resolve_device(name: str | torch.device) -> torch.device:
+    """`name` (cpu | cuda | cuda:N, or a torch.device) as a torch.device that exists here, or a
+    DeviceError that names the value, the devices available and the fix. Called once, where a
+    device enters the program (`train`, `evaluate`, `Agent.load`, the diagnostics); what follows
+    takes the torch.device it returns."""
+    name = str(name)
     here = ", ".join(available())
     try:
         device = torch.device(name)

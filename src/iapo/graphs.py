@@ -35,6 +35,7 @@ CPU (tests/test_graphs.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 
@@ -174,6 +175,24 @@ class StaticStep:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.packed = self.run()
+
+
+class StaticSteps:
+    """An agent's update and its acting (stochastic and deterministic) as `StaticStep`s, captured as
+    CUDA graphs if `capture`, its Adam optimizers then capturable. Without capture the same
+    static-buffer code runs eagerly: how the CPU tests check it against the eager path."""
+
+    def __init__(self, update: Callable[..., Outputs], act: Callable[..., Outputs],
+                 optimizers: list[torch.optim.Optimizer], capture: bool) -> None:
+        self.capture = capture
+        for opt in optimizers:
+            set_capturable(opt, capture)
+        self.update = StaticStep(update, capture)
+        self.act = {det: StaticStep(functools.partial(act, deterministic=det), capture)
+                    for det in (False, True)}
+
+    def steps(self) -> list[StaticStep]:
+        return [self.update, *self.act.values()]
 
 
 def synchronize(device: torch.device) -> None:

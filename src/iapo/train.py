@@ -8,7 +8,7 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,22 +46,46 @@ class Counters:
     model_pretrained: bool = False
     wall_time: float = 0.0
     finished_returns: list[float] = field(default_factory=list)
-    pending: dict[str, list] = field(default_factory=dict)  # floats, or device tensors until logged
+    # the agent's metrics since the last metrics row: tensors on the device, read when it is logged
+    pending: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     # the current episode's states and the λ = [μ, log σ] the agent acted with (online policy change)
     episode_states: list[list[float]] = field(default_factory=list)
-    episode_lams: list = field(default_factory=list)  # rows: floats, or device tensors until saved
+    episode_lams: list[torch.Tensor] = field(default_factory=list)  # rows on the device
     metrics_rows: list[dict] = field(default_factory=list)
     eval_rows: list[dict] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
     reseeded_at: list[int] = field(default_factory=list)  # resumes on another kind of device
+
+    def state(self) -> dict:
+        """As a resume state holds it: the device tensors stacked and on the CPU, so that it loads on
+        any device (`from_state` moves them to the training device)."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["pending"] = {k: torch.stack(v).cpu() for k, v in self.pending.items()}
+        state["episode_lams"] = torch.stack(self.episode_lams).cpu() if self.episode_lams else None
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> Counters:
+        """The counters of a resume state, their tensors on `device`. States of earlier versions hold
+        Python floats (float64 values of float32 numbers) where these hold tensors."""
+        def rows(saved: object) -> list[torch.Tensor]:
+            if saved is None or (isinstance(saved, list) and not saved):
+                return []
+            tensor = saved if isinstance(saved, torch.Tensor) else torch.tensor(saved, dtype=torch.float64)
+            return list(tensor.to(device).unbind(0))
+
+        return cls(**state | {"pending": {k: rows(v) for k, v in state["pending"].items()},
+                              "episode_lams": rows(state["episode_lams"])})
 
 
 class Run:
     """One training run of `cfg` writing into `out` (see `iapo train --help` for the files); with
     `tensorboard`, also its live curves (`iapo.curves`)."""
 
-    def __init__(self, cfg: RunConfig, out: Path, device: str = "cpu", tensorboard: bool = False) -> None:
-        self.cfg, self.out, self.device = cfg, Path(out), torch.device(device)
+    def __init__(self, cfg: RunConfig, out: Path, device: torch.device | None = None,
+                 tensorboard: bool = False) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.device = torch.device("cpu") if device is None else device
         self.tensorboard, self.curves = tensorboard, None
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -69,7 +93,7 @@ class Run:
         truncated = cfg.training.truncated_obs
         self.env, self.obs = make_env(cfg.env, cfg.seed, truncated_obs=truncated)
         obs_dim, act_dim = env_dims(cfg.env, truncated_obs=truncated)
-        self.agent = Agent(cfg, obs_dim, act_dim, device)
+        self.agent = Agent(cfg, obs_dim, act_dim, self.device)
         self.buffer = ReplayBuffer(obs_dim, act_dim, cfg.training.replay_size, self.device, cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)  # warm-up actions (replay sampling: the buffer's own)
         self.c = Counters()
@@ -158,23 +182,16 @@ class Run:
             "the divergence: change the seed or the settings (e.g. lr, β)."
         )
 
-    def materialize(self) -> None:
-        """The pending metrics and the episode's λ rows as Python numbers: one device→host copy."""
-        c = self.c
-        tensors = [v for vs in c.pending.values() for v in vs if isinstance(v, torch.Tensor)]
-        tensors += [x for x in c.episode_lams if isinstance(x, torch.Tensor)]
-        if not tensors:
-            return
-        host = iter(torch.cat([t.reshape(-1) for t in tensors]).tolist())
-
-        def numbers(x):
-            if not isinstance(x, torch.Tensor):
-                return x
-            out = [next(host) for _ in range(x.numel())]
-            return out if x.dim() else out[0]
-
-        c.pending = {k: [numbers(v) for v in vs] for k, vs in c.pending.items()}
-        c.episode_lams = [numbers(x) for x in c.episode_lams]
+    def pending_means(self) -> dict[str, float]:
+        """The mean of each pending metric: one device→host copy for all of them."""
+        pending = self.c.pending
+        if not pending:
+            return {}
+        tensors = [t.reshape(-1) for vs in pending.values() for t in vs]
+        host = torch.cat(tensors).cpu().numpy().astype(np.float64)
+        sizes = [sum(t.numel() for t in vs) for vs in pending.values()]
+        parts = np.split(host, np.cumsum(sizes)[:-1])
+        return {k: float(np.mean(part)) for k, part in zip(pending, parts, strict=True)}
 
     def record_policy_change(self) -> None:
         """Online policy change rate (Fig. 3b; original_code.md §6, `agent_kl`): the mean, over the states
@@ -184,8 +201,7 @@ class Run:
         c = self.c
         if c.episode_states:
             obs = torch.tensor(c.episode_states, dtype=self.agent.dtype, device=self.device)
-            old = torch.stack([torch.as_tensor(x, dtype=self.agent.dtype, device=self.device)
-                               for x in c.episode_lams])  # floats only for rows from a resume state
+            old = torch.stack(c.episode_lams).to(self.agent.dtype)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 new = self.agent.policy(obs)
             mu_old, log_sigma_old = old.split(self.agent.act_dim, dim=-1)
@@ -206,12 +222,11 @@ class Run:
     def log(self) -> None:
         """One metrics row: means over the interval since the previous row."""
         self.check_finite()
-        self.materialize()
         returns = self.c.finished_returns
         row = {
             "env_step": self.c.step, "updates": self.agent.n_updates, "episodes": self.c.episodes,
             "train_return": float(np.mean(returns)) if returns else math.nan,
-        } | {k: float(np.mean(v)) for k, v in self.c.pending.items()}
+        } | self.pending_means()
         self.c.metrics_rows.append(row)
         self.show_last_return()
         self.c.pending, self.c.finished_returns = {}, []
@@ -255,9 +270,8 @@ class Run:
         """resume/step_<N>.pt: everything needed to continue exactly; keeps the newest two."""
         self.check_finite()
         self.clock()  # the wall time so far goes into every resume state
-        self.materialize()  # numbers, not device tensors, in the state: it loads on any device
         state = {
-            "params_hash": self.cfg.params_hash(), "counters": asdict(self.c),
+            "params_hash": self.cfg.params_hash(), "counters": self.c.state(),
             "agent": self.agent.training_state(), "replay": self.buffer.state_dict(),
             "env": get_state(self.env), "obs": self.obs, "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
@@ -290,7 +304,7 @@ class Run:
             print(f"note: {self.out} was saved on {saved_on} and resumes on {here}: training goes on "
                   "correctly, but the random streams and rounding differ from here on, so the run is "
                   "no longer bit-identical to an uninterrupted one", file=sys.stderr)
-        self.c = Counters(**state["counters"])
+        self.c = Counters.from_state(state["counters"], self.device)
         self.agent.load_training_state(state["agent"])
         reseeded = self.buffer.load_state_dict(state["replay"])
         set_state(self.env, state["env"])
@@ -425,8 +439,8 @@ def write_csv_atomic(rows: list[dict], path: Path) -> None:
 
 
 def train(
-    cfg: RunConfig, out: str | Path, device: str = "cpu", threads: int = 1, deterministic: bool = False,
-    tensorboard: bool = False,
+    cfg: RunConfig, out: str | Path, device: str | torch.device = "cpu", threads: int = 1,
+    deterministic: bool = False, tensorboard: bool = False,
 ) -> dict:
     """Train one agent; resume from `out/resume/` if a previous attempt stopped part-way. With
     `tensorboard`, also write its live curves into `out/tensorboard/`."""
@@ -442,7 +456,7 @@ def train(
         return done
     if deterministic:
         set_deterministic()
-    return Run(cfg, Path(out), str(resolved), tensorboard).run()
+    return Run(cfg, Path(out), resolved, tensorboard).run()
 
 
 def finished_run(cfg: RunConfig, out: Path) -> dict | None:

@@ -295,7 +295,7 @@ def run_device_bench(
                 graphs = {"graphs": "on" if path == "captured" else "off"}
                 cfg = dataclasses.replace(fast, training=fast.training.model_copy(update=graphs))
                 torch.manual_seed(0)
-                agent = Agent(cfg, obs_dim, act_dim, device=str(target))
+                agent = Agent(cfg, obs_dim, act_dim, device=target)
                 calls["update", variant, arch, path] = lambda a=agent, b=batch: a.update(b)
                 calls["act", variant, arch, path] = lambda a=agent, o=obs: a.act(o)
     times = _device_times(calls, target, repeats, max(warmup, WARMUP + 1 if "captured" in paths else 0))
