@@ -12,15 +12,16 @@ TORCH  ?= cpu
 TORCH_VERSION := 2.13.0
 TORCH_INDEX   := https://download.pytorch.org/whl/$(TORCH)
 STAMP  := $(VENV)/.installed-torch-$(TORCH)
-# the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`
-SCALE  ?= $(shell sed -n 's/^scale: *\([a-z]*\).*/\1/p' params.yaml)
+# the pipeline: `make reproduce SCALE=smoke CORES=2`; SCALE defaults to params.yaml's `scale`, read
+# (once, when a recipe first needs it, after the set-up) through the typed config: `iapo scales --default`
+SCALE  ?= $(eval SCALE := $(shell $(BIN)/iapo --params params.yaml scales --default))$(SCALE)
 CORES  ?= all
 # `make gpu-check`: the device it checks (cuda, cuda:N; cpu runs it at small sizes) and where it writes
 DEVICE ?= cuda
 GPU_CHECK_OUT ?= results/gpu_check
 # pytest-xdist workers of `make test` (the smoke workspace's tests start first, on one of them)
 TEST_JOBS ?= 2
-SNAKE  := $(BIN)/snakemake --config scale=$(SCALE)
+SNAKE   = $(BIN)/snakemake --config scale=$(SCALE)
 # pipeline jobs call `iapo` (and DVC stages `iapo`) from this environment
 export PATH := $(abspath $(BIN)):$(PATH)
 # the DVC description of each scale: dvc.yaml (smoke) or workflow/dvc/<scale>/dvc.yaml
@@ -86,7 +87,7 @@ reproduce: setup  ## the whole pipeline, locally, at SCALE (default: params.yaml
 figures: setup  ## rebuild what the run folders (or, without them, the summary tables) of SCALE allow; never trains
 	$(BIN)/iapo rebuild-figures --scale $(SCALE) --cores $(CORES)
 
-compress-tables:  ## gzip SCALE's large summary tables (LARGE_TABLES) to .csv.gz, the form git keeps them in
+compress-tables: setup  ## gzip SCALE's large summary tables (LARGE_TABLES) to .csv.gz, the form git keeps them in
 	@for t in $(LARGE_TABLES); do f=results/summary/$(SCALE)/$$t.csv; \
 	  if [ -f $$f ]; then gzip -9 -n -k -f $$f && echo "$$f.gz ($$(du -h $$f.gz | cut -f1))"; fi; done
 

@@ -12,17 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from iapo.audit import (
-    RUN_META,
-    AuditError,
-    Claim,
-    Context,
-    evaluate_claim,
-    load_claims,
-    load_untestable,
-    run_audit,
-)
+from iapo.audit import evaluate_claim, run_audit
+from iapo.audit_inputs import RUN_META, Context
 from iapo.audit_report import write_report
+from iapo.claims import Claim, load_claims, load_untestable
 from iapo.derivations import (
     DERIVATIONS,
     NotDecidable,
@@ -36,7 +29,9 @@ from iapo.derivations import (
     surface_suboptimality,
     trajectory_end,
 )
-from iapo.figures import FIGURES
+from iapo.errors import AuditError
+from iapo.figures.registry import FIGURES
+from iapo.summary import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE_ENVS = {f.name: f.envs for f in FIGURES}
@@ -449,11 +444,13 @@ def test_an_aggregate_claim_is_decided_on_the_mean_over_environments():
     assert result.verdict == result.aggregate.verdict
 
 
-def test_evaluations_before_training_are_left_out():
-    """Warm-up also cuts `env_step` tables (evaluations, logs)."""
+def test_evaluations_before_training_are_left_out(tmp_path):
+    """Warm-up also cuts the evaluation and log tables, whose files call the env step `env_step`
+    (`read_table` names it `step`)."""
     trained = returns("iterative").assign(env_step=2000)
     untrained = returns("direct", gap=5000).assign(env_step=0)
-    table = pd.concat([trained, untrained])
+    pd.concat([trained, untrained]).to_csv(tmp_path / "eval.csv", index=False)
+    table = read_table(tmp_path, "eval")
     assert evaluate_claim(claim("greater"), table).verdict == "contradicted"
     assert evaluate_claim(claim("greater"), table, warmup=1000).verdict == "supported"
 
@@ -477,7 +474,7 @@ def test_report_states_scope_unit_pairing_seeds_and_interval(tmp_path):
 
 
 def test_final_return_is_the_mean_of_the_last_three_evaluations():
-    rows = [{"env": "E", "variant": "v", "seed": 0, "env_step": step, "updates": 0, "episode": ep,
+    rows = [{"env": "E", "variant": "v", "seed": 0, "step": step, "updates": 0, "episode": ep,
              "return": float(step + ep), "length": 1} for step in (0, 100, 200, 300, 400) for ep in (0, 1)]
     out = final_return(pd.DataFrame(rows))
     assert out["final_return"].tolist() == [pytest.approx((200 + 300 + 400) / 3 + 0.5)]

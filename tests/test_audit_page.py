@@ -81,7 +81,8 @@ def test_chapters_of_a_section() -> None:
 def test_forest_plot_places_each_group_on_the_claim_unit() -> None:
     """A group's point sits at estimate / unit on an axis that also holds the rule's regions; an out-of-scope
     group is grey; a claim without groups says so."""
-    from iapo.audit import ClaimResult, GroupResult, load_claims
+    from iapo.audit import ClaimResult, GroupResult
+    from iapo.claims import load_claims
     from iapo.decide import Rule
 
     claim = next(c for c in load_claims(ROOT / "claims.yaml") if c.test.kind == "not_worse")

@@ -167,3 +167,24 @@ def test_every_input_error_is_one_class_caught_once(tmp_path: Path,
     assert main(["diagnose", "amortization_gap", "--run", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("iapo diagnose: error: ") and "nowhere" in err
+
+
+def test_scales_lists_every_preset_and_the_makefile_reads_its_default(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`iapo scales` describes each preset of params.yaml and marks the default; `--default` prints
+    that name alone, which is where the Makefile's SCALE comes from when it is not given."""
+    raw = yaml.safe_load(PARAMS.read_text())
+    raw["scale"] = "smoke"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["--params", str(params), "scales"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(raw["scales"])
+    assert [line for line in lines if line.endswith("(default)")] == [lines[0]] and "5 runs" in lines[0]
+    assert main(["--params", str(params), "scales", "--default"]) == 0
+    assert capsys.readouterr().out == "smoke\n"
+    venv = Path(sys.executable).parent.parent
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "report", f"VENV={venv}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    default = yaml.safe_load(PARAMS.read_text())["scale"]
+    assert f"--report results/report/{default}.html" in dry.stdout, dry.stdout + dry.stderr

@@ -20,20 +20,20 @@ from iapo.agent import Agent
 from iapo.cli import main
 from iapo.config import Network, resolve
 from iapo.diagnostics.amortization_gap import estimate_gap
-from iapo.diagnostics.common import (
-    DiagnosticError,
+from iapo.diagnostics.objectives import (
     PolicyObjective,
-    RecordingObjective,
     amortized,
     common_noise_J,
     objective,
     policy_objective,
     random_means,
-    select_checkpoints,
 )
+from iapo.diagnostics.recording import RecordingObjective
+from iapo.diagnostics.snapshots import select_checkpoints
 from iapo.diagnostics.surface_2d import Surface2dOptions, initial_means, trajectories
 from iapo.diagnostics.value_bias import soft_returns
 from iapo.envs import get_state, make_env, scale_action
+from iapo.errors import DiagnosticError
 from iapo.objective import Objective
 from iapo.optimizers.iterative import IterativeOptimizer
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from iapo.diagnostics.amortization_gap import estimate_gap
-from iapo.diagnostics.common import evaluate_J, fixed_noise
+from iapo.diagnostics.objectives import evaluate_J, fixed_noise
 from iapo.distributions import log_prob, log_tanh_jacobian, rsample
 from iapo.objective import Objective
 from iapo.optimizers.adam import Adam

@@ -1,8 +1,5 @@
-"""The claims audit: evaluate every claim of `claims.yaml` on the summary tables, with statistics.
-
-Each claim names a tidy table (`<summary dir>/<table>.csv`), the value column, an optional pandas
-`where` filter, an optional derivation (`iapo.derivations`), its **scope** (the environments of the
-figure it is about, from the figure registry, or a narrower list the sentence names) and a test.
+"""The claims audit: evaluate every claim of `claims.yaml` (`iapo.claims`) on the summary tables
+(`iapo.audit_inputs`), with statistics: its groups, the test of each, and the claim's verdict.
 
 The unit of replication is the seed of one environment: rows are first averaged per (environment,
 group, arm, seed); `by` must therefore name `env`. A design where both arms were measured on the
@@ -28,182 +25,35 @@ depends on the hardware (`hardware: cuda`, the wall-clock ratios the paper timed
 decided only on results measured on that hardware; elsewhere it is "not comparable on this
 hardware" with the measured values shown.
 
-For every open group the audit reports what would decide it (`iapo.power`). Claims marked
-`beta_dependent` carry a note: A.4's β values were tuned with the original code's σ_Q, not eq. 13's.
-Statements of the paper that no table can test are listed under `not_testable` with the reason.
+For every open group the audit reports what would decide it (`iapo.power`).
 
-Rows taken before training started (a diagnostic `step`, or an evaluation / log `env_step`, at or
-before the scale's `initial_random_steps`) are left out: they say nothing about what was learned.
+Rows taken before training started (env step `step`, at or before the scale's
+`initial_random_steps`; the evaluation and log tables' `env_step` is read as `step`) are left out:
+they say nothing about what was learned.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from iapo.decide import ALPHA_ONE_SIDED, CONTRADICTED, KINDS, SUPPORTED, TWO_ARM, Rule, group_estimate
+from iapo.audit_inputs import RUN, Context, claim_table, context, why_missing
+from iapo.claims import Claim, Test, load_claims, load_reference_returns
+from iapo.decide import ALPHA_ONE_SIDED, CONTRADICTED, SUPPORTED, TWO_ARM, Rule, group_estimate
 from iapo.derivations import DERIVATIONS, NotDecidable
 from iapo.errors import AuditError
 from iapo.power import Power, aggregate_power, power_analysis
 from iapo.stats import TEstimate, holm, stratified_t
-from iapo.summary import produced_tables, table_file
+from iapo.summary import STEP, read_table, step_in_file
 
 Verdict = Literal["supported", "contradicted", "inconclusive"]
 VERDICT = {SUPPORTED: "supported", CONTRADICTED: "contradicted", 0: "inconclusive"}
 MIN_SEEDS = 3  # per arm for a decided verdict (with 2, one seed's deviation is all the spread there is)
 INTERVAL = "Student t 95% (one-sample / paired differences / Welch), over seeds"
-RUN = ["env", "variant", "seed"]
-RUN_META = ["family", "value", "q_arch", "beta"]  # runs.csv columns joined onto eval / metrics rows
-
-
-class Test(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal[KINDS]  # type: ignore[valid-type]
-    column: str | None = None  # the arm column for two-arm tests (e.g. variant)
-    a: str | None = None
-    b: str | None = None
-    by: list[str] = Field(default_factory=lambda: ["env"])  # one verdict per group; must name env
-    pair_on: list[str] | None = None  # paired design: a and b rows matched on seed + these columns
-    aggregate: bool = False  # decide on the mean over the scope's environments (normalized units)
-    margin: float = 0.1
-    min_effect: float = 0.0  # greater / less / positive: the smallest difference that matters
-    units: str = "b"  # b | normalized | absolute | a column of the table
-    support_only: bool = False  # the statistic is a lower bound of what the claim is about: never contradicts
-    threshold: float = 0.0
-    low: float | None = None
-    high: float | None = None
-
-
-class Claim(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    section: str
-    figures: dict[str, str] = Field(default_factory=dict)  # figure number in each paper version
-    figure: str | None = None  # the figure registry entry (iapo.figures.FIGURES) it is about
-    scope: list[str] | None = None  # its environments; default: the figure's
-    hardware: Literal["any", "cuda"] = "any"
-    claim: str
-    metric: str
-    table: str
-    value: str
-    where: str | None = None
-    at: Literal["all", "first", "last"] = "all"  # checkpoints: all, or each run's first / last
-    derive: str | None = None  # a named derivation (iapo.derivations) applied before the test
-    source: str = ""  # the paper's sentence (or caption) the claim comes from
-    beta_dependent: bool = False  # the outcome depends on the β of A.4 (tuned under the code's σ_Q)
-    test: Test
-
-    @property
-    def pairing(self) -> str:
-        t = self.test
-        if t.kind not in TWO_ARM:
-            return "one arm"
-        return f"paired on seed, {', '.join(t.pair_on)}" if t.pair_on else "unpaired (independent runs)"
-
-
-class Untestable(BaseModel):
-    """A statement of the paper about results that no summary table can test, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    section: str
-    figures: dict[str, str] = Field(default_factory=dict)
-    sentence: str
-    reason: str
-
-
-BETA_NOTE = ("β-dependent: A.4's β (1.5 Hopper, 2.5 elsewhere) were tuned with the original code's σ_Q = "
-             "|Q₁ − Q₂|/√2; eq. 13's σ_Q = |Q₁ − Q₂|/2 (this project's default) makes the same β penalise "
-             "1/√2 ≈ 71% as much (docs/deviations.md row 12)")
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise AuditError(f"{path}: cannot read the claims ({err})") from err
-    if not isinstance(raw, dict):
-        raise AuditError(f"{path}: expected a mapping with `claims:`")
-    return raw
-
-
-def load_untestable(path: str | Path) -> list[Untestable]:
-    """The claims file's `not_testable` list (statements no table can test, with the reason)."""
-    try:
-        return [Untestable.model_validate(u) for u in _read_yaml(Path(path)).get("not_testable", [])]
-    except ValidationError as err:
-        raise AuditError(f"{path}: invalid not_testable entry: {err}") from None
-
-
-def load_reference_returns(path: str | Path) -> dict[str, float]:
-    """The claims file's `reference_returns` (env → a published SAC return, the top of the normalized
-    scale)."""
-    refs = _read_yaml(Path(path)).get("reference_returns", {}) or {}
-    try:
-        return {str(k): float(v) for k, v in refs.items()}
-    except (TypeError, ValueError, AttributeError) as err:
-        raise AuditError(f"{path}: reference_returns must map env ids to numbers ({err})") from None
-
-
-def load_claims(path: str | Path) -> list[Claim]:
-    """Read and check the claims; every claim's scope is resolved (from its figure where not given)."""
-    from iapo.figures import FIGURES  # the registry of figures and their environments
-
-    path = Path(path)
-    raw = _read_yaml(path)
-    try:
-        claims = [Claim.model_validate(c) for c in raw["claims"]]
-    except (KeyError, TypeError) as err:
-        raise AuditError(f"{path}: cannot read the claims ({err})") from err
-    except ValidationError as err:
-        raise AuditError(f"{path}: invalid claim: {err}") from None
-    ids = [c.id for c in claims]
-    if len(set(ids)) != len(ids):
-        raise AuditError(f"{path}: duplicate claim ids")
-    registry = {f.name: f for f in FIGURES}
-    for c in claims:
-        where = f"{path}: claim {c.id}"
-        if c.derive and c.derive not in DERIVATIONS:
-            raise AuditError(f"{where}: unknown derive {c.derive!r}; "
-                             f"allowed: {', '.join(sorted(DERIVATIONS))}")
-        if c.test.kind in TWO_ARM and not (c.test.column and c.test.a and c.test.b):
-            raise AuditError(f"{where}: a {c.test.kind} test needs column, a and b")
-        if c.test.kind == "within" and (c.test.low is None or c.test.high is None):
-            raise AuditError(f"{where}: a within test needs low and high")
-        if "env" not in c.test.by:
-            raise AuditError(f"{where}: test.by must name env (the unit of replication is the seed of one "
-                             f"environment; by {c.test.by} would average seeds of different environments)")
-        if c.test.pair_on is not None and c.test.kind not in TWO_ARM:
-            raise AuditError(f"{where}: pair_on is for two-arm tests ({', '.join(TWO_ARM)})")
-        if c.figure is not None and c.figure not in registry:
-            raise AuditError(f"{where}: unknown figure {c.figure!r}; allowed: {', '.join(registry)}")
-        if c.scope is None:
-            if c.figure is None:
-                raise AuditError(f"{where}: needs a scope (its environments) or a figure (whose are taken)")
-            c.scope = list(registry[c.figure].envs)
-        if not c.scope:
-            raise AuditError(f"{where}: an empty scope decides nothing")
-    return claims
-
-
-@dataclass
-class Context:
-    """What the audit knows besides a claim's table: the warm-up cut, the normalization anchors, and
-    the devices the runs were measured on."""
-
-    warmup: int | None = None
-    untrained: dict[str, float] = field(default_factory=dict)  # env → untrained policy's eval return
-    reference: dict[str, float] = field(default_factory=dict)  # env → published reference return
-    devices: dict[str, set[str]] = field(default_factory=dict)  # env → devices its runs trained on
 
 
 @dataclass
@@ -242,13 +92,12 @@ class ClaimResult:
 
 
 def _at(df: pd.DataFrame, at: str) -> pd.DataFrame:
-    """Keep each run's first or last checkpoint (`step`, or `env_step` for training logs)."""
-    step = "step" if "step" in df.columns else "env_step"
-    if at == "all" or step not in df.columns:
+    """Keep each run's first or last checkpoint (`step`)."""
+    if at == "all" or STEP not in df.columns:
         return df
     keys = [k for k in RUN if k in df.columns]
-    pick = df.groupby(keys)[step].transform("max" if at == "last" else "min")
-    return df[df[step] == pick]
+    pick = df.groupby(keys)[STEP].transform("max" if at == "last" else "min")
+    return df[df[STEP] == pick]
 
 
 def _arms(test: Test, g: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -364,10 +213,8 @@ def _filter(claim: Claim, df: pd.DataFrame, warmup: int | None) -> pd.DataFrame 
             df = df.query(claim.where)
         except Exception as err:  # a bad filter is a claims-file bug: say which claim
             return f"filter {claim.where!r} failed: {err}"
-    if warmup is not None:
-        for step in ("step", "env_step"):
-            if step in df.columns:
-                df = df[df[step] > warmup]
+    if warmup is not None and STEP in df.columns:
+        df = df[df[STEP] > warmup]
     df = _at(df, claim.at)
     if claim.derive:
         try:
@@ -381,7 +228,8 @@ def _filter(claim: Claim, df: pd.DataFrame, warmup: int | None) -> pd.DataFrame 
 
 def evaluate_claim(claim: Claim, df: pd.DataFrame, seed: int = 0, warmup: int | None = None,
                    ctx: Context | None = None) -> ClaimResult:
-    """Run a claim's test on its table (already loaded), deciding on the groups in its scope."""
+    """Run a claim's test on its table (already loaded, as `iapo.summary.read_table` gives it: the env
+    step in `step`), deciding on the groups in its scope."""
     ctx = ctx or Context(warmup=warmup)
     t = claim.test
     df = _filter(claim, df, ctx.warmup if warmup is None else warmup)
@@ -486,13 +334,12 @@ def _attach_power(r: GroupResult, seed: int) -> None:
 def _step_trend(claim: Claim, df: pd.DataFrame, label: str) -> str:
     """The claim's statistic (mean over seeds, or the difference of the arms' means) at the group's first
     and last checkpoint, so that a reader sees whether longer runs move it; "" with one checkpoint."""
-    step = next((c for c in ("step", "env_step") if c in df.columns), None)
     t = claim.test
-    if step is None:
+    if STEP not in df.columns:
         return ""
     labels = df[t.by].astype(str).agg(", ".join, axis=1)
     sub = df[labels == label]
-    steps = sorted(sub[step].unique())
+    steps = sorted(sub[STEP].unique())
     if len(steps) < 2:
         return ""
 
@@ -503,32 +350,9 @@ def _step_trend(claim: Claim, df: pd.DataFrame, label: str) -> str:
         return float(arm.get(t.a, np.nan) - arm.get(t.b, np.nan))
 
     what = "a − b" if t.kind in TWO_ARM else "mean"
-    first, last = (statistic(sub[sub[step] == s]) for s in (steps[0], steps[-1]))
+    first, last = (statistic(sub[sub[STEP] == s]) for s in (steps[0], steps[-1]))
+    step = step_in_file(claim.table)  # the column as the table's file names it
     return f"{what} at {step} {steps[0]}: {first:.3g}, at {steps[-1]}: {last:.3g}"
-
-
-def _read_table(summary_dir: Path, table: str, runs: pd.DataFrame | None) -> pd.DataFrame | None:
-    """A summary table; evaluation and log tables get each run's family, value, Q arch and β."""
-    path = table_file(summary_dir, table)
-    if not path.is_file():
-        return None
-    df = pd.read_csv(path, low_memory=False)
-    if runs is not None and table in ("eval", "metrics"):
-        meta = [c for c in RUN_META if c in runs.columns and c not in df.columns]
-        df = df.merge(runs[RUN + meta], on=RUN, how="left")
-    return df
-
-
-def context(summary_dir: Path, reference: dict[str, float], runs: pd.DataFrame | None,
-            evals: pd.DataFrame | None) -> Context:
-    """The warm-up cut (scale.json), the untrained policies' returns (`evals` at env step 0) and the
-    runs' devices (runs.csv)."""
-    ctx = Context(warmup=_warmup(summary_dir), reference=reference)
-    if evals is not None:
-        ctx.untrained = evals[evals["env_step"] == 0].groupby("env")["return"].mean().to_dict()
-    if runs is not None and "device" in runs.columns:
-        ctx.devices = {env: set(map(str, g["device"])) for env, g in runs.groupby("env")}
-    return ctx
 
 
 def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimResult]:
@@ -537,50 +361,21 @@ def run_audit(claims_path: str | Path, summary_dir: str | Path) -> list[ClaimRes
     if not summary_dir.is_dir():
         raise AuditError(f"{summary_dir}: no such folder. Build the summary tables first "
                          "(`snakemake --config scale=SCALE` or `iapo summarize`).")
-    runs_path = table_file(summary_dir, "runs")
-    runs = pd.read_csv(runs_path) if runs_path.is_file() else None
-    cache["eval"] = _read_table(summary_dir, "eval", runs)  # read once: the claims' and the anchors'
+    runs = read_table(summary_dir, "runs")
+    cache["eval"] = claim_table(summary_dir, "eval", runs)  # read once: the claims' and the anchors'
     ctx = context(summary_dir, load_reference_returns(claims_path), runs, cache["eval"])
     for i, claim in enumerate(load_claims(claims_path)):
         if claim.table not in cache:
-            cache[claim.table] = _read_table(summary_dir, claim.table, runs)
+            cache[claim.table] = claim_table(summary_dir, claim.table, runs)
         df = cache[claim.table]
         if df is None:
-            results.append(ClaimResult(claim, "inconclusive", _missing(claim.table, summary_dir)))
+            results.append(ClaimResult(claim, "inconclusive", why_missing(claim.table, summary_dir)))
             continue
         result = evaluate_claim(claim, df, seed=i, ctx=ctx)
         if result.reason.startswith(f"table {claim.table} lacks columns"):  # written before they existed
-            result.reason += f"; {_missing(claim.table, summary_dir, column=True)}"
+            result.reason += f"; {why_missing(claim.table, summary_dir, column=True)}"
         results.append(result)
     return results
-
-
-def _missing(table: str, summary_dir: Path, column: bool = False) -> str:
-    """Why a claim's table (or, with `column`, a column of a present table) is absent: not produced by
-    this scale, or produced but not present here."""
-    info_path = summary_dir / "scale.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    scale = (info or {}).get("scale", "SCALE")
-    rebuild = (f"rebuild with `snakemake --cores N --config scale={scale}` (runs what is missing, then "
-               f"`iapo summarize --scale {scale}`)")
-    path = summary_dir / f"{table}.csv"
-    if column:
-        return (f"not present: the jobs behind {path} predate these columns (or no code writes them); "
-                f"rerun those jobs and rebuild with `iapo summarize --scale {scale}`")
-    if info is None:
-        return f"{path} not present (no scale.json says whether the scale produces it): {rebuild}"
-    if table in produced_tables(info):
-        return f"{path} not present: {rebuild}"
-    return (f"{table} not produced at scale {scale}: no diagnostic of scales.{scale}.diagnostics writes it "
-            "for this scale's runs")
-
-
-def _warmup(summary_dir: Path) -> int | None:
-    """The scale's `initial_random_steps` (scale.json), None when unknown."""
-    info_path = summary_dir / "scale.json"
-    if not info_path.is_file():
-        return None
-    return json.loads(info_path.read_text()).get("preset", {}).get("initial_random_steps")
 
 
 def verdicts_across_scales(claims_path: str | Path, summary_dirs: list[Path]) -> pd.DataFrame:

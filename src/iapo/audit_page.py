@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from iapo.audit import ClaimResult, GroupResult, Untestable
+from iapo.audit import ClaimResult, GroupResult
+from iapo.claims import Untestable
 
 COLOURS = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#9a6700"}
 OUT_OF_SCOPE = "#8c959f"
@@ -198,7 +199,7 @@ def figure_files(name: str | None) -> tuple[str | None, str | None]:
     """The PNG and PDF (relative to paper_figures/<scale>/) of a registry figure."""
     if name is None:
         return None, None
-    from iapo.figures import by_name
+    from iapo.figures.registry import by_name
 
     if by_name(name).notebook is None:  # the tables: no picture
         return None, None
@@ -243,7 +244,7 @@ def draw_overview(results: list[ClaimResult], out_dir: Path, title: str) -> list
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from iapo.figures import save, set_style
+    from iapo.figures.style import save, set_style
 
     set_style()
     ordered = sorted(results, key=lambda r: (_chapter_order(chapters(r.claim.section)[0] if

@@ -14,15 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from iapo import atomic
-from iapo.audit import (
-    BETA_NOTE,
-    INTERVAL,
-    MIN_SEEDS,
-    ClaimResult,
-    Untestable,
-    load_untestable,
-    verdicts_across_scales,
-)
+from iapo.audit import INTERVAL, MIN_SEEDS, ClaimResult, verdicts_across_scales
 from iapo.audit_page import (
     UNIT_LABELS,
     Card,
@@ -33,6 +25,7 @@ from iapo.audit_page import (
     plotted_groups,
     write_page,
 )
+from iapo.claims import BETA_NOTE, Untestable, load_untestable
 from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
 

@@ -259,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--cores", default="all", help="Snakemake --cores (default: %(default)s)")
     rf.add_argument("-n", "--dry-run", action="store_true", help="list the jobs, run nothing")
 
+    sl = sub.add_parser("scales", help="list the scales of params.yaml: what each trains",
+                        description="Prints one line per scale preset of params.yaml: its name, what it "
+                        "trains (pairs, groups, seeds, runs, env steps), and which one is the default "
+                        "(params.yaml `scale`, what --scale means when it is left out).")
+    sl.add_argument("--default", action="store_true", help="print the default scale's name only")
+
     sub.add_parser("envs", help="list the paper's environments and the gymnasium IDs they run on",
                    description="Prints one row per environment of the paper: its name (what params.yaml "
                    "and the run folders use), the gymnasium ID it is built from (accepted by --env as "
@@ -471,6 +477,18 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scales(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    if args.default:
+        print(params.scale)
+        return 0
+    width = max(len(name) for name in params.scales)
+    for name, scale in params.scales.items():
+        mark = "  (default)" if name == params.scale else ""
+        print(f"{name:<{width}}  {scale.describe()}{mark}")
+    return 0
+
+
 def cmd_envs(args: argparse.Namespace) -> int:
     from iapo.envs import PAPER_ENVS
 
@@ -488,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
                 "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
                 "figures-index": cmd_figures_index, "notebook": cmd_notebook, "envs": cmd_envs,
+                "scales": cmd_scales,
                 "rebuild-figures": cmd_rebuild_figures, "gpu-check": cmd_gpu_check}
     try:
         return commands[args.command](args)

@@ -133,9 +133,9 @@ def beyond_k_gain(df: pd.DataFrame) -> pd.DataFrame:
 def final_return(df: pd.DataFrame) -> pd.DataFrame:
     """Final performance (§4.2.2): each run's mean evaluation return over its last FINAL_EVALS
     evaluations (every episode of each), the customary estimate (one evaluation is noisy)."""
-    keys = [k for k in df.columns if k not in ("env_step", "updates", "episode", "return", "length")]
-    per_eval = df.groupby([*keys, "env_step"], as_index=False, dropna=False)["return"].mean()
-    rank = per_eval.groupby(keys, dropna=False)["env_step"].rank(ascending=False, method="first")
+    keys = [k for k in df.columns if k not in ("step", "updates", "episode", "return", "length")]
+    per_eval = df.groupby([*keys, "step"], as_index=False, dropna=False)["return"].mean()
+    rank = per_eval.groupby(keys, dropna=False)["step"].rank(ascending=False, method="first")
     last = rank <= FINAL_EVALS
     out = per_eval[last].groupby(keys, as_index=False, dropna=False)["return"].mean()
     return out.rename(columns={"return": "final_return"})

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iapo.config import Params
-from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks
+from iapo.figures.jobs import notebook_outputs, notebook_tables
+from iapo.figures.registry import TABLE_FILES, notebooks
 from iapo.layout import audit_md, audit_products, figures_dir, figures_root, summary_dir
 from iapo.summary import SUMMARY_FILES, RunKey, diagnostic_tables, run_grid, unpack_tables
 

@@ -15,8 +15,8 @@ files, never checkpoints; paths: iapo.layout):
                concatenated (+ NAME_<table>.csv for its extra tables)
 
 A committed study keeps its largest tables in git gzip-compressed (NAME.csv.gz, `make
-compress-tables`); readers take NAME.csv, else NAME.csv.gz (`table_file`), and `make figures`
-unpacks them for the Snakemake rules (`unpack_tables`).
+compress-tables`); readers take NAME.csv, else NAME.csv.gz (`table_file`, `read_table`), and `make
+figures` unpacks them for the Snakemake rules (`unpack_tables`).
 """
 
 from __future__ import annotations
@@ -176,6 +176,33 @@ def table_file(folder: str | Path, table: str) -> Path:
     plain = Path(folder) / f"{table}.csv"
     packed = plain.with_name(f"{plain.name}.gz")
     return packed if not plain.is_file() and packed.is_file() else plain
+
+
+STEP = "step"
+"""The env step column of every summary table as `read_table` gives it."""
+LOG_TABLES = ("eval", "metrics")
+"""The training logs' tables (one row per evaluation episode, per log interval): their files call the
+env step `LOG_STEP`, as the run folders' own eval.csv and metrics.csv do; every other table `STEP`."""
+LOG_STEP = "env_step"
+
+
+def read_table(folder: str | Path, table: str) -> pd.DataFrame | None:
+    """`folder/<table>.csv` (or its `.csv.gz`: `table_file`), None when neither is there. The env step
+    is `step` in every table read: the training logs' `env_step` is renamed. The figures and the audit
+    read the summary tables through here."""
+    path = table_file(folder, table)
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path, low_memory=False)  # one dtype per column, not per chunk
+    if STEP not in df and LOG_STEP in df:
+        df = df.rename(columns={LOG_STEP: STEP})
+    return df
+
+
+def step_in_file(table: str) -> str:
+    """The name `<table>.csv` itself gives the env step column (`read_table` calls it `step`), for
+    messages that quote the file."""
+    return LOG_STEP if table in LOG_TABLES else STEP
 
 
 def unpack_tables(folder: str | Path) -> list[Path]:

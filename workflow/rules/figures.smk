@@ -6,14 +6,18 @@
 #   paper_figures/<scale>/notebooks/<group>.ipynb, .html  the executed notebook and its rendering
 #   paper_figures/<scale>/tables/                         Tables 1-9 of the appendix (+ Table 10, β)
 #
-# A notebook reruns when its source, the shared helpers (src/iapo/figures.py) or a summary table it
+# A notebook reruns when its source, the shared helpers (src/iapo/figures/) or a summary table it
 # reads changes. Diagnostic tables the scale does not produce are not inputs: the notebook then
 # draws a labelled "no data" panel that says why. paper_figures/README.md, the index, depends on the
 # registry only: `iapo figures-index` writes it (a test keeps it current).
 
-from iapo.figures import TABLE_FILES, notebook_outputs, notebook_tables, notebooks
+from pathlib import Path
+
+from iapo.figures.jobs import notebook_outputs, notebook_tables
+from iapo.figures.registry import TABLE_FILES, notebooks
 
 FIGURES_DIR = str(layout.figures_root("{scale}"))
+FIGURE_HELPERS = sorted(str(path) for path in Path("src/iapo/figures").glob("*.py"))  # every module of the package
 
 
 def figure_outputs(entries):
@@ -38,7 +42,7 @@ for _group, _entries in notebooks().items():
             f"figures_{_group}"
         input:
             source=f"notebooks/{_group}.py",
-            helpers="src/iapo/figures.py",
+            helpers=FIGURE_HELPERS,
             tables=lambda wildcards, group=_group: notebook_tables(PARAMS, wildcards.scale, group),
         output:
             figure_outputs(_entries),

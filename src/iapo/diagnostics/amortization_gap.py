@@ -10,7 +10,7 @@ difference of those 10-sample estimates (last improving iterate − amortized).
 Direct + flow (B.2, Figure 15): the per-state output of a flow policy is its base Gaussian's
 λ = (μ(s), σ(s)); the flow transforms are global, state-independent weights of the policy, like
 φ. So λ is what is optimized, with the transforms held fixed, and J is the flow policy's own
-objective (its samples and exact log-densities, `common.PolicyObjective`): the same estimators,
+objective (its samples and exact log-densities, `objectives.PolicyObjective`): the same estimators,
 settings and numbers of samples as for a tanh-Normal. The common noise for the flow is the
 policy's own sampler under a fixed seed (ε [N, B, n], the same for λ and λ̂). A direct agent, with
 or without a flow, has no iterations: it gets no `amortized_extra` rows.
@@ -27,22 +27,19 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import (
     amortized,
     beta_option,
     common_noise_J,
-    frame,
-    iter_snapshots,
     objective,
-    on_policy_states,
-    option,
     policy_objective,
-    reseed,
     resolve_beta,
 )
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.rollouts import on_policy_states
+from iapo.diagnostics.snapshots import iter_snapshots, reseed
+from iapo.errors import DiagnosticError
 from iapo.objective import Objective
 from iapo.optimizers.adam import Adam
 from iapo.optimizers.sgd import SGD

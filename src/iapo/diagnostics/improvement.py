@@ -22,27 +22,20 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    RecordingObjective,
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import beta_option, evaluate_J, fixed_noise, objective, resolve_beta
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.recording import RecordingObjective
+from iapo.diagnostics.rollouts import collect_episode, on_policy_states
+from iapo.diagnostics.snapshots import (
     Snapshot,
-    beta_option,
-    collect_episode,
-    evaluate_J,
-    fixed_noise,
-    frame,
     iter_snapshots,
     load_snapshot,
-    objective,
-    on_policy_states,
-    option,
     require_iterative,
     reseed,
-    resolve_beta,
     select_checkpoints,
 )
+from iapo.errors import DiagnosticError
 
 NAME = "improvement"
 

@@ -10,20 +10,13 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    RecordingObjective,
-    frame,
-    iter_snapshots,
-    objective,
-    on_policy_states,
-    option,
-    require_iterative,
-    reseed,
-    resolve_beta,
-)
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import objective, resolve_beta
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.recording import RecordingObjective
+from iapo.diagnostics.rollouts import on_policy_states
+from iapo.diagnostics.snapshots import iter_snapshots, require_iterative, reseed
+from iapo.errors import DiagnosticError
 
 NAME = "mb_planning"
 

@@ -11,21 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    doc,
-    frame,
-    iter_snapshots,
-    option,
-    progress,
-    require_iterative,
-    reseed,
-    task_env,
-    transfer_snapshot,
-)
+from iapo.diagnostics.common import IDENTITY, frame, progress
+from iapo.diagnostics.options import Options, doc, option
+from iapo.diagnostics.rollouts import task_env
+from iapo.diagnostics.snapshots import iter_snapshots, require_iterative, reseed, transfer_snapshot
 from iapo.diagnostics.test_time import episode
+from iapo.errors import DiagnosticError
 
 NAME = "mb_transfer"
 

@@ -25,26 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    Snapshot,
-    amortized,
-    beta_option,
-    fixed_noise,
-    frame,
-    iter_snapshots,
-    max_l2,
-    on_policy_states,
-    option,
-    random_means,
-    require_tanh_normal,
-    reseed,
-    resolve_beta,
-)
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import amortized, beta_option, fixed_noise, random_means, resolve_beta
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.rollouts import on_policy_states
+from iapo.diagnostics.snapshots import Snapshot, iter_snapshots, require_tanh_normal, reseed
 from iapo.diagnostics.surface_2d import grid_values, surface
 from iapo.distributions import gaussian_kl
+from iapo.errors import DiagnosticError
 
 NAME = "modes"
 
@@ -118,6 +106,11 @@ def run(opts: ModesOptions) -> dict[str, pd.DataFrame]:
             rows += pairs
             detail += chosen
     return {"main": frame(rows, COLUMNS["main"]), "state": frame(detail, COLUMNS["state"])}
+
+
+def max_l2(act_dim: int) -> float:
+    """Largest L2 distance between two points of [−1, 1]^n (B.7): 2 √n."""
+    return 2.0 * math.sqrt(act_dim)
 
 
 def initial(snap: Snapshot, n_rows: int, init: str, seed: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -18,22 +18,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    beta_option,
-    doc,
-    frame,
-    iter_snapshots,
-    objective,
-    on_policy_states,
-    option,
-    require_tanh_normal,
-    reseed,
-    resolve_beta,
-    transfer_snapshot,
-)
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import beta_option, objective, resolve_beta
+from iapo.diagnostics.options import Options, doc, option
+from iapo.diagnostics.rollouts import on_policy_states
+from iapo.diagnostics.snapshots import iter_snapshots, require_tanh_normal, reseed, transfer_snapshot
+from iapo.errors import DiagnosticError
 from iapo.optimizers.adam import Adam
 from iapo.optimizers.cem import CEM
 

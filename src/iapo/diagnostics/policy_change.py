@@ -14,20 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    Options,
-    Snapshot,
-    amortized,
-    episode_limit,
-    frame,
-    iter_snapshots,
-    option,
-    require_tanh_normal,
-    reseed,
-    resolve_beta,
-    task_env,
-)
+from iapo.diagnostics.common import IDENTITY, frame
+from iapo.diagnostics.objectives import amortized, resolve_beta
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.rollouts import episode_limit, task_env
+from iapo.diagnostics.snapshots import Snapshot, iter_snapshots, require_tanh_normal, reseed
 from iapo.distributions import gaussian_kl, rsample
 from iapo.envs import scale_action
 

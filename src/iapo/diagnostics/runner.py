@@ -15,15 +15,10 @@ import torch
 
 from iapo.devices import DeviceError, resolve_device
 from iapo.diagnostics import REGISTRY
-from iapo.diagnostics.common import (
-    DiagnosticError,
-    Options,
-    add_options,
-    load_snapshot,
-    options_from_args,
-    select_checkpoints,
-    write_table,
-)
+from iapo.diagnostics.common import write_table
+from iapo.diagnostics.options import Options, add_options, options_from_args
+from iapo.diagnostics.snapshots import load_snapshot, select_checkpoints
+from iapo.errors import DiagnosticError
 
 
 def load(name: str) -> types.ModuleType:

@@ -9,9 +9,9 @@ by default (evaluation mode, as that code ran it; `--beta train` for the run's t
 A trajectory is an iterative optimizer run restricted to the plotted dimensions (A.1: 'preventing
 any updates to the constant dimensions'): after every iteration the other dimensions of μ and all
 of σ are reset to the agent's estimate (the values the surface is drawn at), and J is evaluated at
-those values (`common.RecordingObjective`). Each run starts from its own initialization (Fig. 2:
+those values (`recording.RecordingObjective`). Each run starts from its own initialization (Fig. 2:
 'each square denotes an initialization'): μ_0 ~ 0.3·N(0, I) on the plotted dimensions, as the
-authors' code drew it (`common.random_means` says why); `--init same` starts every run at μ = 0
+authors' code drew it (`objectives.random_means` says why); `--init same` starts every run at μ = 0
 there instead, so runs differ only by sample noise. The initializations are the trajectory rows of
 iteration 0, the same for every optimizer of a state. `--optimizer-from ITERATIVE_RUN` adds that
 run's optimizer on this run's objective: on a direct run, the iterative optimizer generalizing to a
@@ -28,28 +28,21 @@ import pandas as pd
 import torch
 
 from iapo.agent import Agent
-from iapo.diagnostics.common import (
-    IDENTITY,
-    DiagnosticError,
-    Options,
-    RecordingObjective,
+from iapo.diagnostics.common import IDENTITY, chunks, frame
+from iapo.diagnostics.objectives import (
     amortized,
     beta_option,
-    chunks,
-    doc,
     evaluate_J,
     fixed_noise,
-    frame,
-    iter_snapshots,
     objective,
-    on_policy_states,
-    option,
     random_means,
-    require_tanh_normal,
-    reseed,
     resolve_beta,
-    transfer_snapshot,
 )
+from iapo.diagnostics.options import Options, doc, option
+from iapo.diagnostics.recording import RecordingObjective
+from iapo.diagnostics.rollouts import on_policy_states
+from iapo.diagnostics.snapshots import iter_snapshots, require_tanh_normal, reseed, transfer_snapshot
+from iapo.errors import DiagnosticError
 from iapo.optimizers.base import Trace
 
 NAME = "surface_2d"

@@ -16,21 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    Options,
-    Snapshot,
-    amortized,
-    episode_limit,
-    frame,
-    iter_snapshots,
-    objective,
-    option,
-    progress,
-    require_tanh_normal,
-    reseed,
-    task_env,
-)
+from iapo.diagnostics.common import IDENTITY, frame, progress
+from iapo.diagnostics.objectives import amortized, objective
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.rollouts import episode_limit, task_env
+from iapo.diagnostics.snapshots import Snapshot, iter_snapshots, require_tanh_normal, reseed
 from iapo.envs import scale_action
 from iapo.optimizers.adam import Adam
 

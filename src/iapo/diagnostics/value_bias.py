@@ -16,21 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iapo.diagnostics.common import (
-    IDENTITY,
-    Options,
-    StochasticPolicy,
-    chunks,
-    collect_random_pairs,
-    episode_limit,
-    frame,
-    iter_snapshots,
-    option,
-    progress,
-    reseed,
-    resolve_beta,
-    task_env,
-)
+from iapo.diagnostics.common import IDENTITY, chunks, frame, progress
+from iapo.diagnostics.objectives import resolve_beta
+from iapo.diagnostics.options import Options, option
+from iapo.diagnostics.rollouts import StochasticPolicy, collect_random_pairs, episode_limit, task_env
+from iapo.diagnostics.snapshots import iter_snapshots, reseed
 from iapo.envs import EnvState, scale_action, set_state
 from iapo.values.q_ensemble import pessimistic
 
