@@ -65,3 +65,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     paths = [Path(arg.split("::")[0]).resolve() for arg in session.config.args]
     if whole and all(path in (ROOT, ROOT / "tests") for path in paths):
         session.config.stash[COLLECTED] = len(session.items)
+
+
+def write_scale_json(folder: Path, scale: str = "mini", preset: dict | None = None,
+                     paper: dict | None = None) -> None:
+    """`folder/scale.json` as `iapo summarize` writes it (a full `ScaleReport`): params.yaml's preset
+    of `scale` (mini's if params.yaml has no such scale) and its paper preset, with the keys in
+    `preset` / `paper` replaced (grid, seeds, steps, steps_per_env, diagnostics, …)."""
+    from iapo.config import Scale
+    from iapo.summary import ScaleReport
+
+    params = load_params(ROOT / "params.yaml")
+    base = ScaleReport.of(params, scale if scale in params.scales else "mini")
+
+    def changed(preset_: Scale, changes: dict | None) -> Scale:
+        return Scale.model_validate(preset_.model_dump() | (changes or {}))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ScaleReport(scale=scale, preset=changed(base.preset, preset), paper=changed(base.paper, paper),
+                reduced=base.reduced).write(folder)

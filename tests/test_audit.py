@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from iapo.derivations import (
 from iapo.errors import AuditError
 from iapo.figures.registry import FIGURES
 from iapo.summary import read_table
+from tests.conftest import write_scale_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE_ENVS = {f.name: f.envs for f in FIGURES}
@@ -78,7 +78,7 @@ def test_checkpoints_before_training_are_left_out(tmp_path):
     claims.write_text(yaml.safe_dump({"claims": [claim("greater").model_dump()]}))
     summary.mkdir()
     table.to_csv(summary / "runs.csv", index=False)
-    (summary / "scale.json").write_text('{"scale": "mini", "preset": {"initial_random_steps": 1000}}')
+    write_scale_json(summary, "mini", preset={"initial_random_steps": 1000})
     assert [r.verdict for r in run_audit(claims, summary)] == ["supported"]
 
 
@@ -127,9 +127,7 @@ def test_one_arm_tests():
 
 def scale_json(folder, diagnostics: dict) -> None:
     grid = [{"envs": ["Hopper-v2"], "variants": ["direct", "iterative"]}]
-    folder.mkdir(exist_ok=True)
-    (folder / "scale.json").write_text(json.dumps(
-        {"scale": "mini", "preset": {"grid": grid, "diagnostics": diagnostics}}))
+    write_scale_json(folder, "mini", preset={"grid": grid, "diagnostics": diagnostics})
 
 
 def test_missing_table_or_column_is_inconclusive(tmp_path):
@@ -297,8 +295,7 @@ def test_scale_section_names_each_groups_own_seeds_and_steps(tmp_path):
     grid = [{"envs": ["InvertedPendulum-v2"], "variants": ["direct", "iterative"], "seeds": 8, "steps": 2000},
             {"envs": ["Hopper-v2"], "variants": ["direct"]},
             {"envs": ["InvertedPendulum-v2"], "variants": ["iterative_mb"], "steps": 1500}]
-    (tmp_path / "scale.json").write_text(json.dumps(
-        {"scale": "mini", "preset": {"grid": grid, "seeds": 3, "steps": 3000}, "paper": {}}))
+    write_scale_json(tmp_path, "mini", preset={"grid": grid, "seeds": 3, "steps": 3000})
     line = _scale_note(tmp_path).splitlines()[1]
     assert line.startswith("- **this scale**: 3 seeds, 3000 env steps")
     assert line.endswith("runs: InvertedPendulum-v2 × direct, iterative (8 seeds, 2000 steps); "

@@ -19,6 +19,7 @@ from iapo.diagnostics import REGISTRY, table_names
 from iapo.stats import mean_band
 from iapo.summary import SUMMARY_FILES
 from iapo.tables import write_tables
+from tests.conftest import write_scale_json
 
 matplotlib.use("Agg")
 
@@ -181,11 +182,10 @@ def test_band_of_one_seed_is_its_value_and_groups_stay_apart():
 
 # ---------------------------------------------------------------- captions and empty panels
 def write_scale(folder: Path, scale: str = "smoke", seeds: int = 2, steps: int = 1000) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     grid = [{"envs": ["InvertedPendulum-v2", "Hopper-v2"], "variants": ["direct", "iterative"]}]
-    (folder / "scale.json").write_text(json.dumps({
-        "scale": scale, "preset": {"grid": grid, "seeds": seeds, "steps": steps},
-        "paper": {"seeds": 5, "steps": 3_000_000}, "reduced": ["seeds", "steps"]}))
+    write_scale_json(folder, scale,
+                     preset={"grid": grid, "seeds": seeds, "steps": steps, "steps_per_env": {}},
+                     paper={"grid": grid, "seeds": 5, "steps": 3_000_000, "steps_per_env": {}})
 
 
 def test_caption_states_scale_seeds_steps_and_the_paper(tmp_path):
@@ -283,7 +283,8 @@ def test_timing_device_is_the_diagnostics_option_or_its_default(tmp_path):
     write_scale(tmp_path)
     info = json.loads((tmp_path / "scale.json").read_text())
     assert F.Summary(tmp_path, "smoke").timing_device("optimizer_comparison") == "cpu"
-    info["preset"]["diagnostics"] = {"optimizer_comparison": {"options": {"device": "cuda:0"}}}
+    info["preset"]["diagnostics"] = {"optimizer_comparison": {"variants": ["iterative"],
+                                                              "options": {"device": "cuda:0"}}}
     (tmp_path / "scale.json").write_text(json.dumps(info))
     device = F.Summary(tmp_path, "smoke").timing_device("optimizer_comparison")
     assert device == "cuda:0" and "GPU" in F.timing_text(device)

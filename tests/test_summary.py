@@ -14,14 +14,13 @@ from iapo.diagnostics import EXTRA_TABLES, REGISTRY, table_names
 from iapo.summary import (
     DiagnosticRun,
     RunKey,
+    ScaleReport,
     SummaryError,
     collect_diagnostic,
     diagnose_argv,
     diagnostic_runs,
     diagnostic_tables,
-    produced_tables,
     run_grid,
-    scale_report,
 )
 
 
@@ -98,12 +97,20 @@ def test_collect_concatenates_every_run_and_names_a_missing_one(params: Params, 
 
 
 @pytest.mark.parametrize("scale", ["smoke", "mini", "paper"])
-def test_scale_json_alone_names_the_tables_a_scale_produces(params: Params, scale: str) -> None:
-    """What the audit and the figures read from scale.json agrees with the summary's own list."""
-    info = json.loads(json.dumps(scale_report(params, scale)))  # as written to and read from disk
-    assert produced_tables(info) == {"runs", "eval", "metrics", *diagnostic_tables(params, scale)}
+def test_scale_json_alone_names_the_tables_a_scale_produces(params: Params, scale: str,
+                                                            tmp_path: Path) -> None:
+    """What the audit and the figures read from scale.json (written, then read back as its typed
+    model) agrees with the summary's own list; the warm-up is the scale's, else the training default."""
+    ScaleReport.of(params, scale).write(tmp_path)
+    report = ScaleReport.read(tmp_path)
+    assert report is not None and report.scale == scale
+    assert report.produced_tables() == {"runs", "eval", "metrics", *diagnostic_tables(params, scale)}
+    expected = params.scales[scale].initial_random_steps
+    assert report.warmup == (params.training.initial_random_steps if expected is None else expected)
     no_jobs = with_scale(params, diagnostics={})
-    assert produced_tables(scale_report(no_jobs, "smoke")) == {"runs", "eval", "metrics"}
+    assert ScaleReport.of(no_jobs, "smoke").produced_tables() == {"runs", "eval", "metrics"}
+    (tmp_path / "scale.json").write_text("{not json")
+    assert ScaleReport.read(tmp_path) is None and ScaleReport.read(tmp_path / "absent") is None
 
 
 def test_compressed_tables_are_read_and_unpacked(tmp_path: Path) -> None:

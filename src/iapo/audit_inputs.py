@@ -4,13 +4,12 @@ untrained policies' returns, the runs' devices) and why a table or a column is m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from iapo.summary import LOG_TABLES, STEP, produced_tables, read_table
+from iapo.summary import LOG_TABLES, STEP, ScaleReport, read_table
 
 RUN = ["env", "variant", "seed"]
 RUN_META = ["family", "value", "q_arch", "beta"]  # runs.csv columns joined onto eval / metrics rows
@@ -54,18 +53,17 @@ def context(summary_dir: Path, reference: dict[str, float], runs: pd.DataFrame |
 def why_missing(table: str, summary_dir: Path, column: bool = False) -> str:
     """Why a claim's table (or, with `column`, a column of a present table) is absent: not produced by
     this scale, or produced but not present here."""
-    info_path = summary_dir / "scale.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    scale = (info or {}).get("scale", "SCALE")
+    report = ScaleReport.read(summary_dir)
+    scale = report.scale if report is not None else "SCALE"
     rebuild = (f"rebuild with `snakemake --cores N --config scale={scale}` (runs what is missing, then "
                f"`iapo summarize --scale {scale}`)")
     path = summary_dir / f"{table}.csv"
     if column:
         return (f"not present: the jobs behind {path} predate these columns (or no code writes them); "
                 f"rerun those jobs and rebuild with `iapo summarize --scale {scale}`")
-    if info is None:
+    if report is None:
         return f"{path} not present (no scale.json says whether the scale produces it): {rebuild}"
-    if table in produced_tables(info):
+    if table in report.produced_tables():
         return f"{path} not present: {rebuild}"
     return (f"{table} not produced at scale {scale}: no diagnostic of scales.{scale}.diagnostics writes it "
             "for this scale's runs")
@@ -73,7 +71,5 @@ def why_missing(table: str, summary_dir: Path, column: bool = False) -> str:
 
 def warmup(summary_dir: Path) -> int | None:
     """The scale's `initial_random_steps` (scale.json), None when unknown."""
-    info_path = summary_dir / "scale.json"
-    if not info_path.is_file():
-        return None
-    return json.loads(info_path.read_text()).get("preset", {}).get("initial_random_steps")
+    report = ScaleReport.read(summary_dir)
+    return None if report is None else report.warmup

@@ -8,7 +8,6 @@ scales; where each claim comes from; the deviations from the paper.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -26,35 +25,32 @@ from iapo.audit_page import (
     write_page,
 )
 from iapo.claims import BETA_NOTE, Untestable, load_untestable
+from iapo.config import Group
 from iapo.decide import ALPHA_ONE_SIDED, TWO_ARM
 from iapo.power import MAX_SEEDS
+from iapo.summary import ScaleReport
 
 
 def scale_facts(summary_dir: Path) -> list[tuple[str, str]]:
     """What was run at this scale against the paper, as (heading, text) pairs."""
-    info_path = summary_dir / "scale.json"
-    if not info_path.is_file():
+    report = ScaleReport.read(summary_dir)
+    if report is None:
         return [("scale", "unknown (no scale.json)")]
-    info = json.loads(info_path.read_text())
-    this, paper = info.get("preset", {}), info.get("paper", {})
 
-    def group(g: dict) -> str:
-        own = [f"{g[key]} {key}" for key in ("seeds", "steps") if g.get(key)]  # the group's own values
-        runs = f"{', '.join(g['envs'])} × {', '.join(g['variants'])}"
+    def group(g: Group) -> str:
+        own = [f"{value} {key}" for key, value in (("seeds", g.seeds), ("steps", g.steps)) if value]
+        runs = f"{', '.join(g.envs)} × {', '.join(g.variants)}"  # the group's own values, if any
         return runs + (f" ({', '.join(own)})" if own else "")
 
-    def runs(preset: dict) -> str:
-        groups = [group(g) for g in preset.get("grid", [])]
-        return "; ".join(groups) or "?"
-
-    facts = [("scale", str(info.get("scale", "?")))]
-    for name, preset in (("this scale", this), ("paper", paper)):
-        facts.append((name, f"{preset.get('seeds', '?')} seeds, {preset.get('steps', '?')} env steps "
-                            f"(per env: {preset.get('steps_per_env') or 'same'}), runs: {runs(preset)}"))
-    facts.append(("reduced against paper", f"{', '.join(info.get('reduced', [])) or 'nothing'} "
+    facts = [("scale", report.scale)]
+    for name, preset in (("this scale", report.preset), ("paper", report.paper)):
+        facts.append((name, f"{preset.seeds} seeds, {preset.steps} env steps "
+                            f"(per env: {preset.steps_per_env or 'same'}), runs: "
+                            + "; ".join(group(g) for g in preset.grid)))
+    facts.append(("reduced against paper", f"{', '.join(report.reduced) or 'nothing'} "
                                            "(results/summary/<scale>/scale.json has every value)"))
-    if this.get("initial_random_steps") is not None:
-        facts.append(("left out", f"diagnostics of checkpoints at env step ≤ {this['initial_random_steps']} "
+    if report.warmup is not None:
+        facts.append(("left out", f"diagnostics of checkpoints at env step ≤ {report.warmup} "
                                   "(initial_random_steps: taken before training started; they stay in the "
                                   "figures)"))
     return facts
@@ -161,9 +157,8 @@ def power_rows(r: ClaimResult) -> list[dict[str, str]]:
 
 
 def _power_lines(results: list[ClaimResult], summary_dir: Path) -> list[str]:
-    info_path = summary_dir / "scale.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    steps = (info.get("preset", {}).get("steps"), info.get("paper", {}).get("steps"))
+    report = ScaleReport.read(summary_dir)
+    steps = (None, None) if report is None else (report.preset.steps, report.paper.steps)
     keys = ("group", "seeds", "heading", "scenarios", "need", "note")
     rows = [f"| {r.claim.id} | " + " | ".join(_md_cell(p[k]) for k in keys) + " |"
             for r in results for p in power_rows(r)]

@@ -26,9 +26,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from pydantic import BaseModel
 
 from iapo import atomic
-from iapo.config import Params
+from iapo.config import Params, Scale
 from iapo.errors import SummaryError
 from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules that import them from here
     DIAGNOSTICS_ROOT,
@@ -160,14 +161,52 @@ def run_row(info: dict) -> dict:
     }
 
 
-def scale_report(params: Params, scale: str) -> dict:
-    """The scale preset, the paper preset, and the keys where they differ (the reductions)."""
-    this, paper = params.scales[scale].model_dump(), params.scales["paper"].model_dump()
-    for preset in (this, paper):
-        if preset["initial_random_steps"] is None:
-            preset["initial_random_steps"] = params.training.initial_random_steps
-    return {"scale": scale, "preset": this, "paper": paper,
-            "reduced": sorted(k for k in this if this[k] != paper.get(k))}
+class ScaleReport(BaseModel):
+    """scale.json: the scale's preset, the paper's, and the keys where they differ (every reduction
+    is shown with the results). Written by `summarize`, read back here and nowhere else."""
+
+    scale: str
+    preset: Scale
+    paper: Scale
+    reduced: list[str]
+
+    @classmethod
+    def of(cls, params: Params, scale: str) -> ScaleReport:
+        """The report of `scale`; a preset's unset `initial_random_steps` is the training default."""
+        default = {"initial_random_steps": params.training.initial_random_steps}
+        presets = [params.scales[name] for name in (scale, "paper")]
+        presets = [p if p.initial_random_steps is not None else p.model_copy(update=default) for p in presets]
+        this, paper = (p.model_dump() for p in presets)
+        return cls(scale=scale, preset=presets[0], paper=presets[1],
+                   reduced=sorted(k for k in this if this[k] != paper.get(k)))
+
+    @classmethod
+    def read(cls, summary_dir: str | Path) -> ScaleReport | None:
+        """The report in `summary_dir`, None when absent or unreadable."""
+        try:
+            return cls.model_validate_json((Path(summary_dir) / "scale.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write(self, summary_dir: Path) -> Path:
+        path = summary_dir / "scale.json"
+        atomic.write_text(path, json.dumps(self.model_dump(), indent=2) + "\n")
+        return path
+
+    @property
+    def warmup(self) -> int | None:
+        """`initial_random_steps`: env steps of uniform random actions before the first update."""
+        return self.preset.initial_random_steps
+
+    def produced_tables(self) -> set[str]:
+        """The summary tables the scale produces: the core tables, and every table of each diagnostic
+        that has at least one run of the scale's grid to analyse."""
+        runs = self.preset.runs()
+        tables = {name.removesuffix(".csv") for name in SUMMARY_FILES if name.endswith(".csv")}
+        for name, job in self.preset.diagnostics.items():
+            if any(v in job.variants and (job.envs is None or e in job.envs) for e, v in runs):
+                tables.update(table_names(name))
+        return tables
 
 
 def table_file(folder: str | Path, table: str) -> Path:
@@ -248,19 +287,5 @@ def summarize(params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,
     for name, table in tables.items():
         atomic.write_text(out / name, table.to_csv(index=False))
         written.append(out / name)
-    atomic.write_text(out / "scale.json", json.dumps(scale_report(params, scale), indent=2) + "\n")
-    written.append(out / "scale.json")
+    written.append(ScaleReport.of(params, scale).write(out))
     return written
-
-
-def produced_tables(info: dict) -> set[str]:
-    """The summary tables a scale produces (scale.json): the core tables, and every table of each
-    diagnostic that has at least one run of the scale's grid to analyse."""
-    preset = info.get("preset", {})
-    runs = {(e, v) for g in preset.get("grid", []) for e in g["envs"] for v in g["variants"]}
-    tables = {name.removesuffix(".csv") for name in SUMMARY_FILES if name.endswith(".csv")}
-    for name, job in preset.get("diagnostics", {}).items():
-        envs = job.get("envs")
-        if any(v in job["variants"] and (envs is None or e in envs) for e, v in runs):
-            tables.update(table_names(name))
-    return tables

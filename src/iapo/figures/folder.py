@@ -4,16 +4,16 @@ rows of each run's last checkpoint."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
+from iapo.config import Scale
 from iapo.figures.bands import BAND_TEXT
 from iapo.figures.labels import human, label, order_envs
-from iapo.summary import produced_tables, read_table
+from iapo.summary import ScaleReport, read_table
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,8 @@ class Summary:
 
     def __init__(self, summary_dir: str | Path, scale: str):
         self.dir, self.scale = Path(summary_dir), scale
-        try:
-            self.info = json.loads((self.dir / "scale.json").read_text())
-        except (OSError, ValueError):
-            self.info = {}
-        self.preset = self.info.get("preset", {})
-        self.paper = self.info.get("paper", {})
-        self.runs = _preset_runs(self.preset)  # {(env, variant)} the scale trains; empty if unknown
+        self.report = ScaleReport.read(self.dir)  # None when unknown
+        self.runs = set(self.report.preset.runs()) if self.report else set()  # {(env, variant)} trained
 
     def table(self, name: str) -> Table:
         """`<summary_dir>/<name>.csv` (or its committed `.csv.gz`), read by `iapo.summary.read_table`:
@@ -67,7 +62,7 @@ class Summary:
     def _absent(self, name: str) -> str:
         """Why `<name>.csv` is absent: the scale does not produce it, or it does and the file is not
         here (e.g. a large table left out of a commit)."""
-        if self.info and name not in produced_tables(self.info):
+        if self.report and name not in self.report.produced_tables():
             return f"no {name}.csv: the scale {self.scale!r} does not produce it"
         return (f"{name}.csv not present: rebuild with `snakemake --cores N --config scale={self.scale}` "
                 f"or, after its jobs, `iapo summarize --scale {self.scale}`")
@@ -76,17 +71,16 @@ class Summary:
     def warmup(self) -> int | None:
         """The scale's `initial_random_steps` (scale.json): env steps of uniform random actions before
         the first update; None when unknown."""
-        steps = self.preset.get("initial_random_steps")
-        return None if steps is None else int(steps)
+        return None if self.report is None else self.report.warmup
 
     def timing_device(self, diagnostic: str) -> str:
         """The device a diagnostic's wall-clock times were measured on: its `device` option in
         scale.json, else the option's default (`iapo.diagnostics.options.Options`)."""
         from iapo.diagnostics.options import Options
 
-        job = (self.preset.get("diagnostics") or {}).get(diagnostic) or {}
+        job = self.report.preset.diagnostics.get(diagnostic) if self.report else None
         default = next(f.default for f in fields(Options) if f.name == "device")
-        return str((job.get("options") or {}).get("device", default))
+        return str((job.options if job else {}).get("device", default))
 
     def trained_envs(self, *variants: str) -> list[str]:
         """The envs on which this scale trains any of `variants` (from scale.json)."""
@@ -107,18 +101,13 @@ class Summary:
 
     def caption(self, band: str | None = "ci") -> str:
         """The line every title carries: scale, seeds, env steps (and the paper's), statistic."""
-        text = f"scale {self.scale}: {_seeds_text(self.preset)}, {_steps_text(self.preset)} env steps"
-        if self.paper and self.scale != "paper":
-            text += f" (paper: {_seeds_text(self.paper)}, {_steps_text(self.paper)} env steps)"
+        preset, paper = (self.report.preset, self.report.paper) if self.report else (None, None)
+        text = f"scale {self.scale}: {_seeds_text(preset)}, {_steps_text(preset)} env steps"
+        if paper and self.scale != "paper":
+            text += f" (paper: {_seeds_text(paper)}, {_steps_text(paper)} env steps)"
         if band is not None:
             text += "; " + BAND_TEXT[band]
         return text
-
-
-def _preset_runs(preset: dict) -> set[tuple[str, str]]:
-    """The (env, variant) pairs of a scale preset: `grid` groups, or envs × variants."""
-    groups = preset.get("grid") or ([preset] if "envs" in preset else [])
-    return {(e, v) for g in groups for e in g.get("envs", []) for v in g.get("variants", [])}
 
 
 def timing_text(device: str) -> str:
@@ -129,12 +118,14 @@ def timing_text(device: str) -> str:
     return "timed on CPU: ratios from a CPU are not the paper's GPU timings"
 
 
-def _group_values(preset: dict, key: str) -> list:
-    """The scale's `key` and every group's own, sorted, without repeats."""
-    return sorted({v for v in [preset.get(key)] + [g.get(key) for g in preset.get("grid", [])] if v})
+def _group_values(preset: Scale | None, key: str) -> list:
+    """The scale's `key` and every group's own, sorted, without repeats (none when unknown)."""
+    if preset is None:
+        return []
+    return sorted({v for v in [getattr(preset, key)] + [getattr(g, key) for g in preset.grid] if v})
 
 
-def _seeds_text(preset: dict) -> str:
+def _seeds_text(preset: Scale | None) -> str:
     seeds = _group_values(preset, "seeds")
     if not seeds:
         return "? seeds"
@@ -142,8 +133,9 @@ def _seeds_text(preset: dict) -> str:
     return f"{count} seed" + ("" if seeds == [1] else "s")
 
 
-def _steps_text(preset: dict) -> str:
-    steps = sorted(set(_group_values(preset, "steps")) | set((preset.get("steps_per_env") or {}).values()))
+def _steps_text(preset: Scale | None) -> str:
+    per_env = preset.steps_per_env.values() if preset is not None else ()
+    steps = sorted(set(_group_values(preset, "steps")) | set(per_env))
     if not steps:
         return "?"
     return human(steps[0]) if len(steps) == 1 else f"{human(steps[0])}–{human(steps[-1])}"
