@@ -87,7 +87,14 @@ EXTRA_TABLES: dict[str, tuple[str, ...]] = {
 
 def table_names(name: str) -> list[str]:
     """The summary tables a diagnostic feeds: NAME, then NAME_<table> for each extra table."""
-    return [name, *(f"{name}_{t}" for t in EXTRA_TABLES.get(name, ()))]
+    return list(table_files(name, Path(name)))
+
+
+def table_files(name: str, main: Path) -> dict[str, Path]:
+    """Where a diagnostic's tables go when its main table is `main`: {NAME: main} and, for each extra
+    table T, {NAME_T: <main's stem>_T<suffix>} beside it. The one place this naming is spelled."""
+    extra = EXTRA_TABLES.get(name, ())
+    return {name: main} | {f"{name}_{t}": main.with_name(f"{main.stem}_{t}{main.suffix}") for t in extra}
 
 
 # ---------------------------------------------------------------- one run, one diagnostic job
@@ -116,3 +123,7 @@ class DiagnosticRun:
         """<root>/<scale>/<name>/<env>/<variant>/seed<k>.csv (extra tables: seed<k>_<table>.csv)."""
         k = self.key
         return Path(root) / scale / self.name / k.env / k.variant / f"seed{k.seed}.csv"
+
+    def outs(self, scale: str, root: str | Path = DIAGNOSTICS_ROOT) -> dict[str, Path]:
+        """Every table the job writes, by summary table name (`table_files` of `out`)."""
+        return table_files(self.name, self.out(scale, root))

@@ -33,7 +33,6 @@ from iapo.config import Params, Scale
 from iapo.errors import SummaryError
 from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules that import them from here
     DIAGNOSTICS_ROOT,
-    EXTRA_TABLES,
     REGISTRY,
     RUNS_ROOT,
     DiagnosticRun,
@@ -104,10 +103,7 @@ def collect_diagnostic(params: Params, scale: str, name: str,
     jobs = diagnostic_runs(params, scale, name)
     tables: dict[str, list[pd.DataFrame]] = {t: [] for t in table_names(name)}
     for job in jobs:
-        main = job.out(scale, root)
-        paths = {name: main} | {f"{name}_{t}": main.with_name(f"{main.stem}_{t}.csv")
-                                for t in EXTRA_TABLES.get(name, ())}
-        for table, path in paths.items():
+        for table, path in job.outs(scale, root).items():
             if not path.is_file():
                 raise SummaryError(f"{path}: missing. Run the diagnostic first (`snakemake --cores N "
                                    f"--config scale={scale}` runs what is missing, or `iapo summarize "

@@ -8,9 +8,10 @@
 # options in params.yaml reruns the jobs (params trigger); delete a CSV to recompute one table.
 
 import shlex
+from pathlib import Path
 
-from iapo.diagnostics import EXTRA_TABLES, REGISTRY
-from iapo.layout import DIAGNOSTICS_ROOT
+from iapo.diagnostics import REGISTRY
+from iapo.layout import DIAGNOSTICS_ROOT, table_files
 from iapo.summary import DiagnosticRun, diagnose_argv, diagnostic_runs, diagnostic_tables
 
 # results/diagnostics/{scale}/{name}/{env}/{variant}/seed{seed}.csv (extra tables: seed{seed}_T.csv)
@@ -30,8 +31,7 @@ def diagnostic_outputs(scale):
     """Every per-run table the scale's diagnostics write (main and extra tables)."""
     paths = []
     for job in diagnostic_runs(PARAMS, scale):
-        main = job.out(scale)
-        paths += [str(main)] + [str(main.with_name(f"{main.stem}_{t}.csv")) for t in EXTRA_TABLES.get(job.name, ())]
+        paths += [str(path) for path in job.outs(scale).values()]
     return paths
 
 
@@ -55,8 +55,7 @@ for _name in REGISTRY:  # one rule per analysis: its own log folder, resources a
                 ancient(run_done(wildcards.scale, job.donor))
                 for job in [diagnostic_job(wildcards, name)] if job.donor is not None],
         output:
-            [DIAG_CSV.replace("{name}", _name)]
-            + [DIAG_CSV.replace("{name}", _name).replace(".csv", f"_{t}.csv") for t in EXTRA_TABLES.get(_name, ())],
+            [str(path) for path in table_files(_name, Path(DIAG_CSV.replace("{name}", _name))).values()],
         log:
             f"logs/{{scale}}/diagnostics/{_name}/{{env}}/{{variant}}/seed{{seed}}.log",
         params:
