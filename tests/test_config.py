@@ -10,11 +10,22 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from iapo.config import ConfigError, Params, RunConfig, load_params, resolve
+from iapo.config import (
+    ConfigError,
+    Group,
+    Params,
+    RunConfig,
+    Training,
+    describe_settings,
+    load_params,
+    resolve,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -398,3 +409,79 @@ def test_scale_describes_what_it_trains(params: Params) -> None:
         text = scale.describe()
         assert f"({len(run_grid(params, name))} runs)" in text, text
     assert params.scales["mini"].describe().endswith("1500–3000 env steps")
+
+
+# ------------------------------------------------------------------ field docs
+def reachable_models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """`model` and every model its fields hold, directly, in a list, as a dict's values or None-able."""
+    found: list[type[BaseModel]] = []
+
+    def visit(annotation: object) -> None:
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if is_model and annotation not in found:
+            found.append(annotation)
+            for field in annotation.model_fields.values():
+                visit(field.annotation)
+        for arg in get_args(annotation):
+            visit(arg)
+
+    visit(model)
+    return found
+
+
+def test_every_setting_has_a_description() -> None:
+    """A field added to any config model without `Field(description=...)` fails here; the JSON
+    schema (`iapo schema`) carries every description."""
+    models = reachable_models(Params)
+    assert Training in models and len(models) >= 12
+    missing = [f"{m.__name__}.{name}" for m in models for name, field in m.model_fields.items()
+               if not (field.description or "").strip()]
+    assert not missing, f"fields without a description: {', '.join(missing)}"
+    schema = Params.model_json_schema()
+    for name, definition in [("Params", schema), *schema["$defs"].items()]:
+        for key, prop in definition["properties"].items():
+            assert prop.get("description", "").strip(), f"schema {name}.{key} has no description"
+
+
+def parse_settings(text: str) -> dict[str, tuple[str, str]]:
+    """`describe_settings` text → {key: (header line, description joined into one line)}."""
+    entries: dict[str, tuple[str, str]] = {}
+    key = ""
+    for line in text.splitlines():
+        if line.startswith("    "):
+            header, description = entries[key]
+            entries[key] = header, f"{description} {line.strip()}".strip()
+        else:
+            key = line.split()[0]
+            entries[key] = line, ""
+    return entries
+
+
+def test_describe_settings_lists_key_type_default_and_description() -> None:
+    """`describe_settings` (command-line help): each field's dotted key, type with its bounds, default
+    and description, columns aligned; nested models recursed into."""
+    text = describe_settings(Training, "training")
+    entries = parse_settings(text)
+    assert list(entries) == [f"training.{name}" for name in Training.model_fields]
+    header, description = entries["training.fused"]
+    assert header.split() == ["training.fused", "bool", "true"]
+    assert description == Training.model_fields["fused"].description
+    assert entries["training.graphs"][0].split() == ["training.graphs", "off|on", "off"]
+    assert entries["training.gamma"][0].split() == ["training.gamma", "float", "(0,", "1]", "required"]
+    assert "Table 7" in entries["training.gamma"][1]
+    # the columns line up, the descriptions wrap within the width
+    assert len({re.match(r"\S+\s+", header).end() for header, _ in entries.values()}) == 1
+    assert max(len(line) for line in text.splitlines() if line.startswith("    ")) <= 100
+    # the whole of params.yaml: one entry per field of every reachable model, with its description,
+    # under the keys a reader writes (`<name>` for a mapping's keys, `[i]` for a list's items)
+    entries = parse_settings(describe_settings(Params))
+    assert len(entries) == sum(len(m.model_fields) for m in reachable_models(Params))  # each in one place
+    assert all(description for _, description in entries.values())
+    for key in ("logging.tensorboard", "q_architectures.<A|B>.layer_norm", "envs.<env>.beta.iterative",
+                "variants.<variant>.n_iters", "scales.<scale>.grid[i].seeds",
+                "scales.<scale>.diagnostics.<diagnostic>.donor"):
+        assert key in entries, key
+    assert entries["variants.<variant>.n_iters"][0].split()[1:] == ["int", ">", "0", "1"]
+    assert entries["variants.<variant>.beta"][0].split()[-1] == "unset"
+    assert entries["scales.<scale>.grid[i].envs"][0].split()[1:] == ["list[str]", "non-empty", "required"]
+    assert entries["scales.<scale>.grid[i].seeds"][1] == Group.model_fields["seeds"].description

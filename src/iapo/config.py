@@ -5,12 +5,16 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import textwrap
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Literal, TypeGuard, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from iapo.errors import ConfigError
 
@@ -33,32 +37,81 @@ OnOff = Annotated[Literal["off", "on"],
 
 
 class Training(_Strict):
-    """Table 7 and the settings the paper leaves to the code (see params.yaml comments)."""
+    """Table 7 and the settings the paper leaves to the authors' code (original_code.md)."""
 
-    gamma: float = Field(gt=0, le=1)
-    tau: float = Field(gt=0, le=1)
-    lr: float = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    initial_random_steps: int = Field(ge=0)
-    replay_size: int = Field(gt=0)
-    updates_per_step: int = Field(gt=0)
-    update_schedule: Literal["per_step", "per_episode"]
-    target_hard_copy_every: int = Field(ge=0)
-    n_action_samples: int = Field(gt=0)
-    n_target_action_samples: int = Field(gt=0)
-    beta_acting: float
-    pessimism_std: Literal["population", "unbiased"]
-    policy_q: Literal["target", "online"]
-    alpha_init: float = Field(gt=0)
-    log_sigma_bounds: list[float] = Field(min_length=2, max_length=2)
-    log_sigma_bound_reg: float = Field(ge=0)
-    truncated_obs: bool
-    # Fast path: Q̂ and ∇_a Q̂ inside J by hand with stacked Q members, one gradient of J
-    # per optimizer iteration; false = the reference autograd path (same samples, same math).
-    fused: bool = True
-    # CUDA graphs of the update and of acting on a CUDA device (`iapo.graphs`); elsewhere the same
-    # computation runs eagerly. How the run is executed, not what it computes: not in the params hash.
-    graphs: OnOff = "off"
+    gamma: float = Field(
+        gt=0, le=1, description="Discount factor γ of the return, per env step (Table 7: 0.99).")
+    tau: float = Field(
+        gt=0, le=1,
+        description="Polyak rate τ of the target Q-networks: after every update, target ← τ · online + "
+        "(1 − τ) · target (Table 7: 0.005).")
+    lr: float = Field(
+        gt=0,
+        description="Adam learning rate of every network (policy optimizer, Q-networks, model) and of the "
+        "temperature α (Table 7: 3e-4).")
+    batch_size: int = Field(
+        gt=0, description="Transitions in the replay batch of each update (Table 7: 256).")
+    initial_random_steps: int = Field(
+        ge=0,
+        description="Env steps of uniformly random actions before the first update (Table 7: 5000); a scale "
+        "may shrink it (`scales.<scale>.initial_random_steps`).")
+    replay_size: int = Field(
+        gt=0, description="Capacity of the replay buffer, in transitions (Table 7: 1e6).")
+    updates_per_step: int = Field(
+        gt=0,
+        description="Updates per env step once the random warm-up is over: the update-to-data ratio "
+        "(original_code.md §1.7: 1).")
+    update_schedule: Literal["per_step", "per_episode"] = Field(
+        description="When the updates run: per_step, `updates_per_step` after every env step, interleaved "
+        "with acting (SAC [32]); per_episode, a burst of `updates_per_step` × the episode's length after "
+        "each episode ends (the authors' code, original_code.md §1.7).")
+    target_hard_copy_every: int = Field(
+        ge=0,
+        description="Every this many updates the target Q-networks are set to a copy of the online ones, "
+        "in place of that update's Polyak average; 0 = Polyak averaging only (the paper), 200 = the "
+        "authors' code's hybrid (original_code.md §1.6).")
+    n_action_samples: int = Field(
+        gt=0,
+        description="N: action samples per state that estimate the objective J and its gradient, and the "
+        "KL term of the Bellman target (B.4; original_code.md §2.4: 10).")
+    n_target_action_samples: int = Field(
+        gt=0,
+        description="Action samples per next state for Q̂ in the Bellman target (the KL term uses all N); "
+        "at most `n_action_samples` (original_code.md §1.4: 1).")
+    beta_acting: float = Field(
+        description="Pessimism β of the objective while collecting data and evaluating (A.4: 1); training "
+        "uses the per-environment β of `envs`.")
+    pessimism_std: Literal["population", "unbiased"] = Field(
+        description="σ_Q of eq. 13, the spread of the two Q-estimates that β multiplies: population (the "
+        "paper; β = 1 gives min(Q₁, Q₂)) or unbiased (|Q₁ − Q₂|/√2, the authors' code, original_code.md "
+        "§1.3). A variant may set its own.")
+    policy_q: Literal["target", "online"] = Field(
+        description="Which Q-networks enter the policy objective J: target (the authors' code, "
+        "original_code.md §1.5) or online (SAC [32]).")
+    alpha_init: float = Field(
+        gt=0,
+        description="Initial entropy temperature α, which is then learned (original_code.md §1.5: 1).")
+    log_sigma_bounds: list[float] = Field(
+        min_length=2, max_length=2,
+        description="Initial [low, high] of the learnable soft bounds on the policy's log σ, low < high "
+        "(original_code.md §1.1: [-10, 0.5]).")
+    log_sigma_bound_reg: float = Field(
+        ge=0,
+        description="Weight of the regulariser Σ(high − low) on the width of the log σ bounds, added to the "
+        "policy loss divided by K × batch size (original_code.md §1.1: 0.01).")
+    truncated_obs: bool = Field(
+        description="Ant and Humanoid observe the 27/45-dim state without contact forces, as the authors' "
+        "code (original_code.md §7); false = gymnasium's full observation. No effect on other envs.")
+    fused: bool = Field(
+        default=True,
+        description="Fast path: Q̂ and ∇ₐQ̂ inside J computed by hand with stacked Q-network members, one "
+        "gradient of J per optimizer iteration; false = the reference autograd path (same samples, same "
+        "math, other rounding).")
+    graphs: OnOff = Field(
+        default="off",
+        description="on: CUDA graphs of the update and of acting on a CUDA device (`iapo.graphs`); "
+        "elsewhere the same computation runs eagerly. How a run executes, not what it computes: not in "
+        "the params hash.")
 
     @model_validator(mode="after")
     def _check(self) -> Training:
@@ -73,59 +126,107 @@ class Training(_Strict):
 class Network(_Strict):
     """Table 2 (policy networks)."""
 
-    n_layers: int = Field(gt=0)
-    n_units: int = Field(gt=0)
-    nonlinearity: Literal["relu", "elu", "leaky_relu", "tanh"]
+    n_layers: int = Field(gt=0, description="Hidden layers of the network.")
+    n_units: int = Field(gt=0, description="Units in each hidden layer.")
+    nonlinearity: Literal["relu", "elu", "leaky_relu", "tanh"] = Field(
+        description="Activation function of the hidden layers.")
 
 
 class QArchitecture(Network):
     """Tables 3 and 4 (Q-value network architectures A and B)."""
 
-    layer_norm: bool
-    connectivity: Literal["sequential", "highway"]
+    layer_norm: bool = Field(
+        description="LayerNorm between each hidden layer's linear map and its activation (A: false, "
+        "B: true).")
+    connectivity: Literal["sequential", "highway"] = Field(
+        description="sequential: a plain stack of layers (A); highway: every hidden layer after the first "
+        "is a gated block h' = g ⊙ h + (1 − g) ⊙ f(h) (B).")
 
 
 class PerFamily(_Strict):
-    direct: float
-    iterative: float
+    """A training β per optimizer family (the columns of A.4's per-environment values)."""
+
+    direct: float = Field(description="β of the direct optimizers (`direct` and `direct_flow` families).")
+    iterative: float = Field(description="β of the iterative optimizer.")
 
 
 class ArchPerFamily(_Strict):
-    direct: ArchName
-    iterative: ArchName
+    """A Q-value architecture per optimizer family (the columns of Tables 5-6)."""
+
+    direct: ArchName = Field(
+        description="Architecture for the direct optimizers (`direct` and `direct_flow` families).")
+    iterative: ArchName = Field(description="Architecture for the iterative optimizer.")
 
 
 class EnvParams(_Strict):
     """Tables 5-6 (Q architecture) and A.4 (training β) for one environment."""
 
-    q_arch: ArchPerFamily
-    beta: PerFamily
+    q_arch: ArchPerFamily = Field(
+        description="Q-value architecture (A or B, `q_architectures`) per optimizer family (Tables 5-6).")
+    beta: PerFamily = Field(
+        description="Pessimism β of the training objective and targets, per optimizer family (A.4: direct "
+        "1 everywhere; iterative 1.5 on Hopper, 2.5 elsewhere).")
 
 
 class ModelBased(_Strict):
     """Appendix A.5: model networks (Table 8) and model-based value estimation (Table 9)."""
 
-    n_layers: int = Field(gt=0)
-    n_units: int = Field(gt=0)
-    horizon: int = Field(ge=0)
-    retrace_lambda: float = Field(ge=0, le=1)
-    pretrain_updates: int = Field(ge=0)
-    model_value_targets: bool
+    n_layers: int = Field(
+        gt=0, description="Hidden layers of the state and reward model networks, Linear → LayerNorm → "
+        "LeakyReLU (Table 8: 2).")
+    n_units: int = Field(gt=0, description="Units in each hidden layer of the model networks (Table 8: 256).")
+    horizon: int = Field(
+        ge=0, description="Rollout horizon h: model steps of the model-based value estimate (eq. 14, "
+        "Table 9: 2).")
+    retrace_lambda: float = Field(
+        ge=0, le=1, description="Retrace λ weighting the TD terms of the rollout in eq. 14 (Table 9: 0.9).")
+    pretrain_updates: int = Field(
+        ge=0, description="Model-only updates on the warm-up data when the random warm-up ends, before "
+        "the first agent update (Table 9: 1000).")
+    model_value_targets: bool = Field(
+        description="Q-network targets from eq. 14 (Table 9); false = one-step model-free targets, the model "
+        "entering only J (the authors' code, original_code.md §4.4).")
 
 
 class Variant(_Strict):
     """A named agent: an optimizer family, a value estimator, and overrides of the per-env tables."""
 
-    family: Family
-    value: Literal["model_free", "model_based"] = "model_free"
-    beta: float | None = None
-    q_arch: ArchName | None = None
-    n_iters: int = Field(default=1, gt=0)
-    init_sigma: float = Field(default=1.0, gt=0)
-    input_norm: Literal["layernorm", "standardize"] = "layernorm"
-    n_flows: int = Field(default=2, gt=0)
-    pessimism_std: Literal["population", "unbiased"] | None = None
-    """σ_Q of eq. 13 for this variant (default: `training.pessimism_std`)."""
+    family: Family = Field(
+        description="Policy optimizer: direct (a network maps s to λ in one pass), iterative (a network "
+        "updates λ from s, λ and ∇λJ, K times) or direct_flow (direct, with a normalizing-flow policy, "
+        "B.2). Also picks the column of the per-env tables (direct_flow reads `direct`).")
+    value: Literal["model_free", "model_based"] = Field(
+        default="model_free",
+        description="Value estimator: model_free (the two Q-networks) or model_based (a learned model "
+        "rolled out h steps, eq. 14; A.5, §4.2.5, settings in `model_based`).")
+    beta: float | None = Field(
+        default=None,
+        description="Training pessimism β of this variant's runs (default: `envs.<env>.beta` for its "
+        "family, A.4).")
+    q_arch: ArchName | None = Field(
+        default=None,
+        description="Q-value architecture of this variant's runs (default: `envs.<env>.q_arch` for its "
+        "family, Tables 5-6).")
+    n_iters: int = Field(
+        default=1, gt=0,
+        description="K: iterations of the iterative optimizer per state, in training and acting (§4.1; "
+        "the paper's K = 5); must be 1 for the other families.")
+    init_sigma: float = Field(
+        default=1.0, gt=0,
+        description="σ of the iterative optimizer's initial estimate λ₀ = (μ = 0, σ) (A.4: 1; the "
+        "authors' code 0.5, original_code.md §2.1).")
+    input_norm: Literal["layernorm", "standardize"] = Field(
+        default="layernorm",
+        description="Normalisation of the iterative optimizer's inputs: layernorm, a LayerNorm on each of "
+        "s, μ, log σ and the gradients (A.4); standardize, per-state standardisation of the action "
+        "blocks without affine, the state raw (the authors' code, original_code.md §2.2).")
+    n_flows: int = Field(
+        default=2, gt=0,
+        description="IAF transforms of the direct_flow policy (B.2: 2; the authors' code used 3); read by "
+        "the direct_flow family only.")
+    pessimism_std: Literal["population", "unbiased"] | None = Field(
+        default=None,
+        description="σ_Q of eq. 13 for this variant's runs (default: `training.pessimism_std`).")
 
     @model_validator(mode="after")
     def _check(self) -> Variant:
@@ -142,12 +243,20 @@ class Variant(_Strict):
 class Group(_Strict):
     """One block of a scale's run grid: every env × every variant listed, `seeds` seeds each."""
 
-    purpose: str = ""
-    envs: list[str] = Field(min_length=1)
-    variants: list[str] = Field(min_length=1)
-    steps: int | None = Field(default=None, gt=0)
-    seeds: int | None = Field(default=None, gt=0)
-    """This group's seed count (default: the scale's `seeds`): spend seeds where they decide a claim."""
+    purpose: str = Field(
+        default="", description="What the group's runs are for (the figures they serve); free text, "
+        "read by people only.")
+    envs: list[str] = Field(min_length=1, description="Environments (keys of `envs`) of the group's runs.")
+    variants: list[str] = Field(
+        min_length=1, description="Variants (keys of `variants`) run on each of the group's envs.")
+    steps: int | None = Field(
+        default=None, gt=0,
+        description="Env steps of each of the group's runs (default: the scale's `steps_per_env`, then "
+        "`steps`).")
+    seeds: int | None = Field(
+        default=None, gt=0,
+        description="Seeds of each of the group's runs (default: the scale's `seeds`): spend seeds where "
+        "they decide a claim.")
 
 
 DiagnosticOption = str | int | float | bool
@@ -156,28 +265,60 @@ DiagnosticOption = str | int | float | bool
 class DiagnosticJob(_Strict):
     """`iapo diagnose NAME` on every finished run of the listed variants, with these options."""
 
-    variants: list[str] = Field(min_length=1)
-    envs: list[str] | None = None
-    """Only the runs of these envs (default: every env the variants run on)."""
-    options: dict[str, DiagnosticOption] = Field(default_factory=dict)
-    donor: str | None = None
-    """Variant whose run (same env and seed) lends its optimizer: passed as --optimizer-from."""
+    variants: list[str] = Field(
+        min_length=1, description="Variants whose finished runs of this scale the diagnostic analyses.")
+    envs: list[str] | None = Field(
+        default=None, description="Only the runs of these envs (default: every env the variants run on).")
+    options: dict[str, DiagnosticOption] = Field(
+        default_factory=dict,
+        description="Options of `iapo diagnose NAME`, by name with underscores (collect_steps for "
+        "--collect-steps); the rest keep the diagnostic's defaults (`iapo diagnose NAME --help`).")
+    donor: str | None = Field(
+        default=None,
+        description="Variant whose run of the same env and seed lends its optimizer to the analysed runs "
+        "(passed as --optimizer-from; default: none).")
 
 
 class Scale(_Strict):
     """How much is run: the run grid (groups of envs × variants), seeds, steps, cadence, diagnostics."""
 
-    grid: list[Group] = Field(min_length=1)
-    seeds: int = Field(gt=0)
-    steps: int = Field(gt=0)
-    steps_per_env: dict[str, int] = Field(default_factory=dict)
-    initial_random_steps: int | None = Field(default=None, ge=0)
-    eval_every: int = Field(gt=0)
-    eval_episodes: int = Field(gt=0)
-    log_every: int = Field(gt=0)
-    checkpoint_steps: list[int] = Field(min_length=1)
-    resume_every: int = Field(gt=0)
-    diagnostics: dict[str, DiagnosticJob] = Field(default_factory=dict)
+    grid: list[Group] = Field(
+        min_length=1,
+        description="The runs, in groups of envs × variants; each env × variant pair is in at most one "
+        "group.")
+    seeds: int = Field(gt=0, description="Seeds of each run (0 … seeds − 1) where its group sets none.")
+    steps: int = Field(gt=0, description="Env steps per run, where neither its group nor `steps_per_env` "
+                       "sets them.")
+    steps_per_env: dict[str, int] = Field(
+        default_factory=dict,
+        description="Env steps per run of the named envs, where the group sets none (paper scale: 1e6 for "
+        "the two pendulums).")
+    initial_random_steps: int | None = Field(
+        default=None, ge=0,
+        description="Random warm-up steps at this scale, so that short runs still update (default: "
+        "`training.initial_random_steps`, Table 7's 5000); the one training setting a scale may change, "
+        "reported with the results.")
+    eval_every: int = Field(
+        gt=0,
+        description="Env steps between evaluations (`eval_episodes` deterministic episodes on a separately "
+        "seeded env); a run's last step is always evaluated.")
+    eval_episodes: int = Field(gt=0, description="Episodes per evaluation (deterministic policy, tanh μ).")
+    log_every: int = Field(
+        gt=0,
+        description="Env steps between rows of a run's metrics.csv (means over the interval); a run's last "
+        "step is always logged.")
+    checkpoint_steps: list[int] = Field(
+        min_length=1,
+        description="Env steps at which an agent snapshot (checkpoints/step_N.pt, read by the diagnostics) "
+        "is kept; steps beyond a run's length are dropped, its last step is always added.")
+    resume_every: int = Field(
+        gt=0,
+        description="Env steps between resume states (all a run needs to continue exactly after a stop; the "
+        "newest two are kept).")
+    diagnostics: dict[str, DiagnosticJob] = Field(
+        default_factory=dict,
+        description="Analyses of the finished runs: diagnostic name (`iapo diagnose NAME`) → the variants, "
+        "envs and options it runs with.")
 
     def describe(self) -> str:
         """What the scale trains, in one line: "9 env × variant pairs in 3 groups, 3–8 seeds (40 runs),
@@ -215,22 +356,41 @@ class Logging(_Strict):
     """What a training run writes besides its CSVs, snapshots and run.json. Never how it trains, so
     not part of a run's settings (`RunConfig`) or its params hash: switching it on or off resumes a run."""
 
-    tensorboard: bool = False
-    """Also write TensorBoard event files, RUN/tensorboard/ (`iapo train --tensorboard`, `iapo.curves`)."""
+    tensorboard: bool = Field(
+        default=False,
+        description="Also write TensorBoard event files, RUN/tensorboard/ (`iapo.curves`); one run: "
+        "`iapo train --tensorboard`.")
 
 
 class Params(_Strict):
     """The whole of `params.yaml`."""
 
-    scale: str
-    logging: Logging = Field(default_factory=Logging)
-    training: Training
-    policy: Network
-    q_architectures: dict[ArchName, QArchitecture]
-    model_based: ModelBased
-    envs: dict[str, EnvParams]
-    variants: dict[str, Variant]
-    scales: dict[str, Scale]
+    scale: str = Field(
+        description="Default scale (a key of `scales`) of the pipeline and of `iapo train`; "
+        "`iapo train --scale` and `snakemake --config scale=` override it.")
+    logging: Logging = Field(
+        default_factory=Logging,
+        description="What a run writes besides its CSVs, snapshots and run.json; not a training setting, "
+        "not in the params hash.")
+    training: Training = Field(
+        description="Training settings: Table 7, and those the paper leaves to the authors' code.")
+    policy: Network = Field(
+        description="Shape of the policy network, shared by the direct and iterative optimizers (Table 2: "
+        "2 × 256, ReLU).")
+    q_architectures: dict[ArchName, QArchitecture] = Field(
+        description="The Q-value network architectures A (Table 3) and B (Table 4), both required.")
+    model_based: ModelBased = Field(
+        description="Model networks and model-based value estimation of the model_based variants (A.5, "
+        "Tables 8-9).")
+    envs: dict[str, EnvParams] = Field(
+        description="Per environment, by its paper name (Hopper-v2, …): Q architecture (Tables 5-6) and "
+        "training β (A.4) per optimizer family.")
+    variants: dict[str, Variant] = Field(
+        description="Named agents: optimizer family, value estimator and overrides of the per-env "
+        "tables; the scales' grids list them by name.")
+    scales: dict[str, Scale] = Field(
+        description="Named presets of how much is run (grid, seeds, steps, cadence, diagnostics), never "
+        "how a run is computed, bar the random warm-up.")
 
     @model_validator(mode="after")
     def _cross_check(self) -> Params:
@@ -264,6 +424,103 @@ class Params(_Strict):
                 _one_of(f"{where}.diagnostics.{diag}.variants", variant, self.variants)
             for env in job.envs or []:
                 _one_of(f"{where}.diagnostics.{diag}.envs", env, self.envs)
+
+
+def describe_settings(model: type[BaseModel], prefix: str = "", width: int = 100) -> str:
+    """The settings of `model` as plain text, one entry per field, nested models included: a line with
+    the dotted key, the type (with its bounds) and the default, aligned in columns, then the field's
+    description wrapped to `width`, indented by four. `prefix` is prepended to the keys
+    (`describe_settings(Training, "training")` gives `training.gamma`, …). A mapping of nested models
+    has `<name>` in its keys (`scales.<scale>.seeds`; `<A|B>` where the keys are fixed), a list of them
+    `[i]` (`scales.<scale>.grid[i].envs`); "required" marks a setting without a default, "unset" a
+    default of nothing, whose meaning the description gives."""
+    rows = list(_setting_rows(model, prefix))
+    key_w = max(len(key) for key, *_ in rows)
+    type_w = max(len(kind) for _, kind, *_ in rows)
+    lines = []
+    for key, kind, default, description in rows:
+        lines.append(f"{key:<{key_w}}  {kind:<{type_w}}  {default}".rstrip())
+        lines.extend(textwrap.wrap(description, width, initial_indent="    ", subsequent_indent="    ",
+                                   break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def _setting_rows(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) of every field of `model` and of the models in it."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        yield key, _type_text(field.annotation, field.metadata), _default_text(field), field.description or ""
+        nested = _nested_model(field.annotation, name)
+        if nested is not None:
+            yield from _setting_rows(nested[0], key + nested[1])
+
+
+def _is_model(annotation: object) -> TypeGuard[type[BaseModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _nested_model(annotation: object, name: str) -> tuple[type[BaseModel], str] | None:
+    """The model a field holds (itself, in a list or as the values of a dict) and the key suffix of
+    its fields: "", "[i]" or ".<name>" (the dict's field name, singular, or its allowed keys)."""
+    if _is_model(annotation):
+        return annotation, ""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is list and _is_model(args[0]):
+        return args[0], "[i]"
+    if origin is dict and _is_model(args[1]):
+        keys = "|".join(map(str, get_args(args[0]))) if get_origin(args[0]) is Literal else None
+        return args[1], f".<{keys or name.removesuffix('s')}>"
+    return None
+
+
+def _type_text(annotation: object, metadata: list | None = None) -> str:
+    """A type as a reader of params.yaml writes it: `float (0, 1]`, `per_step|per_episode`,
+    `list[str] non-empty`, `mapping` (a nested model); a None-able type shows without the None."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if _is_model(annotation):
+        text = "mapping"
+    elif origin is Literal:
+        text = "|".join(map(str, args))
+    elif origin in (Union, UnionType):
+        text = "|".join(_type_text(a) for a in args if a is not type(None))
+    elif origin is list:
+        text = f"list[{_type_text(args[0])}]"
+    elif origin is dict:
+        text = f"dict[{_type_text(args[0])}, {_type_text(args[1])}]"
+    else:
+        text = getattr(annotation, "__name__", str(annotation))
+    bounds = {attr: getattr(m, attr) for m in metadata or [] for attr in
+              ("gt", "ge", "lt", "le", "min_length", "max_length") if getattr(m, attr, None) is not None}
+    low = f"({bounds['gt']}" if "gt" in bounds else f"[{bounds['ge']}" if "ge" in bounds else None
+    high = f"{bounds['lt']})" if "lt" in bounds else f"{bounds['le']}]" if "le" in bounds else None
+    if low and high:
+        text += f" {low}, {high}"
+    elif low:
+        text += f" {'>' if low[0] == '(' else '≥'} {low[1:]}"
+    elif high:
+        text += f" {'<' if high[-1] == ')' else '≤'} {high[:-1]}"
+    n_min, n_max = bounds.get("min_length"), bounds.get("max_length")
+    if n_min is not None and n_min == n_max:
+        text += f" of {n_min}"
+    elif n_min == 1 and n_max is None:
+        text += " non-empty"
+    elif n_min is not None or n_max is not None:
+        text += f" of {n_min or 0}-{'' if n_max is None else n_max}"
+    return text
+
+
+def _default_text(field: FieldInfo) -> str:
+    """A default as params.yaml would spell it; "required" where there is none."""
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "optional"  # a section that may be left out: its fields give their defaults
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return value if value else '""'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _one_of(key: str, value: str, allowed: dict | list, hint: str = "") -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from iapo.agent import Batch
+from iapo.seeds import at_step
 
 
 class ReplayBuffer:
@@ -84,13 +85,8 @@ class ReplayBuffer:
             return False
         saved_kind = state.get("generator_kind") or ("cuda" if saved.numel() == 16 else "cpu")
         if saved_kind != self.device.type:
-            self.generator.manual_seed(reseed(self.seed, self.size))
+            self.generator.manual_seed(at_step(self.seed, self.size))
             return True
         self.generator.set_state(saved.cpu())
         return False
 
-
-def reseed(seed: int, step: int) -> int:
-    """The seed of a random stream restarted at `step` of a run seeded `seed` (a resume on another
-    kind of device, whose generator states do not carry over)."""
-    return (seed * 1_000_003 + step) % 2**63

@@ -27,7 +27,8 @@ from iapo.envs import env_dims, get_state, make_env, scale_action, set_state
 from iapo.errors import TrainingError
 from iapo.evaluation import play_episode
 from iapo.provenance import provenance
-from iapo.replay import ReplayBuffer, reseed
+from iapo.replay import ReplayBuffer
+from iapo.seeds import at_step, evaluation_episode
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
 KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
@@ -243,9 +244,9 @@ class Run:
     def evaluate(self) -> float:
         """Deterministic episodes (tanh μ) on separate, freshly seeded environments (`play_episode`)."""
         rows = []
-        base_seed = 1_000_003 * (self.cfg.seed + 1) + 1_000 * self.c.n_evals
         for episode in range(self.cfg.eval_episodes):
-            played = play_episode(self.agent, base_seed + episode, deterministic=True)
+            seed = evaluation_episode(self.cfg.seed, self.c.n_evals, episode)
+            played = play_episode(self.agent, seed, deterministic=True)
             rows.append({"env_step": self.c.step, "updates": self.agent.n_updates,
                          "episode": episode, "return": played.total, "length": played.length})
         self.c.eval_rows += rows
@@ -342,7 +343,7 @@ class Run:
         if isinstance(saved, torch.Tensor) and saved.numel() == torch.cuda.get_rng_state(self.device).numel():
             torch.cuda.set_rng_state(saved.cpu(), self.device)
             return False
-        torch.cuda.manual_seed(reseed(self.cfg.seed, step))
+        torch.cuda.manual_seed(at_step(self.cfg.seed, step))
         return True
 
     # ---------------------------------------------------------------- the loop

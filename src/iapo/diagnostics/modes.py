@@ -33,6 +33,7 @@ from iapo.diagnostics.snapshots import Snapshot, iter_snapshots, require_tanh_no
 from iapo.diagnostics.surface_2d import grid_values, surface
 from iapo.distributions import gaussian_kl
 from iapo.errors import DiagnosticError
+from iapo.seeds import diagnostic_start
 
 NAME = "modes"
 
@@ -127,7 +128,7 @@ def runs_of(snap: Snapshot, s: torch.Tensor, beta: float, init: str, opts: Modes
     """`runs` optimization runs on each state s [B, S] from λ_0 as `init` says: the pairwise rows
     of the main table and the state table's rows for the state with the largest distance."""
     agent, n = snap.agent, snap.act_dim
-    lam0 = initial(snap, len(s) * opts.runs, init, 1_000_003 * (opts.seed + snap.step) + 1)
+    lam0 = initial(snap, len(s) * opts.runs, init, diagnostic_start(opts.seed, snap.step, 1))
     est = amortized(agent, s.repeat_interleave(opts.runs, 0), beta, n_iters=opts.iters, init=lam0)
     mu = est.mu.reshape(len(s), opts.runs, n)
     log_sigma = est.log_sigma.reshape(len(s), opts.runs, n)

@@ -18,6 +18,7 @@ from iapo.config import RunConfig
 from iapo.diagnostics.common import progress
 from iapo.diagnostics.options import Options
 from iapo.errors import DiagnosticError
+from iapo.seeds import at_step
 
 
 @dataclass
@@ -92,7 +93,7 @@ def iter_snapshots(opts: Options, spec: str | None = None) -> Iterator[Snapshot]
 def reseed(seed: int, step: int) -> np.random.Generator:
     """Seed torch for one checkpoint and return a NumPy generator: a checkpoint's rows do not
     depend on which other checkpoints were selected."""
-    s = (1_000_003 * seed + step) % 2**63
+    s = at_step(seed, step)
     torch.manual_seed(s)
     return np.random.default_rng(s)
 

@@ -44,6 +44,7 @@ from iapo.diagnostics.rollouts import on_policy_states
 from iapo.diagnostics.snapshots import iter_snapshots, require_tanh_normal, reseed, transfer_snapshot
 from iapo.errors import DiagnosticError
 from iapo.optimizers.base import Trace
+from iapo.seeds import diagnostic_start
 
 NAME = "surface_2d"
 
@@ -171,7 +172,7 @@ def run(opts: Surface2dOptions) -> dict[str, pd.DataFrame]:
             J_est = evaluate_J(obj_eval, est.mu, est.log_sigma, eps).J.item()
             rows.append(base | {"kind": "estimate", "J": J_est} | xy(est.mu, dims))
             rows += fresh_rows(agent, s, beta, est, dims, points[best], opts, snap.step + 1_000_033 * b, base)
-            mu0 = initial_means(opts, est.mu, dims, 1_000_003 * (opts.seed + snap.step) + b)
+            mu0 = initial_means(opts, est.mu, dims, diagnostic_start(opts.seed, snap.step, b))
             obj_runs = objective(agent, s.expand(opts.runs, -1), beta, opts.eval_samples)
             for name, optimizer in optimizers.items():
                 for i, (mu, ls) in enumerate(trajectories(agent, optimizer, s, beta, est, dims, mu0,
