@@ -75,7 +75,10 @@ class Agent(nn.Module):
                  device: torch.device | str = "cpu") -> None:
         super().__init__()
         t = cfg.training
-        self.cfg, self.act_dim, self.device = cfg, act_dim, torch.device(device)
+        self.cfg, self.obs_dim, self.act_dim, self.device = cfg, obs_dim, act_dim, torch.device(device)
+        # for an agent rebuilt from a snapshot (`from_snapshot`): its file and the env step it was taken at
+        self.source: Path | None = None
+        self.env_step: int | None = None
         self.q = QEnsemble(obs_dim, act_dim, cfg.q_architecture)
         # Targets start equal to the online nets (SAC [32]); never trained by gradient.
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
@@ -417,22 +420,28 @@ class Agent(nn.Module):
                 set_capturable(opt, False)
 
     # ---------------------------------------------------------------- a trained agent, for use
+    def snapshot(self, env_step: int) -> dict:
+        """What `checkpoints/step_N.pt` holds (the training loop writes it at env step `env_step`): the
+        agent's settings, dimensions, weights and update count; `from_snapshot` reads it back."""
+        return {"step": env_step, "n_updates": self.n_updates, "model": self.state_dict(),
+                "config": self.cfg.to_dict(), "obs_dim": self.obs_dim, "act_dim": self.act_dim}
+
     @classmethod
-    def from_snapshot(
-        cls, snap: dict, device: str | torch.device = "cpu", source: str | Path = "snapshot"
-    ) -> Agent:
-        """The agent of a snapshot's contents (`checkpoints/step_N.pt`, written by the training loop:
-        its settings, dimensions and weights), ready to act: evaluation mode, no gradients. `source`
-        names the file in a `CheckpointError` if the agent cannot be rebuilt."""
+    def from_snapshot(cls, snap: dict, device: str | torch.device = "cpu",
+                      source: Path | None = None) -> Agent:
+        """The agent of a snapshot's contents (`snapshot`), ready to act: evaluation mode, no
+        gradients; `source` is its file (named in a `CheckpointError` if the agent cannot be rebuilt)."""
         try:
             cfg = RunConfig.from_dict(snap["config"])
             agent = cls(cfg, int(snap["obs_dim"]), int(snap["act_dim"]), device)
             agent.load_state_dict(snap["model"])
             agent.n_updates = int(snap["n_updates"])
             agent.update_count.fill_(agent.n_updates)
+            agent.source, agent.env_step = source, int(snap["step"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise CheckpointError(
-                f"{source}: cannot rebuild the agent from this snapshot ({type(err).__name__}: {err}). "
+                f"{source or 'snapshot'}: cannot rebuild the agent from this snapshot "
+                f"({type(err).__name__}: {err}). "
                 "It was probably written by another version of iapo; retrain or use a matching version."
             ) from err
         return agent.eval().requires_grad_(False)
@@ -443,7 +452,9 @@ class Agent(nn.Module):
         """A trained agent, ready to act: `path` is a run folder of `iapo train` (its newest snapshot
         `checkpoints/step_N.pt`, or the one `checkpoint` names: step_N, step_N.pt or N) or a snapshot
         file. `device`: cpu | cuda | cuda:N. A missing, damaged or unknown snapshot is a
-        `CheckpointError`, a device this machine lacks a `DeviceError`, each naming the fix.
+        `CheckpointError`, a device this machine lacks a `DeviceError`, each naming the fix. The one
+        way from a snapshot file to an agent (`iapo evaluate` and the diagnostics come through here);
+        `agent.source` is the file read and `agent.env_step` the env step it was taken at.
 
         >>> agent = Agent.load("results/runs/mini/Hopper-v2/iterative/seed0")
         >>> env, obs = agent.make_env(seed=0)

@@ -94,7 +94,6 @@ def evaluate(
     import pandas as pd
     import torch
 
-    from iapo import checkpoint as ckpt
     from iapo import video as videos
     from iapo.agent import Agent
     from iapo.devices import resolve_device
@@ -106,13 +105,13 @@ def evaluate(
                           f"{Path(out) / 'evaluate.csv'}.")
     if video is not None:
         videos.check_target(Path(video))
-    file, snap = ckpt.read_snapshot(run, checkpoint)
+    agent = Agent.load(run, checkpoint, resolved)
+    file = agent.source
     if video is not None:
         videos.choose_gl_backend()
-    agent = Agent.from_snapshot(snap, resolved, file)
     policy = "deterministic" if deterministic else "stochastic"
     cfg = agent.cfg
-    print(f"iapo evaluate: {file} ({cfg.env} {cfg.variant} seed {cfg.seed}, env step {snap['step']}), "
+    print(f"iapo evaluate: {file} ({cfg.env} {cfg.variant} seed {cfg.seed}, env step {agent.env_step}), "
           f"{episodes} {policy} episode{'s' if episodes > 1 else ''} from env seed {seed}", file=sys.stderr)
     torch.manual_seed(seed)
     rows = []
@@ -123,7 +122,7 @@ def evaluate(
             print(f"episode {i} (env seed {played.seed}): return {played.total:.2f}, "
                   f"length {played.length}", flush=True)
             rows.append({"env": cfg.env, "variant": cfg.variant, "train_seed": cfg.seed,
-                         "checkpoint": file.stem, "env_step": int(snap["step"]), "updates": agent.n_updates,
+                         "checkpoint": file.stem, "env_step": agent.env_step, "updates": agent.n_updates,
                          "policy": policy, "episode": i, "env_seed": played.seed,
                          "return": played.total, "length": played.length})
     table = pd.DataFrame(rows, columns=list(COLUMNS))

@@ -260,12 +260,7 @@ class Run:
     def save_snapshot(self) -> None:
         """checkpoints/step_<N>.pt: the agent and its settings, what the diagnostics read."""
         self.check_finite()
-        checkpoint.save(
-            {"step": self.c.step, "n_updates": self.agent.n_updates,
-             "model": self.agent.state_dict(), "config": self.cfg.to_dict(),
-             "obs_dim": self.buffer.obs_dim, "act_dim": self.agent.act_dim},
-            self.out / "checkpoints" / f"step_{self.c.step}.pt",
-        )
+        checkpoint.save(self.agent.snapshot(self.c.step), self.out / "checkpoints" / f"step_{self.c.step}.pt")
 
     def save_resume(self) -> None:
         """resume/step_<N>.pt: everything needed to continue exactly; keeps the newest two."""

@@ -40,14 +40,12 @@ class Snapshot:
 
 def load_snapshot(path: str | Path, device: str = "cpu") -> Snapshot:
     """Rebuild the agent of `checkpoints/step_N.pt` (written by `Run.save_snapshot`), frozen."""
-    path = Path(path)
-    snap = checkpoint.load(path, "cpu")  # written on any device; the agent below moves it
     try:
-        agent = Agent.from_snapshot(snap, device, path)
+        agent = Agent.load(path, device=device)
     except checkpoint.CheckpointError as err:
         raise DiagnosticError(str(err)) from err
-    return Snapshot(path, int(snap["step"]), agent.n_updates, agent.cfg, agent,
-                    int(snap["obs_dim"]), agent.act_dim)
+    return Snapshot(Path(path), agent.env_step, agent.n_updates, agent.cfg, agent,
+                    agent.obs_dim, agent.act_dim)
 
 
 def select_checkpoints(run: Path, spec: str) -> list[tuple[int, Path]]:
