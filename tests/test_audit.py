@@ -252,6 +252,7 @@ def _schema(table: str) -> set[str]:
     import importlib
 
     from iapo.diagnostics import REGISTRY, table_names
+    from iapo.run_record import RunRecord
     from iapo.summary import run_row
 
     for name in REGISTRY:
@@ -259,7 +260,7 @@ def _schema(table: str) -> set[str]:
             module = importlib.import_module(f"iapo.diagnostics.{name}")
             return set(module.COLUMNS["main" if table == name else table.removeprefix(f"{name}_")])
     if table == "runs":
-        return set(run_row({"env": "", "variant": "", "seed": 0, "scale": ""}))
+        return set(run_row(RunRecord(env="", variant="", seed=0, scale="", steps=0)))
     committed = pd.read_csv(ROOT / "results/summary/mini" / f"{table}.csv", nrows=1).columns
     meta = set(RUN_META) if table in ("eval", "metrics") else set()  # joined from runs.csv by the audit
     return set(committed) | meta | ({"policy_kl"} if table == "metrics" else set())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -78,13 +79,20 @@ def test_unknown_scale_lists_allowed(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert_nothing_written(out)
 
 
-def test_train_help_describes_outputs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_help_describes_outputs_and_the_training_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    """`iapo train --help`: the files a run writes, and every `training` setting with its meaning (the
+    config's field descriptions)."""
+    from iapo.config import Training
+
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for needle in ("metrics.csv", "run.json", "eval.csv", "--env", "--variant", "--out"):
         assert needle in text
+    for name in Training.model_fields:
+        assert f"training.{name} " in text, name
+    assert "Discount factor" in text and "Table 7" in text
 
 
 def test_missing_required_argument_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -188,3 +196,52 @@ def test_scales_lists_every_preset_and_the_makefile_reads_its_default(
                          capture_output=True, text=True, timeout=60)
     default = yaml.safe_load(PARAMS.read_text())["scale"]
     assert f"--report results/report/{default}.html" in dry.stdout, dry.stdout + dry.stderr
+
+
+def test_notebook_of_an_unknown_group_names_the_known_ones(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from iapo.figures import notebooks
+
+    assert main(["notebook", "performance", "nope", "--summary", str(tmp_path / "summary")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iapo notebook: error: ") and err.count("\n") == 1, err
+    assert "'nope'" in err and "'performance'" not in err and all(group in err for group in notebooks())
+    assert not (tmp_path / "summary").exists()
+
+
+def test_every_subcommand_takes_its_options_dataclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` hands each subcommand its dataclass: --scale resolved by `Scaled.scale_of`, --device a
+    torch.device, and a default device (gpu-check's cuda) resolved only when --device is left out."""
+    import torch
+
+    from iapo import cli
+    from iapo.config import load_params
+
+    seen = {}
+
+    def record(args: cli.Args) -> int:
+        seen[type(args)] = args
+        return 0
+
+    for name, command in cli.COMMANDS.items():
+        monkeypatch.setitem(cli.COMMANDS, name, dataclasses.replace(command, run=record))
+    assert main(["--params", str(PARAMS), "gpu-check", "--device", "cpu"]) == 0  # cuda is never resolved
+    assert seen[cli.GpuCheckArgs].device == torch.device("cpu") and seen[cli.GpuCheckArgs].params == PARAMS
+    assert main(["bench", "--variants", "direct", "--no-compile"]) == 0
+    bench = seen[cli.BenchArgs]
+    assert bench.device.type == "cpu" and bench.variants == ["direct"] and bench.archs == ["A", "B"]
+    assert main(["rebuild-figures", "-n"]) == 0 and seen[cli.RebuildFiguresArgs].dry_run
+    assert seen[cli.RebuildFiguresArgs].scale_of(load_params(PARAMS)) == load_params(PARAMS).scale
+    assert main(["notebook", "--scale", "smoke"]) == 0
+    assert seen[cli.NotebookArgs].groups == [] and seen[cli.NotebookArgs].scale_of() == "smoke"
+    assert main(["diagnose", "modes", "--run", "x", "--seed", "3"]) == 0
+    assert seen[cli.DiagnoseArgs].options == ["--run", "x", "--seed", "3"]
+    assert main(["train", "--env", "Hopper-v2", "--variant", "direct", "--no-tensorboard"]) == 0
+    assert seen[cli.TrainArgs].tensorboard is False and seen[cli.TrainArgs].seed == 0
+
+
+def test_help_of_a_device_command_loads_no_device(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help never resolves a device (gpu-check's default, cuda, included)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["gpu-check", "--help"])
+    assert exc.value.code == 0 and "cuda (default) | cuda:N | cpu" in capsys.readouterr().out

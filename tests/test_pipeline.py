@@ -456,9 +456,13 @@ def test_summarize_tables_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     env, variant, seed = smoke_grid()[0]
     marker = runs / "smoke" / env / variant / f"seed{seed}" / "run.json"
-    marker.write_text(json.dumps({"env": env, "variant": variant, "seed": seed + 1, "scale": "smoke"}))
+    marker.write_text(json.dumps({"env": env, "variant": variant, "seed": seed + 1, "scale": "smoke",
+                                  "steps": 200}))
     assert main(args) == 2
     assert "should hold" in capsys.readouterr().err
+    marker.write_text(json.dumps({"env": env, "variant": variant, "seed": seed, "scale": "smoke"}))
+    assert main(args) == 2
+    assert "cannot be read as a run's record (steps: Field required)" in capsys.readouterr().err
     marker.unlink()
     assert main(args) == 2
     err = capsys.readouterr().err

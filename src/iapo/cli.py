@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from iapo import layout
-from iapo.config import load_params, resolve
+from iapo.config import Training, describe_settings, load_params, resolve
 from iapo.errors import ConfigError, IapoError
 from iapo.evaluation import COLUMNS
+from iapo.layout import REGISTRY
+from iapo.options import add_options, option, options_from_args
 
+if TYPE_CHECKING:
+    import torch
+
+    from iapo.config import Params
+
+# Each subcommand's options are a dataclass (`TrainArgs`, …; the mechanism: `iapo.options`) that its
+# function (`cmd_train`, …) takes; the options several share are bases: `Scaled` (--scale, resolved
+# in `Scaled.scale_of`) and `OnDevice` (--device, a torch.device resolved once, `device_option`).
 SCALE = "<scale>"  # how a default path that depends on --scale is shown in --help
 
 TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
@@ -25,7 +38,10 @@ TRAIN_HELP = """Train one agent (env × variant × seed) and write into OUT:
                        by env step; watch with `tensorboard --logdir OUT`
 Rerunning the same command after a crash or SIGTERM resumes from the newest valid checkpoint.
 The progress bar shows the return of the last episode that ended (last_return) and the mean
-return of the last evaluation (eval_return)."""
+return of the last evaluation (eval_return).
+
+How it trains comes from params.yaml; its `training` section (every section: `iapo schema`):
+""" + describe_settings(Training, "training")
 
 EVALUATE_HELP = """Evaluate a trained agent: the snapshot RUN/checkpoints/step_N.pt (the newest unless
 --checkpoint names one) plays --episodes episodes of its task, episode i from the environment seed
@@ -91,187 +107,6 @@ clone): the summary tables are used as they are; what they allow is rebuilt, and
 exits 2 naming what it could not rebuild and how to get the runs."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iapo", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", type=Path,
-                        help="hyperparameter file (default: %(default)s)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    tr = sub.add_parser("train", help="train one agent", description=TRAIN_HELP,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--env", required=True, help="paper environment name, e.g. Hopper-v2, or its "
-                    "gymnasium ID, e.g. Hopper-v5 (`iapo envs` lists both)")
-    tr.add_argument("--variant", required=True, help="agent variant from params.yaml, e.g. direct")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    tr.add_argument("--out", type=Path, default=None, help="run folder (default: the pipeline's, "
-                    f"{layout.RUNS_ROOT}/{SCALE}/<env>/<variant>/seed<k>)")
-    tr.add_argument("--steps", type=int, default=None, help="override the scale's env steps")
-    tr.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (checked: exit 2 if absent)")
-    tr.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    tr.add_argument("--deterministic", action="store_true",
-                    help="deterministic kernels (torch.use_deterministic_algorithms; on CUDA also "
-                    "CUBLAS_WORKSPACE_CONFIG): bit-repeatable CUDA runs, at some speed")
-    tr.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
-                    help="write live curves into OUT/tensorboard/ (default: params.yaml "
-                    "logging.tensorboard); changes nothing of the training, a run resumes either way")
-
-    ev = sub.add_parser("evaluate", help="evaluate a trained agent's snapshot, optionally with a video",
-                        description=EVALUATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--run", required=True, type=Path,
-                    help="run folder written by `iapo train` (or one of its checkpoints/step_N.pt)")
-    ev.add_argument("--checkpoint", default=None,
-                    help="snapshot to evaluate: step_N, step_N.pt or N (default: the newest)")
-    ev.add_argument("--episodes", type=positive_int, default=10, help="episodes (default %(default)s)")
-    ev.add_argument("--stochastic", action="store_true",
-                    help="sample actions a ~ π(·|s) instead of acting with tanh(μ)")
-    ev.add_argument("--seed", type=int, default=0,
-                    help="environment seed of the first episode and torch's seed (default %(default)s)")
-    ev.add_argument("--out", type=Path, default=None,
-                    help="CSV to write (default: RUN/evaluate/step_N[_stochastic]_<E>ep_seed<S>.csv)")
-    ev.add_argument("--video", type=Path, default=None, metavar="FILE",
-                    help="film the first episode into FILE: .mp4 or .gif")
-    ev.add_argument("--video-size", type=positive_int, default=480, metavar="PIXELS",
-                    help="width and height of the video's frames (default %(default)s)")
-    ev.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (checked: exit 2 if absent)")
-    ev.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
-
-    be = sub.add_parser("bench", help="time updates and action selection against their GEMM floor",
-                        description=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    be.add_argument("--json", type=Path, default=None, help="also write the results here (JSON)")
-    be.add_argument("--repeats", type=int, default=15, help="timed rounds (default %(default)s)")
-    be.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default %(default)s)")
-    be.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
-    be.add_argument("--quick", action="store_true", help="3 timed rounds after 1 warm-up round")
-    be.add_argument("--variants", nargs="+", default=["direct", "iterative"], choices=["direct", "iterative"],
-                    help="agents to time (default: both)")
-    be.add_argument("--archs", nargs="+", default=["A", "B"], choices=["A", "B"],
-                    help="Q architectures (Tables 3-4; default: both)")
-    be.add_argument("--reference", action="store_true",
-                    help="also time the reference path (training.fused: false)")
-    be.add_argument("--no-compile", action="store_true", help=argparse.SUPPRESS)  # older command lines
-    be.add_argument("--loop", nargs="+", metavar="ENV:VARIANT", default=None,
-                    help="time whole training runs instead, e.g. Hopper-v2:direct Hopper-v2:iterative")
-    be.add_argument("--scale", default="smoke",
-                    help="scale of the --loop training runs (default %(default)s)")
-    be.add_argument("--device", default="cpu",
-                    help="cpu (default: the benchmark above) | cuda | cuda:N: update and act of the fast "
-                    "fp32 path timed on that device, eagerly and as CUDA graphs (training.graphs: on)")
-
-    gc = sub.add_parser("gpu-check", help="every GPU check at once: training eager and captured, resume, "
-                        "snapshots across devices, bench, loop and packed env steps/s, the paper grid's cost",
-                        description="One prepared run of every check that needs a GPU (`make gpu-check`), "
-                        "sized for one large GPU; --device cpu runs it at small sizes (the test suite does). "
-                        "Writes OUT/gpu_check-<cpu|cuda>.json and .md; run folders and the training log go "
-                        "to OUT/work-<cpu|cuda>/.")
-    gc.add_argument("--device", default="cuda", help="cuda (default) | cuda:N | cpu")
-    gc.add_argument("--out", type=Path, default=Path("results/gpu_check"), help="default: %(default)s")
-
-    ta = sub.add_parser("tables", help="write Tables 1-9 of the appendix (+ Table 10, the training β) "
-                        "from params.yaml",
-                        description="Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex "
-                        "(LaTeX) from params.yaml, to diff against the paper's Appendix A.4-A.5.")
-    ta.add_argument("--scale", default=None, help="scale whose folder gets the tables "
-                    "(default: params.yaml `scale`)")
-    ta.add_argument("--out", type=Path, default=None, help=f"default: {layout.tables_dir(SCALE)}")
-
-    su = sub.add_parser("summarize", help="aggregate a scale's finished runs into tidy tables",
-                        description=SUMMARIZE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    su.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    su.add_argument("--runs", type=Path, default=layout.RUNS_ROOT,
-                    help="root of the run folders RUNS/<scale>/<env>/<variant>/seed<k> "
-                    "(default: %(default)s)")
-    su.add_argument("--out", type=Path, default=None,
-                    help=f"output folder (default: {layout.summary_dir(SCALE)})")
-    su.add_argument("--diagnostics", type=Path, default=layout.DIAGNOSTICS_ROOT,
-                    help="root of the per-run diagnostic tables DIAGNOSTICS/<scale>/NAME/<env>/<variant>/"
-                    "seed<k>.csv (default: %(default)s)")
-    su.add_argument("--no-diagnostics", action="store_true",
-                    help="summarize the runs only (before the diagnostics have run)")
-
-    sc = sub.add_parser("schema", help="print the JSON schema of params.yaml",
-                        description="Prints the JSON schema of params.yaml generated from the typed "
-                        "models in iapo.config (the pipeline validates its config against it; "
-                        "`make schema` writes it to workflow/schemas/params.schema.json).")
-    sc.add_argument("--out", type=Path, default=None, help="write here instead of stdout")
-
-    au = sub.add_parser("audit", help="evaluate the paper's claims on the summary tables",
-                        description="Reads CLAIMS (the registry of the paper's testable claims) and the "
-                        "tidy tables in SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: "
-                        "per claim, on the environments of its figure, the statistic per seed of one "
-                        "environment (paired where the design is), its Student-t 95% interval, and a "
-                        "verdict (supported / contradicted / inconclusive, with the reason); "
-                        "for each open claim where it is heading and the seeds per arm that would decide "
-                        "it; the statements of the paper no table can test; with --across-scales, the "
-                        "verdicts at every scale whose summary sits next to SUMMARY; the scale the results "
-                        "come from and the deviations table. How it decides: docs/audit.md.")
-    au.add_argument("--claims", type=Path, default=Path("claims.yaml"))
-    au.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    au.add_argument("--summary", type=Path, default=None, help=f"default: {layout.summary_dir(SCALE)}")
-    au.add_argument("--out", type=Path, default=None, help=f"default: {layout.audit_md(SCALE)}")
-    au.add_argument("--deviations", type=Path, default=Path("docs/deviations.md"))
-    au.add_argument("--across-scales", action="store_true",
-                    help="also tabulate every claim's verdict at each scale whose summary sits next to "
-                         "SUMMARY (off by default: the report of one scale depends on its tables alone)")
-
-    from iapo.diagnostics import REGISTRY
-
-    dg = sub.add_parser("diagnose", help="run one analysis of the paper on a run's checkpoints",
-                        description="Reads RUN/checkpoints/step_N.pt (and RUN/metrics.csv) and writes "
-                        "one tidy CSV (schemas: docs/diagnostics.md). Diagnostics:\n"
-                        + "\n".join(f"  {n:<21} {s}" for n, s in REGISTRY.items())
-                        + "\nOptions of one: iapo diagnose NAME --help",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    dg.add_argument("name", choices=list(REGISTRY), metavar="NAME", help="which diagnostic")
-    dg.add_argument("options", nargs=argparse.REMAINDER, help="its options (iapo diagnose NAME --help)")
-
-    ds = sub.add_parser("diagnose-scale", help="run a diagnostic on every run a scale lists for it",
-                        description="Runs `iapo diagnose NAME` on each finished run that params.yaml "
-                        "scales.<scale>.diagnostics.NAME lists, one after the other, with the arguments "
-                        "the Snakemake jobs use (the DVC stages call this). Writes "
-                        "results/diagnostics/<scale>/NAME/<env>/<variant>/seed<k>.csv.")
-    ds.add_argument("name", choices=list(REGISTRY), metavar="NAME", help="which diagnostic")
-    ds.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-
-    fi = sub.add_parser("figures-index", help="write paper_figures/README.md, the index of the figures",
-                        description="Writes OUT (Markdown) from the registry iapo.figures.FIGURES: one row "
-                        "per figure/table with its number in both versions of the paper, the notebook that "
-                        "draws it, the summary tables it reads, and a thumbnail of paper_figures/SCALE/. "
-                        "Reads nothing else.")
-    fi.add_argument("--scale", default="mini", help="scale whose figures the thumbnails show "
-                    "(default: %(default)s, the committed study)")
-    fi.add_argument("--out", type=Path, default=layout.PAPER_FIGURES / "README.md")
-
-    nb = sub.add_parser("notebook", help="execute figure notebooks (jupytext → papermill → HTML)",
-                        description="Executes notebooks/GROUP.py (jupytext source) with papermill on "
-                        f"SUMMARY (default {layout.summary_dir(SCALE)}): figures go to "
-                        f"{layout.figures_dir(SCALE)}/, the executed notebook and its HTML to "
-                        f"{layout.notebooks_dir(SCALE)}/. No GROUP: every notebook of the registry "
-                        "iapo.figures.FIGURES. Missing summary tables are an error (exit 2).")
-    nb.add_argument("groups", nargs="*", metavar="GROUP", help="notebook name(s), e.g. performance")
-    nb.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    nb.add_argument("--summary", type=Path, default=None, help="summary tables folder")
-
-    rf = sub.add_parser("rebuild-figures", help="rebuild the figures, tables and audit of a scale "
-                        "without training (`make figures`)", description=REBUILD_HELP,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    rf.add_argument("--scale", default=None, help="scale preset (default: params.yaml `scale`)")
-    rf.add_argument("--cores", default="all", help="Snakemake --cores (default: %(default)s)")
-    rf.add_argument("-n", "--dry-run", action="store_true", help="list the jobs, run nothing")
-
-    sl = sub.add_parser("scales", help="list the scales of params.yaml: what each trains",
-                        description="Prints one line per scale preset of params.yaml: its name, what it "
-                        "trains (pairs, groups, seeds, runs, env steps), and which one is the default "
-                        "(params.yaml `scale`, what --scale means when it is left out).")
-    sl.add_argument("--default", action="store_true", help="print the default scale's name only")
-
-    sub.add_parser("envs", help="list the paper's environments and the gymnasium IDs they run on",
-                   description="Prints one row per environment of the paper: its name (what params.yaml "
-                   "and the run folders use), the gymnasium ID it is built from (accepted by --env as "
-                   "an alias of the paper name) and how it differs from the paper's -v2 task.")
-    return parser
-
-
 def positive_int(text: str) -> int:
     """An argparse type: an integer ≥ 1 (else a usage error, exit code 2)."""
     try:
@@ -283,21 +118,228 @@ def positive_int(text: str) -> int:
     return value
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def device_of(name: str) -> torch.device:
+    """`--device`'s conversion, `iapo.devices.resolve_device`, imported when a command runs: torch is
+    slow to import, and `iapo --help` and the commands without a device never load it."""
+    from iapo.devices import resolve_device
+
+    return resolve_device(name)
+
+
+def device_option(default: str = "cpu", help: str = "cpu | cuda | cuda:N (checked: exit 2 if absent)") -> Any:
+    """`--device`: the name given (else `default`) resolved once, when the command runs, into the
+    torch.device it names; a device this machine lacks is an input error (one paragraph, exit 2)."""
+    return option(default, help, type=str, convert=device_of)
+
+
+# ------------------------------------------------------------------ the options of each subcommand
+# The help texts say their defaults themselves (`add_options(..., show_defaults=False)`).
+@dataclass(kw_only=True)
+class Args:
+    """The options before the subcommand's name, which every subcommand gets."""
+
+    params: Path = option(Path("params.yaml"), "hyperparameter file (default: %(default)s)")
+
+
+@dataclass(kw_only=True)
+class Scaled(Args):
+    """A subcommand of one scale: --scale, else params.yaml `scale`."""
+
+    scale: str | None = option(None, "scale preset (default: params.yaml `scale`)")
+
+    def scale_of(self, params: Params | None = None) -> str:
+        """The scale: --scale, else params.yaml `scale` (of `params`; read from --params if not given)."""
+        if self.scale:
+            return self.scale
+        return (params if params is not None else load_params(self.params)).scale
+
+
+@dataclass(kw_only=True)
+class OnDevice(Args):
+    """A subcommand that computes on one device: --device, a torch.device in the built options."""
+
+    device: torch.device = device_option()
+
+
+@dataclass(kw_only=True)
+class OneDiagnostic(Args):
+    """A subcommand of one diagnostic of the registry, named by position."""
+
+    name: str = option(help="which diagnostic", choices=REGISTRY, positional=True, metavar="NAME")
+
+
+@dataclass(kw_only=True)
+class TrainArgs(OnDevice, Scaled):
+    """The options of `iapo train`."""
+
+    env: str = option(help="paper environment name, e.g. Hopper-v2, or its gymnasium ID, e.g. Hopper-v5 "
+                      "(`iapo envs` lists both)")
+    variant: str = option(help="agent variant from params.yaml, e.g. direct")
+    seed: int = option(0)
+    out: Path | None = option(None, "run folder (default: the pipeline's, "
+                              f"{layout.RUNS_ROOT}/{SCALE}/<env>/<variant>/seed<k>)")
+    steps: int | None = option(None, "override the scale's env steps")
+    threads: int = option(1, "torch CPU threads (default 1)")
+    deterministic: bool = option(False, "deterministic kernels (torch.use_deterministic_algorithms; on CUDA "
+                                 "also CUBLAS_WORKSPACE_CONFIG): bit-repeatable CUDA runs, at some speed",
+                                 store_true=True)
+    tensorboard: bool | None = option(None, "write live curves into OUT/tensorboard/ (default: params.yaml "
+                                      "logging.tensorboard); changes nothing of the training, a run resumes "
+                                      "either way")
+
+
+@dataclass(kw_only=True)
+class EvaluateArgs(OnDevice):
+    """The options of `iapo evaluate`."""
+
+    run: Path = option(help="run folder written by `iapo train` (or one of its checkpoints/step_N.pt)")
+    checkpoint: str | None = option(None, "snapshot to evaluate: step_N, step_N.pt or N "
+                                    "(default: the newest)")
+    episodes: int = option(10, "episodes (default %(default)s)", type=positive_int)
+    stochastic: bool = option(False, "sample actions a ~ π(·|s) instead of acting with tanh(μ)",
+                              store_true=True)
+    seed: int = option(0, "environment seed of the first episode and torch's seed (default %(default)s)")
+    out: Path | None = option(None, "CSV to write "
+                              "(default: RUN/evaluate/step_N[_stochastic]_<E>ep_seed<S>.csv)")
+    video: Path | None = option(None, "film the first episode into FILE: .mp4 or .gif", metavar="FILE")
+    video_size: int = option(480, "width and height of the video's frames (default %(default)s)",
+                             type=positive_int, metavar="PIXELS")
+    threads: int = option(1, "torch CPU threads (default 1)", type=positive_int)
+
+
+@dataclass(kw_only=True)
+class BenchArgs(Args):
+    """The options of `iapo bench`."""
+
+    json: Path | None = option(None, "also write the results here (JSON)")
+    repeats: int = option(15, "timed rounds (default %(default)s)")
+    warmup: int = option(2, "untimed rounds first (default %(default)s)")
+    threads: int = option(1, "torch CPU threads (default %(default)s)")
+    quick: bool = option(False, "3 timed rounds after 1 warm-up round", store_true=True)
+    variants: list[str] = option(["direct", "iterative"], "agents to time (default: both)",
+                                 choices=["direct", "iterative"], nargs="+")
+    archs: list[str] = option(["A", "B"], "Q architectures (Tables 3-4; default: both)", choices=["A", "B"],
+                              nargs="+")
+    reference: bool = option(False, "also time the reference path (training.fused: false)", store_true=True)
+    no_compile: bool = option(False, store_true=True, hidden=True)  # older command lines
+    loop: list[str] | None = option(None, "time whole training runs instead, e.g. Hopper-v2:direct "
+                                    "Hopper-v2:iterative", nargs="+", metavar="ENV:VARIANT")
+    scale: str = option("smoke", "scale of the --loop training runs (default %(default)s)")
+    device: torch.device = device_option(help="cpu (default: the benchmark above) | cuda | cuda:N: update "
+                                         "and act of the fast fp32 path timed on that device, eagerly and "
+                                         "as CUDA graphs (training.graphs: on)")
+
+
+@dataclass(kw_only=True)
+class GpuCheckArgs(Args):
+    """The options of `iapo gpu-check`."""
+
+    device: torch.device = device_option("cuda", "cuda (default) | cuda:N | cpu")
+    out: Path = option(Path("results/gpu_check"), "default: %(default)s")
+
+
+@dataclass(kw_only=True)
+class TablesArgs(Scaled):
+    """The options of `iapo tables`."""
+
+    scale: str | None = option(None, "scale whose folder gets the tables (default: params.yaml `scale`)")
+    out: Path | None = option(None, f"default: {layout.tables_dir(SCALE)}")
+
+
+@dataclass(kw_only=True)
+class SummarizeArgs(Scaled):
+    """The options of `iapo summarize`."""
+
+    runs: Path = option(layout.RUNS_ROOT, "root of the run folders RUNS/<scale>/<env>/<variant>/seed<k> "
+                        "(default: %(default)s)")
+    out: Path | None = option(None, f"output folder (default: {layout.summary_dir(SCALE)})")
+    diagnostics: Path = option(layout.DIAGNOSTICS_ROOT, "root of the per-run diagnostic tables "
+                               "DIAGNOSTICS/<scale>/NAME/<env>/<variant>/seed<k>.csv (default: %(default)s)")
+    no_diagnostics: bool = option(False, "summarize the runs only (before the diagnostics have run)",
+                                  store_true=True)
+
+
+@dataclass(kw_only=True)
+class SchemaArgs(Args):
+    """The options of `iapo schema`."""
+
+    out: Path | None = option(None, "write here instead of stdout")
+
+
+@dataclass(kw_only=True)
+class AuditArgs(Scaled):
+    """The options of `iapo audit`."""
+
+    claims: Path = option(Path("claims.yaml"))
+    summary: Path | None = option(None, f"default: {layout.summary_dir(SCALE)}")
+    out: Path | None = option(None, f"default: {layout.audit_md(SCALE)}")
+    deviations: Path = option(Path("docs/deviations.md"))
+    across_scales: bool = option(False, "also tabulate every claim's verdict at each scale whose summary "
+                                 "sits next to SUMMARY (off by default: the report of one scale depends on "
+                                 "its tables alone)", store_true=True)
+
+
+@dataclass(kw_only=True)
+class DiagnoseArgs(OneDiagnostic):
+    """The options of `iapo diagnose`."""
+
+    options: list[str] = option([], "its options (iapo diagnose NAME --help)", positional=True,
+                                nargs=argparse.REMAINDER)
+
+
+@dataclass(kw_only=True)
+class DiagnoseScaleArgs(Scaled, OneDiagnostic):
+    """The options of `iapo diagnose-scale`."""
+
+
+@dataclass(kw_only=True)
+class FiguresIndexArgs(Args):
+    """The options of `iapo figures-index`."""
+
+    scale: str = option("mini", "scale whose figures the thumbnails show (default: %(default)s, the "
+                        "committed study)")
+    out: Path = option(layout.PAPER_FIGURES / "README.md")
+
+
+@dataclass(kw_only=True)
+class NotebookArgs(Scaled):
+    """The options of `iapo notebook`."""
+
+    groups: list[str] = option([], "notebook name(s), e.g. performance", positional=True, nargs="*",
+                               metavar="GROUP")
+    summary: Path | None = option(None, "summary tables folder")
+
+
+@dataclass(kw_only=True)
+class RebuildFiguresArgs(Scaled):
+    """The options of `iapo rebuild-figures`."""
+
+    cores: str = option("all", "Snakemake --cores (default: %(default)s)")
+    dry_run: bool = option(False, "list the jobs, run nothing", flags=("-n",), store_true=True)
+
+
+@dataclass(kw_only=True)
+class ScalesArgs(Args):
+    """The options of `iapo scales`."""
+
+    default: bool = option(False, "print the default scale's name only", store_true=True)
+
+
+# ------------------------------------------------------------------ what each subcommand does
+def cmd_train(args: TrainArgs) -> int:
     from iapo.envs import paper_name
-    from iapo.summary import RunKey
     from iapo.train import train
 
     params = load_params(args.params)
-    cfg = resolve(params, paper_name(args.env), args.variant, args.seed, args.scale, args.steps)
-    out = args.out or RunKey(cfg.env, cfg.variant, cfg.seed).folder(cfg.scale)
+    cfg = resolve(params, paper_name(args.env), args.variant, args.seed, args.scale_of(params), args.steps)
+    out = args.out or layout.RunKey(cfg.env, cfg.variant, cfg.seed).folder(cfg.scale)
     tensorboard = params.logging.tensorboard if args.tensorboard is None else args.tensorboard
     train(cfg, out, device=args.device, threads=args.threads, deterministic=args.deterministic,
           tensorboard=tensorboard)
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: EvaluateArgs) -> int:
     import torch
 
     from iapo.evaluation import evaluate
@@ -309,8 +351,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.device != "cpu":
+def cmd_bench(args: BenchArgs) -> int:
+    if args.device.type != "cpu":
         return _bench_device(args)
     if args.loop:
         return _bench_loop(args)
@@ -329,7 +371,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_device(args: argparse.Namespace) -> int:
+def _bench_device(args: BenchArgs) -> int:
     import torch
 
     from iapo.tools.bench import format_device_table, run_device_bench
@@ -347,13 +389,14 @@ def _bench_device(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_loop(args: argparse.Namespace) -> int:
+def _bench_loop(args: BenchArgs) -> int:
     from iapo import atomic
     from iapo.envs import paper_name
     from iapo.tools.bench import format_loop, loop_overhead
 
-    pairs = [item.partition(":") for item in args.loop]
-    bad = [item for item, (env, sep, variant) in zip(args.loop, pairs, strict=True)
+    loop = args.loop or []
+    pairs = [item.partition(":") for item in loop]
+    bad = [item for item, (env, sep, variant) in zip(loop, pairs, strict=True)
            if not (env and sep and variant)]
     if bad:
         raise ConfigError(f"--loop {' '.join(bad)}: expected ENV:VARIANT, e.g. Hopper-v2:iterative")
@@ -372,28 +415,34 @@ def _bench_loop(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tables(args: argparse.Namespace) -> int:
+def cmd_gpu_check(args: GpuCheckArgs) -> int:
+    from iapo.tools.gpucheck import format_markdown, gpu_check
+
+    print(format_markdown(gpu_check(args.device, args.out, args.params)))
+    return 0
+
+
+def cmd_tables(args: TablesArgs) -> int:
     from iapo.tables import write_tables
 
     params = load_params(args.params)
-    out = args.out or layout.tables_dir(args.scale or params.scale)
+    out = args.out or layout.tables_dir(args.scale_of(params))
     written = write_tables(params, out)
     print(f"wrote {len(written)} files to {out}/", file=sys.stderr)
     return 0
 
 
-def cmd_summarize(args: argparse.Namespace) -> int:
+def cmd_summarize(args: SummarizeArgs) -> int:
     from iapo.summary import summarize
 
     params = load_params(args.params)
-    scale = args.scale or params.scale
     diagnostics = None if args.no_diagnostics else args.diagnostics
-    written = summarize(params, scale, args.runs, args.out, diagnostics)
+    written = summarize(params, args.scale_of(params), args.runs, args.out, diagnostics)
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
+def cmd_schema(args: SchemaArgs) -> int:
     import json
 
     from iapo.config import Params
@@ -409,11 +458,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def cmd_audit(args: AuditArgs) -> int:
     from iapo.audit import run_audit
     from iapo.audit_report import write_report
 
-    scale = args.scale or load_params(args.params).scale
+    scale = args.scale_of()
     summary = args.summary or layout.summary_dir(scale)
     results = run_audit(args.claims, summary)
     md, page = write_report(results, summary, args.out or layout.audit_md(scale), args.deviations,
@@ -424,18 +473,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
+def cmd_diagnose(args: DiagnoseArgs) -> int:
     from iapo.diagnostics.runner import main as diagnose
 
     return diagnose(args.name, args.options)
 
 
-def cmd_diagnose_scale(args: argparse.Namespace) -> int:
+def cmd_diagnose_scale(args: DiagnoseScaleArgs) -> int:
     from iapo.diagnostics.runner import main as diagnose
     from iapo.summary import diagnose_argv, diagnostic_runs
 
     params = load_params(args.params)
-    scale = args.scale or params.scale
+    scale = args.scale_of(params)
     jobs = diagnostic_runs(params, scale, args.name)
     if not jobs:
         print(f"iapo diagnose-scale: scales.{scale}.diagnostics lists no run for {args.name}",
@@ -446,38 +495,35 @@ def cmd_diagnose_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_notebook(args: argparse.Namespace) -> int:
-    from iapo.figures import notebooks
-    from iapo.notebooks import run_notebook
-
-    scale = args.scale or load_params(args.params).scale
-    for group in args.groups or list(notebooks()):
-        run_notebook(group, scale, args.summary)
-    return 0
-
-
-def cmd_figures_index(args: argparse.Namespace) -> int:
+def cmd_figures_index(args: FiguresIndexArgs) -> int:
     from iapo.figures import write_index
 
     print(f"wrote {write_index(args.out, args.scale)}", file=sys.stderr)
     return 0
 
 
-def cmd_rebuild_figures(args: argparse.Namespace) -> int:
-    from iapo.rebuild import rebuild_figures
+def cmd_notebook(args: NotebookArgs) -> int:
+    from iapo.figures import notebooks
+    from iapo.notebooks import run_notebook
 
-    params = load_params(args.params)
-    return rebuild_figures(params, args.scale or params.scale, args.cores, args.dry_run)
-
-
-def cmd_gpu_check(args: argparse.Namespace) -> int:
-    from iapo.tools.gpucheck import format_markdown, gpu_check
-
-    print(format_markdown(gpu_check(args.device, args.out, args.params)))
+    known = list(notebooks())
+    if unknown := [group for group in args.groups if group not in known]:
+        raise ConfigError(f"no notebook {', '.join(map(repr, unknown))} in the registry "
+                          f"iapo.figures.FIGURES; known: {', '.join(known)}")
+    scale = args.scale_of()
+    for group in args.groups or known:
+        run_notebook(group, scale, args.summary)
     return 0
 
 
-def cmd_scales(args: argparse.Namespace) -> int:
+def cmd_rebuild_figures(args: RebuildFiguresArgs) -> int:
+    from iapo.rebuild import rebuild_figures
+
+    params = load_params(args.params)
+    return rebuild_figures(params, args.scale_of(params), args.cores, args.dry_run)
+
+
+def cmd_scales(args: ScalesArgs) -> int:
     params = load_params(args.params)
     if args.default:
         print(params.scale)
@@ -489,7 +535,7 @@ def cmd_scales(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_envs(args: argparse.Namespace) -> int:
+def cmd_envs(args: Args) -> int:
     from iapo.envs import PAPER_ENVS
 
     rows = [("paper name", "gymnasium ID", "differences from the paper's task")]
@@ -500,16 +546,106 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ the parser and the entry point
+@dataclass(frozen=True)
+class Subcommand:
+    """One subcommand: its options, what runs it, its line in `iapo --help` and its own --help."""
+
+    args: type[Args]
+    run: Callable[[Any], int]
+    help: str
+    description: str
+    raw: bool = False  # the description's line breaks kept as written
+
+
+COMMANDS: dict[str, Subcommand] = {
+    "train": Subcommand(TrainArgs, cmd_train, "train one agent", TRAIN_HELP, raw=True),
+    "evaluate": Subcommand(EvaluateArgs, cmd_evaluate, "evaluate a trained agent's snapshot, optionally "
+                           "with a video", EVALUATE_HELP, raw=True),
+    "bench": Subcommand(BenchArgs, cmd_bench, "time updates and action selection against their GEMM floor",
+                        BENCH_HELP, raw=True),
+    "gpu-check": Subcommand(
+        GpuCheckArgs, cmd_gpu_check, "every GPU check at once: training eager and captured, resume, "
+        "snapshots across devices, bench, loop and packed env steps/s, the paper grid's cost",
+        "One prepared run of every check that needs a GPU (`make gpu-check`), sized for one large GPU; "
+        "--device cpu runs it at small sizes (the test suite does). Writes OUT/gpu_check-<cpu|cuda>.json "
+        "and .md; run folders and the training log go to OUT/work-<cpu|cuda>/."),
+    "tables": Subcommand(
+        TablesArgs, cmd_tables, "write Tables 1-9 of the appendix (+ Table 10, the training β) "
+        "from params.yaml",
+        "Writes OUT/tables.md (all tables, Markdown) and OUT/table<N>.tex (LaTeX) from params.yaml, to diff "
+        "against the paper's Appendix A.4-A.5."),
+    "summarize": Subcommand(SummarizeArgs, cmd_summarize,
+                            "aggregate a scale's finished runs into tidy tables", SUMMARIZE_HELP, raw=True),
+    "schema": Subcommand(
+        SchemaArgs, cmd_schema, "print the JSON schema of params.yaml",
+        "Prints the JSON schema of params.yaml generated from the typed models in iapo.config (the pipeline "
+        "validates its config against it; `make schema` writes it to workflow/schemas/params.schema.json)."),
+    "audit": Subcommand(
+        AuditArgs, cmd_audit, "evaluate the paper's claims on the summary tables",
+        "Reads CLAIMS (the registry of the paper's testable claims) and the tidy tables in "
+        "SUMMARY/<table>.csv; writes OUT (Markdown) and OUT with .html: per claim, on the environments of "
+        "its figure, the statistic per seed of one environment (paired where the design is), its Student-t "
+        "95% interval, and a verdict (supported / contradicted / inconclusive, with the reason); for each "
+        "open claim where it is heading and the seeds per arm that would decide it; the statements of the "
+        "paper no table can test; with --across-scales, the verdicts at every scale whose summary sits next "
+        "to SUMMARY; the scale the results come from and the deviations table. How it decides: "
+        "docs/audit.md."),
+    "diagnose": Subcommand(
+        DiagnoseArgs, cmd_diagnose, "run one analysis of the paper on a run's checkpoints",
+        "Reads RUN/checkpoints/step_N.pt (and RUN/metrics.csv) and writes one tidy CSV (schemas: "
+        "docs/diagnostics.md). Diagnostics:\n" + "\n".join(f"  {n:<21} {s}" for n, s in REGISTRY.items())
+        + "\nOptions of one: iapo diagnose NAME --help", raw=True),
+    "diagnose-scale": Subcommand(
+        DiagnoseScaleArgs, cmd_diagnose_scale, "run a diagnostic on every run a scale lists for it",
+        "Runs `iapo diagnose NAME` on each finished run that params.yaml scales.<scale>.diagnostics.NAME "
+        "lists, one after the other, with the arguments the Snakemake jobs use (the DVC stages call this). "
+        "Writes results/diagnostics/<scale>/NAME/<env>/<variant>/seed<k>.csv."),
+    "figures-index": Subcommand(
+        FiguresIndexArgs, cmd_figures_index, "write paper_figures/README.md, the index of the figures",
+        "Writes OUT (Markdown) from the registry iapo.figures.FIGURES: one row per figure/table with its "
+        "number in both versions of the paper, the notebook that draws it, the summary tables it reads, and "
+        "a thumbnail of paper_figures/SCALE/. Reads nothing else."),
+    "notebook": Subcommand(
+        NotebookArgs, cmd_notebook, "execute figure notebooks (jupytext → papermill → HTML)",
+        f"Executes notebooks/GROUP.py (jupytext source) with papermill on SUMMARY (default "
+        f"{layout.summary_dir(SCALE)}): figures go to {layout.figures_dir(SCALE)}/, the executed notebook "
+        f"and its HTML to {layout.notebooks_dir(SCALE)}/. No GROUP: every notebook of the registry "
+        "iapo.figures.FIGURES. Missing summary tables are an error (exit 2)."),
+    "rebuild-figures": Subcommand(
+        RebuildFiguresArgs, cmd_rebuild_figures,
+        "rebuild the figures, tables and audit of a scale without training (`make figures`)", REBUILD_HELP,
+        raw=True),
+    "scales": Subcommand(
+        ScalesArgs, cmd_scales, "list the scales of params.yaml: what each trains",
+        "Prints one line per scale preset of params.yaml: its name, what it trains (pairs, groups, seeds, "
+        "runs, env steps), and which one is the default (params.yaml `scale`, what --scale means when it is "
+        "left out)."),
+    "envs": Subcommand(
+        Args, cmd_envs, "list the paper's environments and the gymnasium IDs they run on",
+        "Prints one row per environment of the paper: its name (what params.yaml and the run folders use), "
+        "the gymnasium ID it is built from (accepted by --env as an alias of the paper name) and how it "
+        "differs from the paper's -v2 task."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iapo", description=__doc__)
+    add_options(parser, Args, show_defaults=False)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        formatter = argparse.RawDescriptionHelpFormatter if command.raw else argparse.HelpFormatter
+        subparser = sub.add_parser(name, help=command.help, description=command.description,
+                                   formatter_class=formatter)
+        add_options(subparser, command.args, exclude=Args, show_defaults=False)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "tables": cmd_tables,
-                "summarize": cmd_summarize, "schema": cmd_schema, "diagnose": cmd_diagnose,
-                "diagnose-scale": cmd_diagnose_scale, "audit": cmd_audit,
-                "figures-index": cmd_figures_index, "notebook": cmd_notebook, "envs": cmd_envs,
-                "scales": cmd_scales,
-                "rebuild-figures": cmd_rebuild_figures, "gpu-check": cmd_gpu_check}
-    try:
-        return commands[args.command](args)
+    command = COMMANDS[args.command]
+    try:  # the options are built here: a device this machine lacks is reported as any input error
+        return command.run(options_from_args(command.args, args))
     except IapoError as err:  # the input's fault: one paragraph naming it and the fix
         print(f"iapo {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -40,6 +40,7 @@ from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules tha
     summary_dir,
     table_names,
 )
+from iapo.run_record import RunRecord
 
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
 
@@ -120,19 +121,19 @@ def _read_csv(path: Path) -> pd.DataFrame:
                            "(delete run.json in that folder, then rerun the pipeline).") from err
 
 
-def read_run(folder: Path, key: RunKey, scale: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+def read_run(folder: Path, key: RunKey, scale: str) -> tuple[RunRecord, pd.DataFrame, pd.DataFrame]:
     """run.json, metrics.csv and eval.csv of one finished run, checked against the expected run."""
     marker = folder / "run.json"
     if not marker.is_file():
         raise SummaryError(f"{folder}: no run.json, so this run has not finished. Train it first "
                            f"(`snakemake --cores N --config scale={scale}` trains what is missing).")
     try:
-        info = json.loads(marker.read_text())
+        info = RunRecord.read(folder)
     except (OSError, ValueError) as err:
-        raise SummaryError(f"{marker}: not valid JSON ({err}). Delete it and rerun the training job: "
-                           "it resumes from the run's last checkpoint.") from err
+        raise SummaryError(f"{marker}: cannot be read as a run's record ({err}). Delete it and rerun the "
+                           "training job: it resumes from the run's last checkpoint.") from err
     expected = {"env": key.env, "variant": key.variant, "seed": key.seed, "scale": scale}
-    got = {k: info.get(k) for k in expected}
+    got = {k: getattr(info, k) for k in expected}
     if got != expected:
         raise SummaryError(f"{marker}: describes run {got}, but this folder should hold {expected}. "
                            "Move the folder to where it belongs or delete it and retrain.")
@@ -140,20 +141,19 @@ def read_run(folder: Path, key: RunKey, scale: str) -> tuple[dict, pd.DataFrame,
     return info, metrics, evals
 
 
-def run_row(info: dict) -> dict:
+def run_row(info: RunRecord) -> dict:
     """One row of runs.csv from a run.json."""
-    cfg = info.get("config", {})
+    cfg = info.config
     return {
-        "env": info["env"], "variant": info["variant"], "seed": info["seed"], "scale": info["scale"],
+        "env": info.env, "variant": info.variant, "seed": info.seed, "scale": info.scale,
         "family": cfg.get("family"), "value": cfg.get("value", "model_free"),
         "q_arch": cfg.get("q_arch"), "beta": cfg.get("beta"), "n_iters": cfg.get("n_iters"),
-        "steps": info.get("steps"), "updates": info.get("updates"), "episodes": info.get("episodes"),
+        "steps": info.steps, "updates": info.updates, "episodes": info.episodes,
         "initial_random_steps": cfg.get("initial_random_steps"),
-        "final_eval_return": info.get("final_eval_return"), "wall_time_s": info.get("wall_time_s"),
-        "env_steps_per_s": info.get("env_steps_per_s_last_session"),
-        "n_resumes": len(info.get("resumed_at", [])), "device": info.get("device"),
-        "threads": info.get("threads"), "params_hash": info.get("params_hash"),
-        "git_commit": info.get("git_commit"),
+        "final_eval_return": info.final_eval_return, "wall_time_s": info.wall_time_s,
+        "env_steps_per_s": info.env_steps_per_s_last_session,
+        "n_resumes": len(info.resumed_at), "device": info.device,
+        "threads": info.threads, "params_hash": info.params_hash, "git_commit": info.git_commit,
     }
 
 

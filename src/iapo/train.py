@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import signal
@@ -16,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from iapo import atomic, checkpoint
+from iapo import atomic, checkpoint, run_record
 from iapo.agent import Agent, Batch
 from iapo.config import RunConfig
 from iapo.curves import FOLDER as CURVES_FOLDER
@@ -28,6 +27,7 @@ from iapo.errors import TrainingError
 from iapo.evaluation import play_episode
 from iapo.provenance import provenance
 from iapo.replay import ReplayBuffer
+from iapo.run_record import RunRecord
 from iapo.seeds import at_step, evaluation_episode
 
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning resumes it
@@ -425,7 +425,7 @@ class Run:
             "threads": torch.get_num_threads(),
             "config": self.cfg.to_dict(),
         }
-        atomic.write_json(self.out / "run.json", info)
+        run_record.write(self.out, info)
         return info
 
 
@@ -459,10 +459,9 @@ def finished_run(cfg: RunConfig, out: Path) -> dict | None:
     """The run.json of this very run if it finished (same settings, every step, its logs present);
     None otherwise (absent, unreadable, other settings, or part-way)."""
     try:
-        info = json.loads((out / "run.json").read_text())
+        record = RunRecord.read(out)
     except (OSError, ValueError):
         return None
-    same = isinstance(info, dict) and info.get("params_hash") == cfg.params_hash() \
-        and info.get("steps") == cfg.steps
+    same = record.params_hash == cfg.params_hash() and record.steps == cfg.steps
     logs = all((out / name).is_file() for name in ("metrics.csv", "eval.csv"))
-    return info if same and logs else None
+    return record.model_dump() if same and logs else None

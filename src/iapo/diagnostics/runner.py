@@ -16,9 +16,11 @@ import torch
 from iapo.devices import DeviceError, resolve_device
 from iapo.diagnostics import REGISTRY
 from iapo.diagnostics.common import write_table
-from iapo.diagnostics.options import Options, add_options, options_from_args
+from iapo.diagnostics.options import Options
 from iapo.diagnostics.snapshots import load_snapshot, select_checkpoints
 from iapo.errors import DiagnosticError
+from iapo.layout import EXTRA_TABLES, table_files
+from iapo.options import add_options, options_from_args
 
 
 def load(name: str) -> types.ModuleType:
@@ -34,9 +36,11 @@ def options_class(module: types.ModuleType) -> type[Options]:
     return cls
 
 
-def table_paths(out: Path, names: list[str]) -> dict[str, Path]:
-    """"main" → out; any other table T → <stem>_T<suffix> next to it."""
-    return {t: out if t == "main" else out.with_name(f"{out.stem}_{t}{out.suffix}") for t in names}
+def table_paths(name: str, out: Path) -> dict[str, Path]:
+    """Each table of diagnostic `name` (its COLUMNS key: "main", then the extra tables) → its file,
+    `out` for the main one (`iapo.layout.table_files` names them)."""
+    keys = ["main", *EXTRA_TABLES.get(name, ())]
+    return dict(zip(keys, table_files(name, out).values(), strict=True))
 
 
 def default_out(name: str, opts: Options) -> Path:
@@ -76,11 +80,11 @@ def diagnose(name: str, opts: Options) -> dict[str, Path]:
                               "by `iapo train --out`")
     torch.set_num_threads(opts.threads)
     try:
-        resolve_device(str(opts.device))
+        opts.device = resolve_device(opts.device)  # once: what follows takes the torch.device
     except DeviceError as err:
         raise DiagnosticError(str(err)) from None
     out = Path(opts.out) if opts.out is not None else default_out(name, opts)
-    paths = table_paths(out, list(module.COLUMNS))
+    paths = table_paths(name, out)
     print(f"iapo diagnose {name}: {opts.run} -> {', '.join(str(p) for p in paths.values())}",
           file=sys.stderr)
     start = time.perf_counter()
