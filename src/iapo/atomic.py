@@ -12,13 +12,15 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
+def replacing(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path beside `path` for the block to write; renamed over `path` when the block
     ends normally, removed when it raises. Its name, `.NAME.PID.tmp`, is unique per process (two
-    writers of one file never share it) and git-ignored."""
+    writers of one file never share it) and git-ignored; with `keep_suffix`, `.STEM.PID.tmp.SUFFIX`,
+    for writers that choose the format by the extension (videos)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pid = os.getpid()
+    tmp = path.with_name(f".{path.stem}.{pid}.tmp{path.suffix}" if keep_suffix else f".{path.name}.{pid}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -14,6 +14,7 @@ time: at the task's frame rate (`render_fps`, one frame per env step), a GIF at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from iapo import atomic
 from iapo.errors import VideoError
 
 if TYPE_CHECKING:
@@ -109,7 +111,8 @@ class VideoRecorder:
         self.frames = 0   # written
         self._calls = 0   # `capture` calls: one per env step (and the reset)
         self._stride = 1
-        self._tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.tmp{self.path.suffix}")
+        self._file = contextlib.ExitStack()  # the temporary file (`iapo.atomic`), open until `__exit__`
+        self._tmp = self._file.enter_context(atomic.replacing(self.path, keep_suffix=True))
         self._writer = None
 
     def capture(self, env: gym.Env) -> None:
@@ -146,9 +149,9 @@ class VideoRecorder:
         try:
             if self._writer is not None:
                 self._writer.close()
-            if kind is None:
-                if not self.frames:
-                    raise VideoError(f"--video {self.path}: the episode rendered no frame")
-                os.replace(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
+            if kind is None and not self.frames:
+                raise VideoError(f"--video {self.path}: the episode rendered no frame")
+        except BaseException as failure:  # the temporary file goes, nothing is renamed
+            self._file.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._file.__exit__(kind, err, tb)  # renamed over the path if the episode ended well
