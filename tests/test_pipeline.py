@@ -462,7 +462,7 @@ def test_summarize_tables_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "should hold" in capsys.readouterr().err
     marker.write_text(json.dumps({"env": env, "variant": variant, "seed": seed, "scale": "smoke"}))
     assert main(args) == 2
-    assert "cannot be read as a run's record (steps: Field required)" in capsys.readouterr().err
+    assert "not a run's record (steps: Field required)" in capsys.readouterr().err
     marker.unlink()
     assert main(args) == 2
     err = capsys.readouterr().err

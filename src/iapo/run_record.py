@@ -4,6 +4,7 @@ commit, machine, device: kept as written, beyond the fields below)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,18 @@ class RunRecord(BaseModel):
 
     @classmethod
     def read(cls, folder: Path) -> RunRecord:
-        """`folder/run.json`; OSError if absent or unreadable, ValueError if not a run record."""
+        """`folder/run.json`; OSError if absent or unreadable, ValueError (saying which) if not JSON
+        or not a run's record."""
         try:
-            return cls.model_validate_json((folder / FILE).read_bytes())
+            info = json.loads((folder / FILE).read_text())
+        except ValueError as err:
+            raise ValueError(f"not valid JSON ({err})") from None
+        try:
+            return cls.model_validate(info)
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(map(str, first["loc"])) or "(top level)"
-            raise ValueError(f"{where}: {first['msg']}") from None
+            raise ValueError(f"not a run's record ({where}: {first['msg']})") from None
 
 
 

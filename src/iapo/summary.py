@@ -130,8 +130,8 @@ def read_run(folder: Path, key: RunKey, scale: str) -> tuple[RunRecord, pd.DataF
     try:
         info = RunRecord.read(folder)
     except (OSError, ValueError) as err:
-        raise SummaryError(f"{marker}: cannot be read as a run's record ({err}). Delete it and rerun the "
-                           "training job: it resumes from the run's last checkpoint.") from err
+        raise SummaryError(f"{marker}: {err}. Delete it and rerun the training job: it resumes from "
+                           "the run's last checkpoint.") from err
     expected = {"env": key.env, "variant": key.variant, "seed": key.seed, "scale": scale}
     got = {k: getattr(info, k) for k in expected}
     if got != expected:
