@@ -16,9 +16,11 @@ STAMP  := $(VENV)/.installed-torch-$(TORCH)
 # (once, when a recipe first needs it, after the set-up) through the typed config: `iapo scales --default`
 SCALE  ?= $(eval SCALE := $(shell $(BIN)/iapo --params params.yaml scales --default))$(SCALE)
 CORES  ?= all
-# `make gpu-check`: the device it checks (cuda, cuda:N; cpu runs it at small sizes) and where it writes
+# `make gpu-check`: the device it checks (cuda, cuda:N; cpu runs it at small sizes), where it writes,
+# and optionally a budget in seconds (GPU_CHECK_BUDGET: the steps that would not fit are skipped)
 DEVICE ?= cuda
 GPU_CHECK_OUT ?= results/gpu_check
+GPU_CHECK_BUDGET ?=
 # pytest-xdist workers of `make test` (the smoke workspace's tests start first, on one of them)
 TEST_JOBS ?= 2
 SNAKE   = $(BIN)/snakemake --config scale=$(SCALE)
@@ -126,7 +128,7 @@ bench-audit: setup  ## time `iapo audit` on SCALE's summary tables (3 runs) and 
 	$(BIN)/python workflow/scripts/bench_audit.py $(SCALE) 3 results/bench_audit.json
 
 gpu-check: setup  ## every GPU check at once on DEVICE (default cuda; cpu: small sizes): GPU_CHECK_OUT/gpu_check-*.json, .md
-	$(BIN)/iapo gpu-check --device $(DEVICE) --out $(GPU_CHECK_OUT)
+	$(BIN)/iapo gpu-check --device $(DEVICE) --out $(GPU_CHECK_OUT) $(if $(GPU_CHECK_BUDGET),--budget-s $(GPU_CHECK_BUDGET))
 
 clean:  ## remove .venv and the caches (never an environment passed as VENV=…)
 	rm -rf .venv .pytest_cache .ruff_cache src/*.egg-info

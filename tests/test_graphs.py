@@ -31,7 +31,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 import iapo.graphs
 from iapo.agent import Agent, Batch
 from iapo.config import ConfigError, load_params, resolve
-from iapo.graphs import WARMUP, StaticStep, set_capturable, uncached_snapshots
+from iapo.graphs import WARMUP, StaticStep, set_capturable, step_snapshots
 from iapo.replay import ReplayBuffer
 from iapo.values.fused import _pair, default_chunk_rows, stack_ensemble, stacked
 from iapo.values.q_ensemble import QEnsemble
@@ -150,17 +150,56 @@ def test_static_inputs_are_refilled_in_place_and_outputs_outlive_later_calls():
             StaticStep(lambda x: {"x": x}, capture=True)
 
 
-def test_weight_snapshots_are_taken_afresh_while_a_step_is_recorded(params):
+def test_weight_snapshots_are_taken_once_per_step_while_a_step_is_recorded(params):
     """Cached snapshots would freeze the weights of the capture into the graph: inside
-    `uncached_snapshots` each call takes a new one (the same numbers) and leaves the cache alone."""
+    `step_snapshots` a step takes its own (the same numbers), once, and leaves the cache alone; the
+    next step takes a new one."""
     ens = QEnsemble(OBS_DIM, ACT_DIM, params.q_architectures["A"])
     cached_q = stacked(ens)
     assert stacked(ens) is cached_q
-    with uncached_snapshots():
-        fresh = [stacked(ens), stacked(ens)]
-    assert len({id(x) for x in (cached_q, *fresh)}) == 3            # three different snapshots
-    assert torch.equal(fresh[0].first.weight, cached_q.first.weight)
+    with step_snapshots():
+        first = [stacked(ens), stacked(ens)]
+    with step_snapshots():
+        second = stacked(ens)
+    assert first[0] is first[1]                                      # once per step
+    assert len({id(x) for x in (cached_q, first[0], second)}) == 3  # a new one each step
+    assert torch.equal(first[0].first.weight, cached_q.first.weight)
     assert stacked(ens) is cached_q
+
+
+def test_an_update_step_stacks_each_q_ensemble_once(make_cfg, params, monkeypatch):
+    """A step under `step_snapshots` (as a graph records it) stacks each ensemble it reads once, not
+    at every one of its 2K + 2 value calls. Budget: the stack/cat kernels of one iterative update,
+    counted by a TorchDispatchMode (71 with one snapshot per ensemble; 137 when every value call
+    re-stacked)."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import iapo.values.fused as fused
+
+    class Kernels(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n: Counter[str] = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    taken = []
+    snapshot = fused._snapshot
+    monkeypatch.setattr(fused, "_snapshot", lambda ens, dtype: taken.append(id(ens)) or snapshot(ens, dtype))
+    torch.manual_seed(0)
+    agent = Agent(configured(make_cfg, params, "iterative"), OBS_DIM, ACT_DIM)
+    agent.use_static_buffers(capture=False)
+    batch = filled_buffer().sample(BATCH)
+    agent.update(batch)
+    taken.clear()
+    with Kernels() as kernels:
+        agent.update(batch)
+    assert len(taken) == len(set(taken)) <= 2  # the online and the target ensemble, once each
+    assert kernels.n["stack"] + kernels.n["cat"] <= 80, kernels.n
 
 
 def test_constants_are_filled_on_the_device_and_rows_form_one_chunk_off_the_cpu(params):

@@ -236,6 +236,8 @@ class GpuCheckArgs(Args):
 
     device: torch.device = device_option("cuda", "cuda (default) | cuda:N | cpu")
     out: Path = option(Path("results/gpu_check"), "default: %(default)s")
+    budget_s: float | None = option(None, "skip the steps that would not end within this many seconds "
+                                    "(default: run every step)")
 
 
 @dataclass(kw_only=True)
@@ -418,7 +420,7 @@ def _bench_loop(args: BenchArgs) -> int:
 def cmd_gpu_check(args: GpuCheckArgs) -> int:
     from iapo.tools.gpucheck import format_markdown, gpu_check
 
-    print(format_markdown(gpu_check(args.device, args.out, args.params)))
+    print(format_markdown(gpu_check(args.device, args.out, args.params, args.budget_s)))
     return 0
 
 
@@ -568,8 +570,10 @@ COMMANDS: dict[str, Subcommand] = {
         GpuCheckArgs, cmd_gpu_check, "every GPU check at once: training eager and captured, resume, "
         "snapshots across devices, bench, loop and packed env steps/s, the paper grid's cost",
         "One prepared run of every check that needs a GPU (`make gpu-check`), sized for one large GPU; "
-        "--device cpu runs it at small sizes (the test suite does). Writes OUT/gpu_check-<cpu|cuda>.json "
-        "and .md; run folders and the training log go to OUT/work-<cpu|cuda>/."),
+        "--device cpu runs it at small sizes (the test suite does). Correctness first (kill and resume, "
+        "snapshots across devices), then the costs. Writes OUT/gpu_check-<cpu|cuda>.json and .md after "
+        "every step (a failed step is recorded and the next one runs); run folders and their logs go to "
+        "OUT/work-<cpu|cuda>/."),
     "tables": Subcommand(
         TablesArgs, cmd_tables, "write Tables 1-9 of the appendix (+ Table 10, the training β) "
         "from params.yaml",

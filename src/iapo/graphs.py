@@ -10,12 +10,13 @@ everything a step reads or writes must stay where the capture saw it; `StaticSte
 * parameters, Adam's state (capturable: its step count is a device tensor, so no host read and no
   Python number baked into the graph), the agent's device update counter and its non-finite
   record: persistent tensors, only ever updated in place, never rebound;
-* weight snapshots (the stacked Q ensemble of `iapo.values.fused`, the iterative optimizer's acting
-  constants): normally cached until a weight changes, but a cache hit during the capture would
-  freeze the weights of that moment into the graph. The step runs under `uncached_snapshots`, so
-  the snapshots are taken inside the graph and re-taken by every replay. Outside the graph the
-  caches key on the weights' `_version`, which a replay's in-place updates do not bump; they key on
-  the count of replays (`generation`) too, so an eager call after a replay never reads a stale one;
+* weight snapshots (the stacked Q ensemble of `iapo.values.fused`): normally cached until a weight
+  changes, but a cache hit during the capture would freeze the weights of that moment into the
+  graph. The step runs under `step_snapshots`: each ensemble is stacked once per step, inside the
+  graph, and re-stacked by every replay. Once is enough: every weight read of a step comes before
+  its first optimizer step (the losses are all computed first). Outside the graph the caches key on
+  the weights' `_version`, which a replay's in-place updates do not bump; they key on the count of
+  replays (`generation`) too, so an eager call after a replay never reads a stale one;
 * constants made inside the step are written by fills on the device, never copied from host
   memory (`torch.tensor([...], device=...)`), which a capture cannot record;
 * outputs (logged metrics, the action): written into one packed tensor inside the graph and
@@ -46,7 +47,7 @@ WARMUP = 3
 """Eager calls (on a side stream) before the capture: they initialise Adam's state and the agent's
 non-finite record, which must exist before the graph records updates to them in place."""
 
-_snapshots_cached = True
+_step_cache: dict | None = None  # the snapshots of the step running under `step_snapshots`
 _generation = 0
 
 
@@ -65,21 +66,23 @@ def replayed() -> None:
 
 
 @contextlib.contextmanager
-def uncached_snapshots() -> Iterator[None]:
-    """Weight snapshots (`iapo.values.fused.stacked`, and what `FusedValue.action_grad` keeps on them) taken
-    afresh on every call inside this block and never cached: captured into a graph, they are
-    re-taken on every replay from the weights of that moment."""
-    global _snapshots_cached
-    previous, _snapshots_cached = _snapshots_cached, False
+def step_snapshots() -> Iterator[None]:
+    """One step's weight snapshots (`iapo.values.fused.stacked`, and what `FusedValue.action_grad`
+    keeps on them): taken at the step's first read of each ensemble, shared by its later reads, and
+    dropped when the block ends, never cached past it. Captured into a graph, they are re-taken on
+    every replay from the weights of that moment. Only for a step whose weight reads all come
+    before its first weight update (an update step: its losses first, then its optimizer steps)."""
+    global _step_cache
+    previous, _step_cache = _step_cache, {}
     try:
         yield
     finally:
-        _snapshots_cached = previous
+        _step_cache = previous
 
 
-def snapshots_cached() -> bool:
-    """False inside `uncached_snapshots`."""
-    return _snapshots_cached
+def step_cache() -> dict | None:
+    """The snapshots of the step under `step_snapshots`, None outside one."""
+    return _step_cache
 
 
 def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
@@ -146,7 +149,7 @@ class StaticStep:
 
     def run(self) -> Tensor:
         """`fn` on the static buffers, its outputs packed into one flat tensor: the code a graph records."""
-        with uncached_snapshots():
+        with step_snapshots():
             outputs = self.fn(*self.inputs)
         self.layout = [(name, value.shape) for name, value in outputs.items()]
         return torch.cat([value.reshape(-1) for value in outputs.values()])

@@ -1,23 +1,27 @@
 """`iapo gpu-check`: every check that needs a GPU, as one prepared run (`make gpu-check`).
 
-On `--device cuda` it is sized for one large GPU (aimed at under 8 minutes on an H100/H200-class
-GPU; its output records the time it took); on `--device cpu` it runs the same steps at small sizes
-(about 2.5 minutes on 2 cores), so the script is exercised by the test suite and never rots.
-Steps, each a real `iapo train` process (or the benchmark) on the device:
+On `--device cuda` it is sized for one large GPU; on `--device cpu` it runs the same steps at small
+sizes, so the script is exercised by the test suite and never rots. The steps, correctness first
+(each a real `iapo train` process, the benchmark, or a measurement):
 
-1. train: a short training run of direct, iterative, direct_flow and iterative_mb, eagerly and
-   captured as CUDA graphs (`training.graphs: off | on`; on a CPU both are eager);
-2. resume: the captured iterative run killed (SIGKILL) after a resume state, restarted, and
-   compared with the uninterrupted run;
-3. checkpoints: a CPU-written snapshot acting on the device, a device-written one on the CPU;
-4. bench: `iapo bench --device D` rows (update and act, eager and captured);
+1. resume: a captured iterative run killed (SIGKILL) after a resume state, restarted, and compared
+   with the uninterrupted run;
+2. checkpoints: a CPU-written snapshot acting on the device, a device-written one on the CPU;
+3. bench: update and act of every (agent, Q arch) the paper grid trains, eager and captured;
+4. train: the learning loop of direct and iterative (eager and captured), direct_flow and
+   iterative_mb (captured) on InvertedPendulum;
 5. loop: env steps/s of whole training runs (direct and iterative, HalfCheetah);
-6. pack: several iterative runs at once on the device, their aggregate env steps/s;
-7. grid: the paper grid's training cost in device-hours from the measured rates.
+6. pack: several captured iterative runs at once, one core each, their aggregate env steps/s over
+   the window all of them share, against one run alone pinned the same way; whether an MPS server
+   ran (without one, processes time-slice the GPU: they share it, they do not run at once);
+7. envs: the env step time of each paper environment;
+8. grid: the paper grid's training cost in device-hours, each run priced by its env, Q arch and agent.
 
-Rates are measured from outside the process: `metrics.csv` is rewritten at each log row, so its
-mtime and last env step give the steps/s of the learning phase (the random warm-up excluded).
-Writes OUT/gpu_check-<cpu|cuda>.json and .md.
+The report (OUT/gpu_check-<cpu|cuda>.json and .md) is written after every step. A step that fails
+is recorded (error; a failed training's exit code and log tail) and the next one runs; with
+`--budget-s`, a step that would not end within the budget is skipped and says so. Rates are measured
+from outside the process: `metrics.csv` is rewritten at each log row, so its mtime and last env
+step give the steps/s of the learning phase (the random warm-up excluded).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import csv
 import dataclasses
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -38,11 +45,21 @@ import yaml
 from iapo import atomic
 from iapo.config import load_params
 
+if TYPE_CHECKING:
+    import torch
+
 TRAIN_ENV = "InvertedPendulum-v2"
 LOOP_ENV = "HalfCheetah-v2"
-TRAIN_VARIANTS = ("direct", "iterative", "direct_flow", "iterative_mb")
 LOOP_VARIANTS = ("direct", "iterative")
 PATHS = ("eager", "captured")
+TRAIN_RUNS = (*((v, p) for v in LOOP_VARIANTS for p in PATHS), ("direct_flow", "captured"),
+              ("iterative_mb", "captured"))
+"""The learning-loop runs: direct and iterative eager and captured; flow and model-based captured
+only (their eager update and acting are in the bench rows)."""
+TRAIN_VARIANTS = tuple(dict.fromkeys(v for v, _ in TRAIN_RUNS))
+BENCH_AGENTS = ((("direct", "iterative", "direct_flow"), ("A", "B")), (("iterative_mb",), ("A",)),
+                (("direct_mb",), ("B",)))
+"""The benchmarked agents (variants × Q architectures): every (agent, Q arch) the paper grid trains."""
 CHECK_SCALE = "smoke"  # the scale whose cadence the check's params copy rewrites
 
 
@@ -56,13 +73,14 @@ class Sizes:
     pack: int  # runs at once in the pack step
     bench_repeats: int
     bench_warmup: int
+    env_steps: int = 300  # timed env steps per paper environment
     mb_pretrain: int | None = None  # model-only updates after the warm-up (None: params.yaml's)
 
 
 SIZES = {
     "cuda": Sizes(warmup=1000, updates=1000, loop_updates=1000, pack=8, bench_repeats=20, bench_warmup=3),
-    "cpu": Sizes(warmup=300, updates=20, loop_updates=10, pack=2, bench_repeats=2, bench_warmup=0,
-                 mb_pretrain=20),
+    "cpu": Sizes(warmup=300, updates=20, loop_updates=20, pack=2, bench_repeats=2, bench_warmup=0,
+                 env_steps=50, mb_pretrain=20),
 }
 
 
@@ -101,13 +119,33 @@ def last_step(metrics: Path) -> int | None:
     return int(float(lines[-1].split(",")[0])) if len(lines) > 1 else None
 
 
-class Watched:
-    """One `iapo train` process and the (env step, mtime) of each rewrite of its metrics.csv."""
+class RunFailed(RuntimeError):
+    """An `iapo train` process of the check exited with an error: its command, exit code and log."""
 
-    def __init__(self, cmd: list[str], folder: Path, sink, cpu: int | None = None) -> None:
-        pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    def __init__(self, cmd: list[str], returncode: int, log: Path) -> None:
+        super().__init__(f"`{' '.join(cmd)}` failed (exit {returncode}); see {log}")
+        self.cmd, self.returncode, self.log = cmd, returncode, log
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    """`cmd` on CPU `cpu` only (`taskset`, so every thread it ever starts inherits it), or as is."""
+    if cpu is None:
+        return cmd
+    if shutil.which("taskset") is None:
+        raise RuntimeError("gpu-check: pinning runs to cores needs `taskset` (util-linux)")
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+class Watched:
+    """One `iapo train` process, its own log, and the (env step, time) of each rewrite of its
+    metrics.csv (whose mtime is when that row was written)."""
+
+    def __init__(self, cmd: list[str], folder: Path, cpu: int | None = None) -> None:
         self.cmd, self.folder, self.killed = cmd, folder, False
-        self.proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=pin)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self.log = folder.parent / f"{folder.name}.log"
+        with open(self.log, "a") as sink:
+            self.proc = subprocess.Popen(pinned(cmd, cpu), stdout=sink, stderr=subprocess.STDOUT)
         self.samples: list[tuple[int, float]] = []
         self._mtime = 0
 
@@ -129,37 +167,65 @@ class Watched:
             self.proc.send_signal(signal.SIGKILL)
             self.killed = True
 
+    def learning(self, warmup: int) -> list[tuple[int, float]]:
+        """The samples past the random warm-up."""
+        return [(s, t) for s, t in self.samples if s > warmup]
+
     def rate(self, warmup: int) -> float:
         """Env steps/s from the first row past the warm-up to the last row."""
-        learning = [(s, t) for s, t in self.samples if s > warmup]
+        learning = self.learning(warmup)
         if len(learning) < 2 or learning[-1][1] <= learning[0][1]:
             return math.nan
         return (learning[-1][0] - learning[0][0]) / (learning[-1][1] - learning[0][1])
 
 
-def run_watched(cmds: list[list[str]], folders: list[Path], warmup: int, log: Path,
-                stop_after: int | None = None, cpus: list[int] | None = None) -> list[dict]:
-    """Run `cmds` at once (folder i is command i's --out) and time their learning phases.
+def window_rate(samples: list[tuple[int, float]], t0: float, t1: float) -> float:
+    """Env steps/s of one run within [t0, t1]: its env step interpolated linearly between the
+    (step, time) samples at both ends; NaN when the samples do not cover the window."""
+    if t1 <= t0 or len(samples) < 2 or samples[0][1] > t0 or samples[-1][1] < t1:
+        return math.nan
+    steps, times = [float(s) for s, _ in samples], [t for _, t in samples]
+    return float(np.interp(t1, times, steps) - np.interp(t0, times, steps)) / (t1 - t0)
+
+
+def aggregate_rate(runs: list[list[tuple[int, float]]]) -> dict:
+    """Runs at once: the sum of their env steps/s over the window in which all of them were in
+    their learning phase (from the last run's first row to the first run's last row); summing each
+    run's rate over its own window would count a run that had the device alone as if it shared it."""
+    t0 = max((r[0][1] for r in runs if r), default=math.nan)
+    t1 = min((r[-1][1] for r in runs if r), default=math.nan)
+    per_run = [window_rate(r, t0, t1) for r in runs]
+    return {"window_s": t1 - t0 if t1 > t0 else 0.0, "per_run_steps_per_s": per_run,
+            "aggregate_steps_per_s": float(sum(per_run))}
+
+
+def run_watched(cmds: list[list[str]], folders: list[Path], warmup: int, stop_after: int | None = None,
+                cpus: list[int] | None = None) -> list[Watched]:
+    """Run `cmds` at once (folder i is command i's --out, its log beside it) and watch them.
 
     `stop_after`: SIGKILL each process once it has saved a resume state past that env step.
-    `cpus`: pin process i to CPU cpus[i] (each run on its own core)."""
-    with open(log, "a") as sink:
-        runs = [Watched(cmd, f, sink, None if cpus is None else cpus[i])
-                for i, (cmd, f) in enumerate(zip(cmds, folders, strict=True))]
-        t0 = time.perf_counter()
-        while any(r.proc.poll() is None for r in runs):
-            for r in runs:
-                r.poll()
-                if stop_after is not None:
-                    r.kill_after_resume_state(stop_after)
-            time.sleep(0.02)
-        wall = time.perf_counter() - t0
+    `cpus`: pin process i to CPU cpus[i] (each run on its own core). A run that fails (not one
+    killed here) raises `RunFailed` once all have ended."""
+    runs = [Watched(cmd, f, None if cpus is None else cpus[i])
+            for i, (cmd, f) in enumerate(zip(cmds, folders, strict=True))]
+    t0 = time.perf_counter()
+    while any(r.proc.poll() is None for r in runs):
+        for r in runs:
+            r.poll()
+            if stop_after is not None:
+                r.kill_after_resume_state(stop_after)
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
     for r in runs:
         r.poll()
+        r.wall_s = wall
         if r.proc.returncode != 0 and not r.killed:
-            raise RuntimeError(f"gpu-check: `{' '.join(r.cmd)}` failed (exit {r.proc.returncode}); see {log}")
-    return [{"folder": str(r.folder), "steps_per_s": r.rate(warmup), "wall_s": wall, "killed": r.killed}
-            for r in runs]
+            raise RunFailed(r.cmd, r.proc.returncode, r.log)
+    return runs
+
+
+def measured(r: Watched, warmup: int) -> dict:
+    return {"folder": str(r.folder), "steps_per_s": r.rate(warmup), "wall_s": r.wall_s, "killed": r.killed}
 
 
 def same_csv(a: Path, b: Path) -> dict:
@@ -195,32 +261,179 @@ def cross_device_actions(folder: Path, device: str, n_obs: int = 5) -> float:
     return worst
 
 
-def grid_cost(params_path: Path, rates: dict[str, float], pack_speedup: float) -> dict:
-    """Device-hours of the paper grid's training at the measured rates: each run's env steps over
-    its optimizer family's env steps/s (iterative for `iterative*`, direct for the rest), alone
-    and packed (divided by the pack's aggregate speed-up)."""
+def env_step_ms(envs: list[str], steps: int) -> dict[str, float]:
+    """Median wall ms of one `env.step` with uniform random actions, per paper environment (the CPU
+    side of a training step, whatever the device)."""
+    from iapo.envs import make_env, scale_action
+
+    out = {}
+    for name in envs:
+        env, _ = make_env(name, seed=0)
+        rng, times = np.random.default_rng(0), []
+        for _ in range(steps):
+            action = scale_action(env, rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            t0 = time.perf_counter()
+            _, _, terminated, truncated, _ = env.step(action)
+            times.append(time.perf_counter() - t0)
+            if terminated or truncated:
+                env.reset()
+        env.close()
+        out[name] = 1e3 * float(np.median(times))
+    return out
+
+
+def bench_variant(cfg) -> str:
+    """The benchmarked agent that prices a run: its family, model-based or not (`BENCH_VARIANTS`).
+    Iterative runs with fewer iterations (k1, k2) are priced at K = 5: an upper bound."""
+    return f"{cfg.family}_mb" if cfg.value == "model_based" else cfg.family
+
+
+def step_seconds(update_ms: float, act_ms: float, env_ms: float, updates_per_step: float,
+                 eval_steps_per_step: float) -> float:
+    """Seconds per training env step: its updates, one action and one env step, and its share of
+    the evaluation episodes (an action and an env step each, no update)."""
+    return (updates_per_step * update_ms + (1 + eval_steps_per_step) * (act_ms + env_ms)) / 1e3
+
+
+def grid_cost(params_path: Path, bench_rows: list[dict], env_ms: dict[str, float],
+              loop_rate: float | None, pack_speedup: float | None) -> dict:
+    """Device-hours of the paper grid's training, each run priced by its (env, Q arch, benchmarked
+    agent): `step_seconds` from the bench rows (the faster path of eager and captured), the env's
+    measured step, updates per step and the scale's evaluation cadence (every episode its full
+    length: an upper bound). `loop_rate` (env steps/s of the measured HalfCheetah iterative loop, if
+    any) calibrates the prices for what the loop adds (logging, replay sampling, copies); the grid
+    is given alone and packed (divided by the pack's aggregate speed-up)."""
     from iapo.config import resolve
+    from iapo.envs import make_env
     from iapo.summary import run_grid
 
     params = load_params(params_path)
     scale = params.scales["paper"]
-    steps, keys = {"direct": 0, "iterative": 0}, run_grid(params, "paper")
-    for key in keys:
-        family = resolve(params, key.env, key.variant, key.seed, "paper").family
-        steps["iterative" if family == "iterative" else "direct"] += scale.steps_of(key.env, key.variant)
-    hours = sum(n / rates[f] / 3600 for f, n in steps.items())
-    packed = hours / pack_speedup if pack_speedup > 0 else math.nan
-    return {"runs": len(keys), "env_steps": steps, "rates": rates, "hours_alone": hours,
-            "pack_speedup": pack_speedup, "hours_packed": packed}
+    fastest: dict[tuple[str, str, str], float] = {}
+    for b in bench_rows:
+        key = (b["op"], b["variant"], b["q_arch"])
+        fastest[key] = min(fastest.get(key, math.inf), b["ms"])
+    limits = {}
+    for env in {k.env for k in run_grid(params, "paper")}:
+        e, _ = make_env(env, seed=0)
+        limits[env] = e.spec.max_episode_steps or 1000
+        e.close()
+
+    def price(env: str, variant: str, arch: str) -> float:
+        cfg_ups = params.training.updates_per_step
+        eval_share = scale.eval_episodes * limits[env] / scale.eval_every
+        return step_seconds(fastest["update", variant, arch], fastest["act", variant, arch], env_ms[env],
+                            cfg_ups, eval_share)
+
+    calibration = 1.0
+    if loop_rate and math.isfinite(loop_rate) and ("update", "iterative", "A") in fastest:
+        calibration = (1.0 / loop_rate) / price(LOOP_ENV, "iterative", "A")
+    groups: dict[tuple[str, str, str], dict] = {}
+    missing = set()
+    for key in run_grid(params, "paper"):
+        cfg = resolve(params, key.env, key.variant, key.seed, "paper")
+        variant = bench_variant(cfg)
+        if ("update", variant, cfg.q_arch) not in fastest:
+            missing.add((variant, cfg.q_arch))
+            continue
+        g = groups.setdefault((key.env, cfg.q_arch, variant), {"runs": 0, "env_steps": 0})
+        g["runs"] += 1
+        g["env_steps"] += scale.steps_of(key.env, key.variant)
+        g["s_per_step"] = calibration * price(key.env, variant, cfg.q_arch)
+    hours = sum(g["env_steps"] * g["s_per_step"] for g in groups.values()) / 3600
+    speedup = pack_speedup if pack_speedup and math.isfinite(pack_speedup) else None
+    return {"runs": sum(g["runs"] for g in groups.values()), "unpriced": sorted(missing),
+            "calibration": calibration, "hours_alone": hours,
+            "pack_speedup": speedup, "hours_packed": hours / speedup if speedup else None,
+            "groups": [{"env": e, "q_arch": a, "variant": v} | g for (e, a, v), g in sorted(groups.items())]}
 
 
-def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
-              params_path: str | Path = "params.yaml") -> dict:
-    """Run every step (module docstring) on `device`; write and return the result."""
+def mps_active() -> bool:
+    """Whether a CUDA MPS server or control daemon runs on this machine (kernels of several
+    processes then run at once; without it a GPU time-slices between processes)."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in ("nvidia-cuda-mps-server", "nvidia-cuda-mps-control"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+STEPS = ("resume", "checkpoints", "bench", "train", "loop", "pack", "envs", "grid")
+"""In the order they run: correctness first, then costs; each is ok, failed or skipped."""
+
+ESTIMATE_S = {
+    "cuda": {"resume": 120, "checkpoints": 90, "bench": 90, "train": 150, "loop": 120, "pack": 120,
+             "envs": 20, "grid": 5},
+    "cpu": {"resume": 40, "checkpoints": 20, "bench": 60, "train": 40, "loop": 30, "pack": 30,
+            "envs": 10, "grid": 5},
+}
+"""Rough wall seconds of each step at the check's sizes, for `--budget-s` (a step is skipped when
+it would not end within the budget)."""
+
+
+class Report:
+    """The check's result, written (JSON and Markdown) after every step, whatever the step did: ok,
+    failed (its error, and the exit code and log tail of a failed `iapo train`) or skipped (what it
+    needed and what was left of the budget)."""
+
+    def __init__(self, out: Path, kind: str, budget_s: float | None, header: dict) -> None:
+        self.json, self.md = out / f"gpu_check-{kind}.json", out / f"gpu_check-{kind}.md"
+        self.kind, self.budget_s, self.t0 = kind, budget_s, time.perf_counter()
+        self.result: dict = header | {"budget_s": budget_s, "steps": {}}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def run(self, name: str, title: str, fn: Callable[[], object]) -> object | None:
+        """Run step `name` unless it would overrun the budget; record its outcome; write the report."""
+        n, estimate = STEPS.index(name) + 1, ESTIMATE_S[self.kind][name]
+        left = None if self.budget_s is None else self.budget_s - self.elapsed()
+        if left is not None and estimate > left:
+            status = {"status": "skipped", "why": f"needs about {estimate} s; {max(left, 0):.0f} s of "
+                                                  f"--budget-s {self.budget_s:.0f} left"}
+            print(f"gpu-check [{n}/{len(STEPS)}] {title}: skipped ({status['why']})", file=sys.stderr)
+            self.result["steps"][name] = status
+            self.write()
+            return None
+        print(f"gpu-check [{n}/{len(STEPS)}] {title} ({self.elapsed():.0f} s so far)", file=sys.stderr)
+        start = time.perf_counter()
+        try:
+            value = fn()
+            status: dict = {"status": "ok"}
+            self.result[name] = value
+        except Exception as err:  # recorded, and the check goes on with the next step
+            value, status = None, {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            if isinstance(err, RunFailed):
+                status |= {"exit_code": err.returncode, "log_tail": tail(err.log)}
+            print(f"gpu-check: {name} failed: {status['error']}", file=sys.stderr)
+        self.result["steps"][name] = status | {"seconds": round(time.perf_counter() - start, 1)}
+        self.write()
+        return value
+
+    def write(self) -> None:
+        self.result["wall_s"] = self.elapsed()
+        atomic.write_json(self.json, self.result)
+        atomic.write_text(self.md, format_markdown(self.result) + "\n")
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gpu_check",
+              params_path: str | Path = "params.yaml", budget_s: float | None = None) -> dict:
+    """Run every step (module docstring) on `device` within `budget_s` seconds if given; write the
+    report after each step and return it."""
     import torch
 
     from iapo.config import resolve
     from iapo.devices import describe, resolve_device
+    from iapo.envs import PAPER_ENVS
     from iapo.provenance import machine
     from iapo.tools.bench import run_device_bench
 
@@ -229,115 +442,151 @@ def gpu_check(device: str = "cuda", out: str | Path = "results/gpu_check",
     sizes, out = SIZES[kind], Path(out)
     work = out / f"work-{kind}"
     work.mkdir(parents=True, exist_ok=True)
-    log = work / "train.log"
-    log.write_text("")
     params = {g: check_params(Path(params_path), work, g, sizes) for g in ("off", "on")}
     base_params = load_params(params_path)
     n_train, n_loop = sizes.warmup + sizes.updates, sizes.warmup + sizes.loop_updates
     dev = str(target)
-    result: dict = {"machine": machine() | describe(target), "sizes": dataclasses.asdict(sizes)}
-    t_start = time.perf_counter()
-
-    def step(n: int, what: str) -> None:
-        print(f"gpu-check [{n}/7] {what} ({time.perf_counter() - t_start:.0f} s so far)", file=sys.stderr)
+    report = Report(out, kind, budget_s, {"machine": machine() | describe(target),
+                                          "sizes": dataclasses.asdict(sizes)})
+    done: dict[Path, dict] = {}  # finished trainings, by folder: a later step reuses them
 
     def folder(*parts: str) -> Path:
         return work.joinpath(*parts)
 
-    def trainings(name: str, env: str, variants: tuple[str, ...], updates: int) -> list[dict]:
-        """One run per variant and path, alone on the device; their learning-phase env steps/s."""
+    def trained(env: str, variant: str, path: str, updates: int, name: str) -> dict:
+        """One run alone on the device (or the one an earlier step made), with its env steps/s."""
+        f = folder(name, variant, path)
+        if f not in done:
+            graphs = "on" if path == "captured" else "off"
+            cmd = train_cmd(params[graphs], env, variant, sizes.warmup + updates, f, dev)
+            done[f] = measured(run_watched([cmd], [f], sizes.warmup)[0], sizes.warmup)
+        q_arch = resolve(base_params, env, variant, 0, CHECK_SCALE).q_arch
+        return {"env": env, "variant": variant, "q_arch": q_arch, "path": path, "updates": updates} | done[f]
+
+    def resume() -> dict:
+        reference = trained(TRAIN_ENV, "iterative", "captured", sizes.updates, "train")
+        f = folder("resume")
+        cmd = train_cmd(params["on"], TRAIN_ENV, "iterative", n_train, f, dev)
+        killed = run_watched([cmd], [f], sizes.warmup, stop_after=sizes.warmup)[0]
+        run_watched([cmd], [f], sizes.warmup)
+        return {"killed": killed.killed} | {
+            name: same_csv(f / name, Path(reference["folder"]) / name)
+            for name in ("metrics.csv", "eval.csv")}
+
+    def checkpoints() -> dict:
+        on_device = Path(trained(TRAIN_ENV, "direct", "eager", sizes.updates, "train")["folder"])
+        on_cpu = on_device
+        if kind != "cpu":
+            on_cpu = folder("cpu-written")
+            run_watched([train_cmd(params["off"], TRAIN_ENV, "direct", n_train, on_cpu, "cpu")],
+                        [on_cpu], sizes.warmup)
+        return {"cpu_written_max_action_diff": cross_device_actions(on_cpu, dev),
+                "device_written_max_action_diff": cross_device_actions(on_device, dev)}
+
+    def bench() -> list[dict]:
+        torch.set_num_threads(1)
         rows = []
-        for variant in variants:
-            q_arch = resolve(base_params, env, variant, 0, CHECK_SCALE).q_arch
-            for path, graphs in zip(PATHS, ("off", "on"), strict=True):
-                f = folder(name, variant, path)
-                cmd = train_cmd(params[graphs], env, variant, sizes.warmup + updates, f, dev)
-                row = {"env": env, "variant": variant, "q_arch": q_arch, "path": path, "updates": updates}
-                rows.append(row | run_watched([cmd], [f], sizes.warmup, log)[0])
+        for variants, archs in BENCH_AGENTS:
+            rows += run_device_bench(params_path, device=dev, repeats=sizes.bench_repeats,
+                                     warmup=sizes.bench_warmup, variants=variants, archs=archs)["ops"]
         return rows
 
-    step(1, f"training {', '.join(TRAIN_VARIANTS)} on {TRAIN_ENV}, eager and captured")
-    result["train"] = trainings("train", TRAIN_ENV, TRAIN_VARIANTS, sizes.updates)
+    def train() -> list[dict]:
+        return [trained(TRAIN_ENV, v, p, sizes.updates, "train") for v, p in TRAIN_RUNS]
 
-    step(2, "kill and resume (captured iterative)")
-    f = folder("resume")
-    cmd = train_cmd(params["on"], TRAIN_ENV, "iterative", n_train, f, dev)
-    killed = run_watched([cmd], [f], sizes.warmup, log, stop_after=sizes.warmup)[0]
-    run_watched([cmd], [f], sizes.warmup, log)
-    reference = folder("train", "iterative", "captured")
-    result["resume"] = {"killed": killed["killed"]} | {
-        name: same_csv(f / name, reference / name) for name in ("metrics.csv", "eval.csv")}
+    def loop() -> list[dict]:
+        return [trained(LOOP_ENV, v, p, sizes.loop_updates, "loop") for v in LOOP_VARIANTS for p in PATHS]
 
-    step(3, "snapshots across devices")
-    written_on_device = folder("train", "direct", "eager")
-    written_on_cpu = written_on_device
-    if kind != "cpu":
-        written_on_cpu = folder("cpu-written")
-        run_watched([train_cmd(params["off"], TRAIN_ENV, "direct", n_train, written_on_cpu, "cpu")],
-                    [written_on_cpu], sizes.warmup, log)
-    result["checkpoints"] = {"cpu_written_max_action_diff": cross_device_actions(written_on_cpu, dev),
-                             "device_written_max_action_diff": cross_device_actions(written_on_device, dev)}
+    def pack() -> dict:
+        cpus = sorted(os.sched_getaffinity(0))
+        f = folder("pack", "alone")
+        alone = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev)], [f],
+                            sizes.warmup, cpus=cpus[:1])[0]
+        folders = [folder("pack", f"seed{i}") for i in range(sizes.pack)]
+        runs = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev, seed=i)
+                            for i, f in enumerate(folders)], folders, sizes.warmup,
+                           cpus=[cpus[i % len(cpus)] for i in range(sizes.pack)])
+        together = aggregate_rate([r.learning(sizes.warmup) for r in runs])
+        single = alone.rate(sizes.warmup)
+        return {"runs": sizes.pack, "mps_active": mps_active(), "pinned": "one core per run (taskset)",
+                "single_steps_per_s": single, **together,
+                "speedup": together["aggregate_steps_per_s"] / single, "wall_s": runs[0].wall_s}
 
-    step(4, f"iapo bench --device {dev}")
-    torch.set_num_threads(1)
-    bench = run_device_bench(params_path, device=dev, repeats=sizes.bench_repeats, warmup=sizes.bench_warmup,
-                             variants=LOOP_VARIANTS, archs=("A",))
-    result["bench"] = bench["ops"]
+    def grid() -> dict:
+        rows = report.result.get("bench")
+        if not rows:
+            raise RuntimeError("no bench rows to price the grid with (the bench step did not run)")
+        rates = [r["steps_per_s"] for r in report.result.get("loop", []) if r["variant"] == "iterative"]
+        pack_result = report.result.get("pack") or {}
+        return grid_cost(Path(params_path), rows, report.result.get("envs") or {},
+                         max(rates) if rates else None, pack_result.get("speedup"))
 
-    step(5, f"training loop env steps/s on {LOOP_ENV}")
-    result["loop"] = trainings("loop", LOOP_ENV, LOOP_VARIANTS, sizes.loop_updates)
-
-    step(6, f"{sizes.pack} captured iterative runs at once")
-    loop = {(r["variant"], r["path"]): r["steps_per_s"] for r in result["loop"]}
-    single = loop["iterative", "captured"]
-    folders = [folder("pack", f"seed{i}") for i in range(sizes.pack)]
-    cpus = sorted(os.sched_getaffinity(0))
-    rows = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev, seed=i)
-                        for i, f in enumerate(folders)], folders, sizes.warmup, log,
-                       cpus=[cpus[i % len(cpus)] for i in range(sizes.pack)])
-    aggregate = sum(r["steps_per_s"] for r in rows)
-    result["pack"] = {"runs": sizes.pack, "per_run_steps_per_s": [r["steps_per_s"] for r in rows],
-                      "aggregate_steps_per_s": aggregate, "single_steps_per_s": single,
-                      "speedup": aggregate / single, "wall_s": rows[0]["wall_s"]}
-
-    step(7, "the paper grid's training cost")
-    best = {v: max(r["steps_per_s"] for r in result["loop"] if r["variant"] == v) for v in LOOP_VARIANTS}
-    result["grid"] = grid_cost(Path(params_path), best, result["pack"]["speedup"])
-    result["wall_s"] = time.perf_counter() - t_start
-    json_path, md_path = out / f"gpu_check-{kind}.json", out / f"gpu_check-{kind}.md"
-    atomic.write_json(json_path, result)
-    md_path.write_text(format_markdown(result) + "\n")
-    print(f"gpu-check: done in {result['wall_s']:.0f} s; written: {json_path}, {md_path} "
-          f"(run folders and logs: {work})", file=sys.stderr)
+    report.run("resume", "kill and resume (captured iterative) against the uninterrupted run", resume)
+    report.run("checkpoints", "snapshots across devices", checkpoints)
+    report.run("bench", f"update and act timed on {dev}, eager and captured", bench)
+    report.run("train", f"training on {TRAIN_ENV}: the learning loop of each agent", train)
+    report.run("loop", f"training loop env steps/s on {LOOP_ENV}", loop)
+    report.run("pack", f"{sizes.pack} captured iterative runs at once, one core each", pack)
+    report.run("envs", "env step times of the paper's environments",
+               lambda: env_step_ms(list(PAPER_ENVS), sizes.env_steps))
+    report.run("grid", "the paper grid's training cost", grid)
+    result = report.result
+    failed = [n for n, s in result["steps"].items() if s["status"] != "ok"]
+    not_ok = f"; not ok: {', '.join(failed)}" if failed else ""
+    print(f"gpu-check: done in {report.elapsed():.0f} s{not_ok}"
+          + f"; written: {report.json}, {report.md} (run folders and logs: {work})", file=sys.stderr)
     return result
 
 
 def format_markdown(r: dict) -> str:
-    """The result as Markdown tables, one per step."""
+    """The report as Markdown: each step's outcome, then a table per step that ran."""
     m = r["machine"]
     where = f"{m.get('gpu_name')}, CUDA {m.get('cuda_version')}" if m.get("gpu_name") else m.get("processor")
-    lines = [f"# gpu-check on {m['device']} ({where}), torch {m['torch_version']}, {r['wall_s']:.0f} s", "",
-             "| step | env | variant | Q arch | path | updates | env steps/s (learning phase) |",
-             "|---|---|---|---|---|---|---|"]
-    for name in ("train", "loop"):
+    budget = f", budget {r['budget_s']:.0f} s" if r.get("budget_s") else ""
+    lines = [f"# gpu-check on {m['device']} ({where}), torch {m['torch_version']}, "
+             f"{r.get('wall_s', 0):.0f} s{budget}", "", "| step | outcome |", "|---|---|"]
+    for name in STEPS:
+        s = r["steps"].get(name)
+        if s is None:
+            lines.append(f"| {name} | not reached |")
+            continue
+        text = {"ok": f"ok ({s.get('seconds', 0):.0f} s)", "skipped": f"skipped: {s.get('why')}",
+                "failed": f"FAILED: {s.get('error')}"
+                + (f" (exit {s['exit_code']})" if "exit_code" in s else "")}
+        lines.append(f"| {name} | {text[s['status']].replace('|', '/')} |")
+    runs = [(name, x) for name in ("train", "loop") for x in r.get(name) or []]
+    if runs:
+        lines += ["", "| step | env | variant | Q arch | path | updates | env steps/s (learning phase) |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {name} | {x['env']} | {x['variant']} | {x['q_arch']} | {x['path']} | {x['updates']} | "
-                  f"{x['steps_per_s']:.1f} |" for x in r[name]]
-    res, ck, p, g = r["resume"], r["checkpoints"], r["pack"], r["grid"]
-    lines += ["", "| check | result |", "|---|---|",
-              f"| kill (SIGKILL after a resume state) and resume = uninterrupted run | metrics.csv "
-              f"{_same(res['metrics.csv'])}, eval.csv {_same(res['eval.csv'])} |",
-              f"| CPU-written snapshot acting on {m['device']}: max abs action difference | "
-              f"{ck['cpu_written_max_action_diff']:.2e} |",
-              f"| {m['device']}-written snapshot acting on the CPU: max abs action difference | "
-              f"{ck['device_written_max_action_diff']:.2e} |",
-              f"| {p['runs']} runs at once: aggregate env steps/s (one run alone) | "
-              f"{p['aggregate_steps_per_s']:.1f} ({p['single_steps_per_s']:.1f}): {p['speedup']:.2f}x |",
-              f"| paper grid ({g['runs']} runs) at the loop step's rates (iterative* variants: iterative's; "
-              f"the rest: direct's): device-hours alone / packed | {g['hours_alone']:.0f} / "
-              f"{g['hours_packed']:.0f} |",
-              "", "| op | variant | path | median ms | device ms | speed-up |", "|---|---|---|---|---|---|"]
-    lines += [f"| {b['op']} | {b['variant']} | {b['path']} | {b['ms']:.3f} | {b['device_ms']:.3f} | "
-              f"{b['speedup']:.2f}x |" for b in r["bench"]]
+                  f"{x['steps_per_s']:.1f} |" for name, x in runs]
+    checks = []
+    if res := r.get("resume"):
+        checks.append(f"| kill (SIGKILL after a resume state) and resume = uninterrupted run | metrics.csv "
+                      f"{_same(res['metrics.csv'])}, eval.csv {_same(res['eval.csv'])} |")
+    if ck := r.get("checkpoints"):
+        checks += [f"| CPU-written snapshot acting on {m['device']}: max abs action difference | "
+                   f"{ck['cpu_written_max_action_diff']:.2e} |",
+                   f"| {m['device']}-written snapshot acting on the CPU: max abs action difference | "
+                   f"{ck['device_written_max_action_diff']:.2e} |"]
+    if p := r.get("pack"):
+        mps = "on" if p["mps_active"] else "off"
+        checks.append(f"| {p['runs']} runs at once, one core each (MPS {mps}): "
+                      f"aggregate env steps/s over their common {p['window_s']:.0f} s (one run alone) | "
+                      f"{p['aggregate_steps_per_s']:.1f} ({p['single_steps_per_s']:.1f}): "
+                      f"{p['speedup']:.2f}x |")
+    if g := r.get("grid"):
+        packed = "n/a" if g["hours_packed"] is None else f"{g['hours_packed']:.0f}"
+        checks.append(f"| paper grid ({g['runs']} runs, each priced by env, Q arch and agent; calibration "
+                      f"{g['calibration']:.2f}): device-hours alone / packed | {g['hours_alone']:.0f} / "
+                      f"{packed} |")
+    if checks:
+        lines += ["", "| check | result |", "|---|---|", *checks]
+    if r.get("bench"):
+        lines += ["", "| op | variant | Q arch | path | median ms | device ms | speed-up |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {b['op']} | {b['variant']} | {b['q_arch']} | {b['path']} | {b['ms']:.3f} | "
+                  f"{b['device_ms']:.3f} | {b['speedup']:.2f}x |" for b in r["bench"]]
     return "\n".join(lines)
 
 

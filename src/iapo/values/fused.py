@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from iapo.graphs import generation, snapshots_cached
+from iapo.graphs import generation, step_cache
 from iapo.objective import ActionGradValue
 from iapo.values.q_ensemble import HighwayBlock, QEnsemble, pessimistic, pessimistic_weights
 
@@ -185,11 +185,15 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 
 def stacked(ensemble: QEnsemble, dtype: torch.dtype = torch.float32) -> StackedQ:
     """`stack_ensemble`, cached until any member weight changes (in-place updates bump versions; a
-    CUDA graph replay, which bumps none, counts as a change: `iapo.graphs.generation`);
-    always a fresh snapshot under `iapo.graphs.uncached_snapshots` (a step captured as a CUDA graph
-    then re-stacks the weights on every replay)."""
-    if not snapshots_cached():
-        return _snapshot(ensemble, dtype)
+    CUDA graph replay, which bumps none, counts as a change: `iapo.graphs.generation`); under
+    `iapo.graphs.step_snapshots` once per step and kept no longer (a step captured as a CUDA graph
+    then re-stacks the weights once on every replay)."""
+    scope = step_cache()
+    if scope is not None:
+        key = (id(ensemble), dtype)
+        if key not in scope:
+            scope[key] = _snapshot(ensemble, dtype)
+        return scope[key]
     entry = _CACHE.setdefault(ensemble, {})
     params = entry.get("params") or entry.setdefault("params", list(ensemble.parameters()))
     key = (dtype, generation(), tuple(p._version for p in params), tuple(p.data_ptr() for p in params))
