@@ -252,8 +252,10 @@ def test_a_loaded_state_sets_adams_capturable_flag_and_the_update_count(make_cfg
     agent = meta_agent(make_cfg, params, "direct", "A")  # parameters on a device, steps on the CPU
     agent.update(meta_batch())
     assert all(s["step"].device.type == "cpu" for s in agent.q_opt.state.values())
+    agent.q_opt._warned_capturable_if_run_uncaptured = False  # as after an unpickled optimizer
     set_capturable(agent.q_opt, True)
     assert agent.q_opt.state and all(s["step"].device == META for s in agent.q_opt.state.values())
+    assert agent.q_opt._warned_capturable_if_run_uncaptured  # its eager warm-up steps are meant: no warning
 
 
 # ------------------------------------------------------------------ the setting and the benchmark

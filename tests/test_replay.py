@@ -74,3 +74,34 @@ def test_a_state_from_another_kind_of_device_reseeds_instead_of_crashing():
     same_kind = ReplayBuffer(OBS, ACT, 64, seed=3)
     assert same_kind.load_state_dict(state) is False
     assert torch.equal(same_kind.sample(16).obs, a.sample(16).obs)
+
+
+def test_rows_staged_through_one_staging_row_are_stored_as_copied_directly():
+    """The staged path (on CUDA: a pinned row, copied without blocking) stores each transition as
+    the direct copy does, though every row goes through the same staging tensor."""
+    direct, staged = ReplayBuffer(OBS, ACT, 10, stage=False), ReplayBuffer(OBS, ACT, 10, stage=True)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        args = (rng.standard_normal(OBS), rng.uniform(-1, 1, ACT), float(rng.standard_normal()),
+                rng.standard_normal(OBS), bool(rng.random() < 0.3))
+        assert direct.add(*args) == staged.add(*args)
+    assert torch.equal(direct.rows, staged.rows) and staged._staging is not None
+    assert ReplayBuffer(OBS, ACT, 10)._staging is None  # on the CPU by default: the direct copy
+
+
+def test_rows_staged_on_a_gpu_match_the_cpu_rows():
+    """On CUDA (skipped elsewhere): the pinned staging row, reused by each add while the previous
+    non-blocking copy may still run, never lets one row's numbers into another."""
+    import pytest
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu, gpu = ReplayBuffer(OBS, ACT, 64), ReplayBuffer(OBS, ACT, 64, device="cuda")
+    rng = np.random.default_rng(1)
+    for _ in range(64):
+        args = (rng.standard_normal(OBS), rng.uniform(-1, 1, ACT), float(rng.standard_normal()),
+                rng.standard_normal(OBS), bool(rng.random() < 0.3))
+        cpu.add(*args)
+        gpu.add(*args)
+    assert gpu._staging is not None and gpu._staging.is_pinned()
+    assert torch.equal(cpu.rows, gpu.rows.cpu())

@@ -285,12 +285,12 @@ def test_online_policy_change_is_zero_when_the_policy_does_not_move(tmp_path):
     lam = learning.agent.policy(obs)
     learning.c.episode_states = obs.tolist()
     learning.c.episode_lams = list(torch.cat([lam.mu + 0.1, lam.log_sigma - 0.2], -1))
-    learning.c.pending = {}
+    learning.c.pending.clear()
     learning.record_policy_change()
     p = torch.distributions.Normal(lam.mu + 0.1, (lam.log_sigma - 0.2).exp())
     q = torch.distributions.Normal(lam.mu, lam.log_sigma.exp())
     expected = torch.distributions.kl_divergence(p, q).sum(-1).mean().item()
-    assert [t.item() for t in learning.c.pending["policy_kl"]] == [pytest.approx(expected, rel=1e-5)]
+    assert learning.c.pending.means() == {"policy_kl": pytest.approx(expected, rel=1e-5)}
     assert learning.c.episode_states == [] and learning.c.episode_lams == []
 
 
@@ -324,21 +324,29 @@ def test_direct_sac_learns_inverted_pendulum(tmp_path):
 
 
 def test_counters_round_trip_through_a_resume_state_and_read_states_of_earlier_versions() -> None:
-    """The loop's pending metrics and λ rows are saved stacked on the CPU and come back as tensors on
-    the training device; states of earlier versions, which held Python floats, load the same."""
-    from iapo.train import Counters
+    """The loop's pending metrics (a row per update, the policy change by name) and λ rows are saved
+    stacked on the CPU and come back as tensors on the training device; states of earlier versions,
+    which held Python floats by name, load to the same means."""
+    from iapo.train import Counters, Pending
 
-    c = Counters(step=7, pending={"q_loss": [torch.tensor(0.5), torch.tensor(0.25)]},
-                 episode_lams=[torch.tensor([0.1, -1.0]), torch.tensor([0.2, -2.0])])
+    c = Counters(step=7, episode_lams=[torch.tensor([0.1, -1.0]), torch.tensor([0.2, -2.0])])
+    c.pending.add("policy_kl", torch.tensor(0.125))
+    for q, a in ((0.5, 1.0), (0.25, 3.0)):
+        c.pending.add_update({"q_loss": torch.tensor(q), "alpha": torch.tensor(a)})
+    assert c.pending.means() == {"policy_kl": 0.125, "q_loss": 0.375, "alpha": 2.0}  # first-seen order
     state = c.state()
-    assert state["pending"]["q_loss"].equal(torch.tensor([0.5, 0.25]))
+    assert state["pending"]["rows"].equal(torch.tensor([[0.5, 1.0], [0.25, 3.0]]))
     assert state["episode_lams"].shape == (2, 2) and state["episode_lams"].device.type == "cpu"
     back = Counters.from_state(state, torch.device("cpu"))
-    assert back.step == 7 and [t.item() for t in back.pending["q_loss"]] == [0.5, 0.25]
+    assert back.step == 7 and back.pending.means() == c.pending.means()
+    assert list(back.pending.means()) == ["policy_kl", "q_loss", "alpha"]
     assert torch.stack(back.episode_lams).equal(torch.stack(c.episode_lams))
-    old = state | {"pending": {"q_loss": [0.5, 0.25]}, "episode_lams": [[0.1, -1.0], [0.2, -2.0]]}
+    old = state | {"pending": {"q_loss": [0.5, 0.25], "policy_kl": [0.125]},
+                   "episode_lams": [[0.1, -1.0], [0.2, -2.0]]}
     older = Counters.from_state(old, torch.device("cpu"))
-    assert [t.item() for t in older.pending["q_loss"]] == [0.5, 0.25]
+    older.pending.add_update({"q_loss": torch.tensor(1.25), "alpha": torch.tensor(2.0)})  # goes on after it
+    assert older.pending.means() == {"q_loss": pytest.approx((0.5 + 0.25 + 1.25) / 3), "policy_kl": 0.125,
+                                     "alpha": 2.0}
     assert torch.stack(older.episode_lams).float().equal(torch.stack(c.episode_lams))
     empty = Counters.from_state(Counters().state() | {"episode_lams": []}, torch.device("cpu"))
-    assert empty.pending == {} and empty.episode_lams == []
+    assert empty.pending == Pending() and empty.episode_lams == []

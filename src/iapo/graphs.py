@@ -88,7 +88,11 @@ def step_cache() -> dict | None:
 def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
     """Make an Adam capturable (its step count a tensor on the parameters' device, bias corrections
     computed there) or not (step count on the CPU); also after `load_state_dict`, which brings back
-    the flag and the step counts of the run that saved the state, whatever its device."""
+    the flag and the step counts of the run that saved the state, whatever its device. A capturable
+    Adam's eager steps (the warm-up before a capture, a resumed run's first calls) are meant, so
+    torch's warning about capturable steps run uncaptured is marked as already given."""
+    if capturable:
+        optimizer._warned_capturable_if_run_uncaptured = True
     for group in optimizer.param_groups:
         group["capturable"] = capturable
         for p in group["params"]:

@@ -14,11 +14,15 @@ class ReplayBuffer:
 
     One float32 row [s, a, r, s', d] per transition, so storing a step is one host→device copy;
     batches are drawn on the device by its own generator (seeded from the run's seed, saved in
-    the resume state), so sampling reads nothing back to the host.
+    the resume state), so sampling reads nothing back to the host. With `stage` (the default on
+    CUDA) the row goes through one pinned staging row and is copied without blocking the host,
+    which steps the environment meanwhile; the next row waits for that copy before it reuses the
+    staging row.
     """
 
     def __init__(
         self, obs_dim: int, act_dim: int, capacity: int, device: str | torch.device = "cpu", seed: int = 0,
+        stage: bool | None = None,
     ) -> None:
         self.obs_dim, self.act_dim, self.capacity = obs_dim, act_dim, capacity
         self.device = torch.device(device)
@@ -27,6 +31,12 @@ class ReplayBuffer:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.ptr, self.size = 0, 0
+        self._staging: torch.Tensor | None = None
+        self._staged: torch.cuda.Event | None = None  # recorded after the staging row's last copy
+        if self.device.type == "cuda" if stage is None else stage:
+            pinned = self.device.type == "cuda"
+            self._staging = torch.empty(self.rows.shape[1], dtype=torch.float32, pin_memory=pinned)
+            self._staged = torch.cuda.Event() if pinned else None
         s, n = obs_dim, act_dim  # the columns of a row, computed once (read on every step)
         self._columns = {"obs": slice(0, s), "action": slice(s, s + n), "reward": slice(s + n, s + n + 1),
                          "next_obs": slice(s + n + 1, 2 * s + n + 1),
@@ -41,7 +51,15 @@ class ReplayBuffer:
                               np.float32([reward]), np.asarray(next_obs, np.float32),
                               np.float32([float(terminated)])])
         i = self.ptr
-        self.rows[i].copy_(torch.from_numpy(row))
+        if self._staging is None:
+            self.rows[i].copy_(torch.from_numpy(row))
+        else:
+            if self._staged is not None:
+                self._staged.synchronize()  # the previous row's copy has read the staging row
+            self._staging.numpy()[:] = row
+            self.rows[i].copy_(self._staging, non_blocking=True)
+            if self._staged is not None:
+                self._staged.record(torch.cuda.current_stream(self.device))
         self.ptr = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         return i

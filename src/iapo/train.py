@@ -34,6 +34,80 @@ EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning 
 KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
 
 
+def _rows(saved: object, device: torch.device) -> list[torch.Tensor]:
+    """Saved rows (a tensor stacked on the CPU; Python floats in states of earlier versions, float64
+    values of float32 numbers) as a list of tensors on `device`."""
+    if saved is None or (isinstance(saved, list) and not saved):
+        return []
+    tensor = saved if isinstance(saved, torch.Tensor) else torch.tensor(saved, dtype=torch.float64)
+    return list(tensor.to(device).unbind(0))
+
+
+@dataclass
+class Pending:
+    """The agent's metrics since the last metrics row, kept on the device until that row is written:
+    one stacked row per update (its metrics in `names` order: one kernel, one list entry) and the
+    other metrics (the online policy change) by name. `order` is the order in which the metrics
+    first came in this interval: the order of the row's columns."""
+
+    names: list[str] = field(default_factory=list)
+    rows: list[torch.Tensor] = field(default_factory=list)
+    other: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def add_update(self, metrics: dict[str, torch.Tensor]) -> None:
+        names = list(metrics)
+        if names != self.names:
+            for j, name in enumerate(self.names if self.rows else []):  # other metrics now: keep the old
+                self.other.setdefault(name, []).extend(row[j] for row in self.rows)
+            self.names, self.rows = names, []
+        if not self.rows:
+            self.order += [name for name in names if name not in self.order]
+        self.rows.append(torch.stack(list(metrics.values())))
+
+    def add(self, name: str, value: torch.Tensor) -> None:
+        self.other.setdefault(name, []).append(value)
+        if name not in self.order:
+            self.order.append(name)
+
+    def means(self) -> dict[str, float]:
+        """The mean of each metric, in `order`: one device→host copy for all of them. Each mean is
+        NumPy's over its values in the order they came, as float64 (as of a list of Python floats)."""
+        tensors = [torch.stack(self.rows).reshape(-1)] if self.rows else []
+        tensors += [t.reshape(-1) for values in self.other.values() for t in values]
+        if not tensors:
+            return {}
+        host = torch.cat(tensors).cpu().numpy().astype(np.float64)
+        table = host[: len(self.rows) * len(self.names)].reshape(len(self.rows), len(self.names))
+        start, other = table.size, {}
+        for name, values in self.other.items():
+            size = sum(t.numel() for t in values)
+            other[name], start = host[start:start + size], start + size
+        means = {}
+        for name in self.order:
+            parts = [other[name]] if name in other else []
+            if name in self.names and self.rows:
+                parts.append(table[:, self.names.index(name)])
+            means[name] = float(np.mean(np.concatenate(parts)))
+        return means
+
+    def clear(self) -> None:
+        self.rows, self.other, self.order = [], {}, []
+
+    def state(self) -> dict:
+        """For a resume state: the tensors stacked on the CPU."""
+        return {"names": self.names, "rows": torch.stack(self.rows).cpu() if self.rows else None,
+                "other": {k: torch.stack(v).cpu() for k, v in self.other.items()}, "order": self.order}
+
+    @classmethod
+    def from_state(cls, saved: dict, device: torch.device) -> Pending:
+        """Back on `device`; a state of an earlier version holds {name: values} (all as `other`)."""
+        if set(saved) == {"names", "rows", "other", "order"}:
+            return cls(list(saved["names"]), _rows(saved["rows"], device),
+                       {k: _rows(v, device) for k, v in saved["other"].items()}, list(saved["order"]))
+        return cls(other={k: _rows(v, device) for k, v in saved.items()}, order=list(saved))
+
+
 @dataclass
 class Counters:
     """Loop state that is not inside the agent, the buffer or the environment."""
@@ -47,8 +121,7 @@ class Counters:
     model_pretrained: bool = False
     wall_time: float = 0.0
     finished_returns: list[float] = field(default_factory=list)
-    # the agent's metrics since the last metrics row: tensors on the device, read when it is logged
-    pending: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    pending: Pending = field(default_factory=Pending)  # the metrics of the next metrics row
     # the current episode's states and the λ = [μ, log σ] the agent acted with (online policy change)
     episode_states: list[list[float]] = field(default_factory=list)
     episode_lams: list[torch.Tensor] = field(default_factory=list)  # rows on the device
@@ -61,7 +134,7 @@ class Counters:
         """As a resume state holds it: the device tensors stacked and on the CPU, so that it loads on
         any device (`from_state` moves them to the training device)."""
         state = {f.name: getattr(self, f.name) for f in fields(self)}
-        state["pending"] = {k: torch.stack(v).cpu() for k, v in self.pending.items()}
+        state["pending"] = self.pending.state()
         state["episode_lams"] = torch.stack(self.episode_lams).cpu() if self.episode_lams else None
         return state
 
@@ -69,14 +142,8 @@ class Counters:
     def from_state(cls, state: dict, device: torch.device) -> Counters:
         """The counters of a resume state, their tensors on `device`. States of earlier versions hold
         Python floats (float64 values of float32 numbers) where these hold tensors."""
-        def rows(saved: object) -> list[torch.Tensor]:
-            if saved is None or (isinstance(saved, list) and not saved):
-                return []
-            tensor = saved if isinstance(saved, torch.Tensor) else torch.tensor(saved, dtype=torch.float64)
-            return list(tensor.to(device).unbind(0))
-
-        return cls(**state | {"pending": {k: rows(v) for k, v in state["pending"].items()},
-                              "episode_lams": rows(state["episode_lams"])})
+        return cls(**state | {"pending": Pending.from_state(state["pending"], device),
+                              "episode_lams": _rows(state["episode_lams"], device)})
 
 
 class Run:
@@ -160,8 +227,7 @@ class Run:
                 self.pretrain_model()
             except FloatingPointError as err:
                 raise self.diverged(err) from err
-        for key, value in self.agent.update(self.sample()).items():  # tensors: no host read
-            self.c.pending.setdefault(key, []).append(value)
+        self.c.pending.add_update(self.agent.update(self.sample()))  # tensors: no host read
 
     def check_finite(self) -> None:
         """Stop with TrainingError if a loss was NaN or ±inf since the start (one host read).
@@ -183,17 +249,6 @@ class Run:
             "the divergence: change the seed or the settings (e.g. lr, β)."
         )
 
-    def pending_means(self) -> dict[str, float]:
-        """The mean of each pending metric: one device→host copy for all of them."""
-        pending = self.c.pending
-        if not pending:
-            return {}
-        tensors = [t.reshape(-1) for vs in pending.values() for t in vs]
-        host = torch.cat(tensors).cpu().numpy().astype(np.float64)
-        sizes = [sum(t.numel() for t in vs) for vs in pending.values()]
-        parts = np.split(host, np.cumsum(sizes)[:-1])
-        return {k: float(np.mean(part)) for k, part in zip(pending, parts, strict=True)}
-
     def record_policy_change(self) -> None:
         """Online policy change rate (Fig. 3b; original_code.md §6, `agent_kl`): the mean, over the states
         of the episode that just ended, of KL(π_old ‖ π_new), π_old the λ the agent acted with, π_new its λ
@@ -207,7 +262,7 @@ class Run:
                 new = self.agent.policy(obs)
             mu_old, log_sigma_old = old.split(self.agent.act_dim, dim=-1)
             kl = gaussian_kl(mu_old, log_sigma_old, new.mu, new.log_sigma).mean()
-            c.pending.setdefault("policy_kl", []).append(kl)
+            c.pending.add("policy_kl", kl)
         c.episode_states, c.episode_lams = [], []
 
     def pretrain_model(self) -> None:
@@ -227,10 +282,11 @@ class Run:
         row = {
             "env_step": self.c.step, "updates": self.agent.n_updates, "episodes": self.c.episodes,
             "train_return": float(np.mean(returns)) if returns else math.nan,
-        } | self.pending_means()
+        } | self.c.pending.means()
         self.c.metrics_rows.append(row)
         self.show_last_return()
-        self.c.pending, self.c.finished_returns = {}, []
+        self.c.pending.clear()
+        self.c.finished_returns = []
         write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
         if self.curves is not None:
             self.curves.metrics(row)

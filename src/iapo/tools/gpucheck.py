@@ -245,20 +245,30 @@ def same_csv(a: Path, b: Path) -> dict:
     return {"identical": False, "max_rel_diff": worst}
 
 
-def cross_device_actions(folder: Path, device: str, n_obs: int = 5) -> float:
-    """Largest |a_device − a_cpu| of the deterministic actions of one snapshot loaded on each."""
+def cross_device_actions(folder: Path, device: str, n_obs: int = 5) -> dict:
+    """The deterministic actions (tanh μ) of a run's last snapshot loaded on the CPU and on `device`,
+    at `n_obs` states of its task: the largest |a_device − a_cpu|, the largest |a|, and their ratio.
+    Each action is taken after `torch.manual_seed(i)` on both: an iterative agent's samples of J
+    then repeat on one kind of device (on two kinds the generators differ, so the ratio shows how far
+    its K steps carry the difference, not rounding alone)."""
+    import torch
+
     from iapo.agent import Agent
 
     on_cpu, on_device = Agent.load(folder, device="cpu"), Agent.load(folder, device=device)
     env, obs = on_cpu.make_env(seed=123)
-    rng, worst = np.random.default_rng(0), 0.0
-    for _ in range(n_obs):
+    rng, worst, largest = np.random.default_rng(0), 0.0, 0.0
+    for i in range(n_obs):
+        torch.manual_seed(i)
         a_cpu = on_cpu.act(obs, deterministic=True)
+        torch.manual_seed(i)
         worst = max(worst, float(np.max(np.abs(on_device.act(obs, deterministic=True) - a_cpu))))
+        largest = max(largest, float(np.max(np.abs(a_cpu))))
         obs, _, terminated, truncated, _ = env.step(on_cpu.env_action(env, rng.uniform(-1, 1, a_cpu.shape)))
         if terminated or truncated:
             obs, _ = env.reset()
-    return worst
+    return {"snapshot_step": on_cpu.env_step, "max_abs_diff": worst, "max_abs_action": largest,
+            "relative": worst / largest if largest > 0 else math.nan}
 
 
 def env_step_ms(envs: list[str], steps: int) -> dict[str, float]:
@@ -480,8 +490,10 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
             on_cpu = folder("cpu-written")
             run_watched([train_cmd(params["off"], TRAIN_ENV, "direct", n_train, on_cpu, "cpu")],
                         [on_cpu], sizes.warmup)
-        return {"cpu_written_max_action_diff": cross_device_actions(on_cpu, dev),
-                "device_written_max_action_diff": cross_device_actions(on_device, dev)}
+        captured = Path(trained(TRAIN_ENV, "iterative", "captured", sizes.updates, "train")["folder"])
+        return {"direct, CPU-written": cross_device_actions(on_cpu, dev),
+                f"direct, {kind}-written": cross_device_actions(on_device, dev),
+                f"iterative captured, {kind}-written": cross_device_actions(captured, dev)}
 
     def bench() -> list[dict]:
         torch.set_num_threads(1)
@@ -565,10 +577,9 @@ def format_markdown(r: dict) -> str:
         checks.append(f"| kill (SIGKILL after a resume state) and resume = uninterrupted run | metrics.csv "
                       f"{_same(res['metrics.csv'])}, eval.csv {_same(res['eval.csv'])} |")
     if ck := r.get("checkpoints"):
-        checks += [f"| CPU-written snapshot acting on {m['device']}: max abs action difference | "
-                   f"{ck['cpu_written_max_action_diff']:.2e} |",
-                   f"| {m['device']}-written snapshot acting on the CPU: max abs action difference | "
-                   f"{ck['device_written_max_action_diff']:.2e} |"]
+        checks += [f"| {name} snapshot (env step {c['snapshot_step']}) acting on the CPU and on "
+                   f"{m['device']}: max abs action difference / max abs action | {c['max_abs_diff']:.2e} / "
+                   f"{c['max_abs_action']:.2e} = {c['relative']:.1e} |" for name, c in ck.items()]
     if p := r.get("pack"):
         mps = "on" if p["mps_active"] else "off"
         checks.append(f"| {p['runs']} runs at once, one core each (MPS {mps}): "
