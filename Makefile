@@ -21,6 +21,11 @@ CORES  ?= all
 DEVICE ?= cuda
 GPU_CHECK_OUT ?= results/gpu_check
 GPU_CHECK_BUDGET ?=
+# `make device-wheels`: the wheels a bare GPU machine needs for tools/gpu-check-bare, for its Python
+# (DEVICE_PY, x86-64 Linux), into DEVICE_WHEELS/cp<version>/ (git-ignored)
+DEVICE_PY ?= 3.12
+DEVICE_WHEELS ?= .device-wheels
+DEVICE_PINS = $(shell grep -v '^\#' requirements/device.txt | while read p; do grep -i "^$$p==" requirements/lock.txt; done)
 # pytest-xdist workers of `make test` (the smoke workspace's tests start first, on one of them)
 TEST_JOBS ?= 2
 SNAKE   = $(BIN)/snakemake --config scale=$(SCALE)
@@ -32,7 +37,7 @@ DVC_LOCK = $(patsubst %.yaml,%.lock,$(DVC_FILE))
 # the summary tables a committed study keeps in git gzip-compressed (their .csv is git-ignored)
 LARGE_TABLES := surface_2d optimizer_comparison modes_state
 
-.PHONY: help setup lock test test-fast lint reproduce figures compress-tables dvc-record pull report rulegraph schema dry-run bench bench-audit gpu-check clean
+.PHONY: help setup lock test test-fast lint reproduce figures compress-tables dvc-record pull report rulegraph schema dry-run bench bench-audit gpu-check device-wheels clean
 
 help:  ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -129,6 +134,16 @@ bench-audit: setup  ## time `iapo audit` on SCALE's summary tables (3 runs) and 
 
 gpu-check: setup  ## every GPU check at once on DEVICE (default cuda; cpu: small sizes): GPU_CHECK_OUT/gpu_check-*.json, .md
 	$(BIN)/iapo gpu-check --device $(DEVICE) --out $(GPU_CHECK_OUT) $(if $(GPU_CHECK_BUDGET),--budget-s $(GPU_CHECK_BUDGET))
+
+device-wheels: setup  ## wheels of requirements/device.txt for a bare GPU machine's Python DEVICE_PY (tools/gpu-check-bare)
+	@test "$(words $(DEVICE_PINS))" = "$$(grep -vc '^#' requirements/device.txt)" || { echo "make device-wheels: \
+	some package of requirements/device.txt has no pin in requirements/lock.txt (found: $(DEVICE_PINS))" >&2; exit 2; }
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --implementation cp \
+	  --python-version $(DEVICE_PY) --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d $(DEVICE_WHEELS)/cp$(subst .,,$(DEVICE_PY)) $(DEVICE_PINS)
+	@echo "written: $(DEVICE_WHEELS)/cp$(subst .,,$(DEVICE_PY))/ ($$(ls $(DEVICE_WHEELS)/cp$(subst .,,$(DEVICE_PY)) | wc -l) \
+	wheels, $$(du -sh $(DEVICE_WHEELS)/cp$(subst .,,$(DEVICE_PY)) | cut -f1)); on the GPU machine: tools/gpu-check-bare RESULTS"
 
 clean:  ## remove .venv and the caches (never an environment passed as VENV=…)
 	rm -rf .venv .pytest_cache .ruff_cache src/*.egg-info

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -29,21 +31,49 @@ from iapo.tools.gpucheck import (
     step_seconds,
     window_rate,
 )
+from tests.bare_python import make_bare_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def check(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    out = tmp_path_factory.mktemp("gpu_check")
-    # the Makefile target itself, with this test's Python environment (`-o setup`: no set-up step)
-    proc = subprocess.run(["make", "-o", "setup", "gpu-check", "DEVICE=cpu", f"GPU_CHECK_OUT={out}",
-                           f"VENV={sys.prefix}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    """The rehearsal of the bare GPU machine, on the CPU: `make device-wheels` for this Python, then
+    tools/gpu-check-bare from a Python that has torch and numpy only, installing those wheels without
+    an index (DEVICE=cpu: the check's small sizes). Returns the report and the folder of results."""
+    tmp = tmp_path_factory.mktemp("gpu_check")
+    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    made = subprocess.run(["make", "-o", "setup", "device-wheels", f"DEVICE_PY={py}",
+                           f"DEVICE_WHEELS={tmp / 'wheels'}", f"VENV={sys.prefix}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    bare = make_bare_python(tmp / "bare")
+    lacking = subprocess.run([str(bare), "-c", "import pydantic"], capture_output=True, text=True)
+    assert lacking.returncode != 0 and "No module named 'pydantic'" in lacking.stderr  # bare indeed
+    results = tmp / "results"
+    env = {"PYTHON": str(bare), "DEVICE": "cpu", "WHEELS": str(tmp / "wheels"), "TMPDIR": str(tmp),
+           "PIP_CONFIG_FILE": os.devnull}  # no pip configuration: no index, no find-links
+    proc = subprocess.run([str(ROOT / "tools" / "gpu-check-bare"), str(results)], capture_output=True,
+                          text=True, timeout=900, cwd=tmp, env=os.environ | env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"written: {out}/gpu_check-cpu.json" in proc.stderr
-    # the table is printed (under `make test`, make's own lines surround it)
-    assert (out / "gpu_check-cpu.md").read_text().rstrip() in proc.stdout
-    return json.loads((out / "gpu_check-cpu.json").read_text()), out
+    assert sorted(f.name for f in results.iterdir()) == sorted(BARE_RESULTS)
+    assert f"written: {' '.join(sorted(BARE_RESULTS))} in {results}" in proc.stderr
+    # the table is printed, and kept in the log
+    table = (results / "gpu_check-cpu.md").read_text().rstrip()
+    assert table in proc.stdout and table in (results / "gpu_check.log").read_text()
+    with tarfile.open(results / "gpu_check-runs.tar.gz") as tar:
+        tar.extractall(tmp / "runs", filter="data")
+    assert not list(tmp.glob("gpu-check-bare.*"))  # its temporary folder is gone
+    return json.loads((results / "gpu_check-cpu.json").read_text()), results
+
+
+BARE_RESULTS = ("gpu_check-cpu.json", "gpu_check-cpu.md", "gpu_check.log", "gpu_check-runs.tar.gz")
+"""What tools/gpu-check-bare leaves (the device tool brings back at most 8 files)."""
+
+
+def unpacked(folder: str, results: Path) -> Path:
+    """A run folder of the report, as unpacked from gpu_check-runs.tar.gz beside the results."""
+    return results.parent / "runs" / folder.split("/out/", 1)[1]
 
 
 slow = pytest.mark.slow
@@ -51,7 +81,7 @@ slow = pytest.mark.slow
 
 @slow
 def test_every_step_ran_and_every_training_has_a_learning_phase_rate(check: tuple[dict, Path]) -> None:
-    result, _ = check
+    result = check[0]
     assert list(result["steps"]) == list(STEPS)
     assert all(s["status"] == "ok" for s in result["steps"].values()), result["steps"]
     expected = {"train": set(TRAIN_RUNS), "loop": {(v, p) for v in LOOP_VARIANTS for p in PATHS}}
@@ -61,7 +91,8 @@ def test_every_step_ran_and_every_training_has_a_learning_phase_rate(check: tupl
         for r in rows:
             assert math.isfinite(r["steps_per_s"]) and r["steps_per_s"] > 0, r
             assert not r["killed"]
-            assert json.loads((Path(r["folder"]) / "run.json").read_text())["variant"] == r["variant"]
+            run = unpacked(r["folder"], check[1])
+            assert json.loads((run / "run.json").read_text())["variant"] == r["variant"]
 
 
 @slow

@@ -248,3 +248,65 @@ def test_no_module_imports_back_into_a_loop() -> None:
 
     loops = sorted(name for name in graph if reaches(name, name, set()))
     assert not loops, f"modules on an import loop: {loops}"
+
+
+DEVICE_PACKAGES = ROOT / "requirements" / "device.txt"
+GPU_CHECK_PATH = """
+import sys
+from importlib.metadata import packages_distributions
+import iapo.cli, iapo.tools.gpucheck, iapo.tools.bench, iapo.train
+from iapo.envs import PAPER_ENVS, make_env
+for env in PAPER_ENVS:
+    make_env(env, seed=0)[0].close()
+names = packages_distributions()
+found = {d for m in list(sys.modules) for d in names.get(m.split(".")[0], [])}
+print(" ".join(sorted(d.lower().replace("_", "-") for d in found)))
+"""
+
+
+def test_the_device_wheels_are_packages_the_gpu_check_imports() -> None:
+    """Each package of requirements/device.txt is imported by `iapo gpu-check` and its trainings
+    (making every paper environment, as they do); none is torch or numpy, which a bare machine
+    brings; each is pinned by the lock. That they are enough is the bare rehearsal's part
+    (tests/test_gpu_check.py: a Python with torch and numpy only runs the whole check with them)."""
+    import subprocess
+    import sys
+
+    listed = [line.strip() for line in DEVICE_PACKAGES.read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    imported = set(subprocess.run([sys.executable, "-c", GPU_CHECK_PATH], capture_output=True, text=True,
+                                  check=True, cwd=ROOT).stdout.split())
+    assert listed == sorted(listed) and len(set(listed)) == len(listed)
+    assert not {"torch", "numpy"} & set(listed)
+    assert [p for p in listed if p not in imported] == []
+    lock = (ROOT / "requirements" / "lock.txt").read_text().lower()
+    assert [p for p in listed if f"\n{p}==" not in lock] == []
+
+
+def python312() -> str | None:
+    import shutil
+
+    found = shutil.which("python3.12")
+    candidates = [found] if found else []
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    import subprocess
+
+    for c in candidates:
+        if subprocess.run([c, "--version"], capture_output=True).returncode == 0:
+            return c
+    return None
+
+
+def test_the_package_compiles_under_python_3_12(tmp_path: Path) -> None:
+    """A bare GPU machine's Python is often 3.12 (the project's own is 3.11): every module of the
+    package and the tests must at least compile there (syntax and the compiler's warnings as errors)."""
+    import subprocess
+
+    python = python312()
+    if python is None:
+        pytest.skip("no Python 3.12 on this machine (python3.12 on PATH or under ~/.pyenv)")
+    code = ("import compileall, sys; "
+            "sys.exit(not compileall.compile_dir(sys.argv[1], quiet=1, force=True, legacy=False))")
+    proc = subprocess.run([python, "-W", "error", "-c", code, str(ROOT / "src")], capture_output=True,
+                          text=True, env={"PYTHONPYCACHEPREFIX": str(tmp_path), "PATH": ""})
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -420,8 +420,9 @@ def _bench_loop(args: BenchArgs) -> int:
 def cmd_gpu_check(args: GpuCheckArgs) -> int:
     from iapo.tools.gpucheck import format_markdown, gpu_check
 
-    print(format_markdown(gpu_check(args.device, args.out, args.params, args.budget_s)))
-    return 0
+    result = gpu_check(args.device, args.out, args.params, args.budget_s)
+    print(format_markdown(result))
+    return 1 if any(s["status"] == "failed" for s in result["steps"].values()) else 0
 
 
 def cmd_tables(args: TablesArgs) -> int:
@@ -572,8 +573,9 @@ COMMANDS: dict[str, Subcommand] = {
         "One prepared run of every check that needs a GPU (`make gpu-check`), sized for one large GPU; "
         "--device cpu runs it at small sizes (the test suite does). Correctness first (kill and resume, "
         "snapshots across devices), then the costs. Writes OUT/gpu_check-<cpu|cuda>.json and .md after "
-        "every step (a failed step is recorded and the next one runs); run folders and their logs go to "
-        "OUT/work-<cpu|cuda>/."),
+        "every step (a failed step is recorded and the next one runs; the exit code is then 1); run folders "
+        "and their logs go to OUT/work-<cpu|cuda>/. On a bare GPU machine (a Python with torch and "
+        "nothing else, no network): tools/gpu-check-bare, with the wheels of `make device-wheels`."),
     "tables": Subcommand(
         TablesArgs, cmd_tables, "write Tables 1-9 of the appendix (+ Table 10, the training β) "
         "from params.yaml",

@@ -31,28 +31,19 @@ from pydantic import BaseModel
 from iapo import atomic
 from iapo.config import Params, Scale
 from iapo.errors import SummaryError
-from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules that import them from here
+from iapo.layout import (  # RunKey, DiagnosticRun, run_grid: handed on to modules importing them from here
     DIAGNOSTICS_ROOT,
     REGISTRY,
     RUNS_ROOT,
     DiagnosticRun,
     RunKey,
+    run_grid,
     summary_dir,
     table_names,
 )
 from iapo.run_record import RunRecord
 
 SUMMARY_FILES = ("runs.csv", "eval.csv", "metrics.csv", "scale.json")
-
-
-def run_grid(params: Params, scale: str) -> list[RunKey]:
-    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1 (the
-    group's own seed count where it sets one)."""
-    if scale not in params.scales:
-        raise SummaryError(f"scale: unknown value {scale!r}; allowed: {', '.join(sorted(params.scales))}")
-    sc = params.scales[scale]
-    return [RunKey(env, variant, seed) for env, variant in sc.runs()
-            for seed in range(sc.seeds_of(env, variant))]
 
 
 def diagnose_argv(job: DiagnosticRun, params: Params, scale: str, runs_root: str | Path = RUNS_ROOT,

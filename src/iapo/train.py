@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -287,7 +286,7 @@ class Run:
         self.show_last_return()
         self.c.pending.clear()
         self.c.finished_returns = []
-        write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
+        atomic.write_rows(self.out / "metrics.csv", self.c.metrics_rows)
         if self.curves is not None:
             self.curves.metrics(row)
 
@@ -307,7 +306,7 @@ class Run:
                          "episode": episode, "return": played.total, "length": played.length})
         self.c.eval_rows += rows
         self.c.n_evals += 1
-        write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
+        atomic.write_rows(self.out / "eval.csv", self.c.eval_rows)
         if self.curves is not None:
             self.curves.evaluation(rows)
         return float(np.mean([row["return"] for row in rows]))
@@ -373,8 +372,8 @@ class Run:
                   "run.json as rng_reseeded_at)", file=sys.stderr)
         self.c.resumed_at.append(step)
         # Rows written after the checkpoint are dropped: the CSVs restart from the saved rows.
-        write_csv_atomic(self.c.metrics_rows, self.out / "metrics.csv")
-        write_csv_atomic(self.c.eval_rows, self.out / "eval.csv")
+        atomic.write_rows(self.out / "metrics.csv", self.c.metrics_rows)
+        atomic.write_rows(self.out / "eval.csv", self.c.eval_rows)
         self.show_last_return()
         if self.c.eval_rows:  # the last evaluation's mean return, as the bar showed it
             step = self.c.eval_rows[-1]["env_step"]
@@ -469,8 +468,8 @@ class Run:
 
     def finish(self, steps_per_s: float) -> dict:
         """run.json, written last and atomically: its presence marks a complete run."""
-        evals = pd.DataFrame(self.c.eval_rows)
-        final = evals[evals.env_step == evals.env_step.max()]["return"].mean()
+        last = max(row["env_step"] for row in self.c.eval_rows)
+        final = np.mean([row["return"] for row in self.c.eval_rows if row["env_step"] == last])
         info = provenance(self.device) | describe(self.device) | {
             "env": self.cfg.env, "variant": self.cfg.variant, "seed": self.cfg.seed,
             "scale": self.cfg.scale, "steps": self.c.step, "updates": self.agent.n_updates,
@@ -483,11 +482,6 @@ class Run:
         }
         run_record.write(self.out, info)
         return info
-
-
-def write_csv_atomic(rows: list[dict], path: Path) -> None:
-    with atomic.replacing(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
 def train(

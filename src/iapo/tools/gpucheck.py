@@ -315,7 +315,7 @@ def grid_cost(params_path: Path, bench_rows: list[dict], env_ms: dict[str, float
     is given alone and packed (divided by the pack's aggregate speed-up)."""
     from iapo.config import resolve
     from iapo.envs import make_env
-    from iapo.summary import run_grid
+    from iapo.layout import run_grid
 
     params = load_params(params_path)
     scale = params.scales["paper"]
