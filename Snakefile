@@ -31,6 +31,8 @@ onstart:
     print(f"iapo pipeline: scale {SCALE!r}: {len(RUNS)} training runs "
           f"({PARAMS.scales[SCALE].describe()}); outputs under {run_root(SCALE)}/ and {summary_dir(SCALE)}/",
           file=sys.stderr)
+    print("iapo pipeline: training " + ("every seed of an env and variant in one job (train_pack_<seeds>, "
+          "`train: pack: 1`)" if PACK else "one job per seed (rule train)"), file=sys.stderr)
 
 
 onsuccess:

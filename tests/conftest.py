@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from iapo.config import Params, RunConfig, load_params, resolve
 
@@ -84,3 +85,15 @@ def write_scale_json(folder: Path, scale: str = "mini", preset: dict | None = No
     folder.mkdir(parents=True, exist_ok=True)
     ScaleReport(scale=scale, preset=changed(base.preset, preset), paper=changed(base.paper, paper),
                 reduced=base.reduced).write(folder)
+
+
+def small_params(tmp_path: Path, **scale) -> Path:
+    """params.yaml with a tiny `smoke` scale (same algorithm settings as the real file)."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["scales"]["smoke"] |= {
+        "steps": 400, "initial_random_steps": 150, "eval_every": 200, "eval_episodes": 1,
+        "log_every": 50, "checkpoint_steps": [200, 400], "resume_every": 100,
+    } | scale
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

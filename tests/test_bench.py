@@ -130,7 +130,7 @@ def test_floor_is_a_positive_time(params) -> None:
 
 def test_loop_overhead_accounts_for_every_step(tmp_path) -> None:
     from iapo.tools.bench import loop_overhead
-    from tests.test_train import small_params
+    from tests.conftest import small_params
 
     params = small_params(tmp_path, steps=220, initial_random_steps=150, eval_every=220, eval_episodes=1,
                           checkpoint_steps=[220], resume_every=220)

@@ -114,7 +114,7 @@ def test_a_resume_state_loads_to_the_cpu_whatever_the_run_device(tmp_path, capsy
     from iapo import checkpoint
     from iapo.config import load_params, resolve
     from iapo.train import Run
-    from tests.test_train import small_params
+    from tests.conftest import small_params
 
     params = load_params(small_params(tmp_path, steps=160, initial_random_steps=150, log_every=10,
                                       eval_every=160, checkpoint_steps=[160], resume_every=160))

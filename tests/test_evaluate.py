@@ -21,7 +21,7 @@ from iapo.curves import Curves
 from iapo.envs import make_env
 from iapo.train import Run
 from iapo.video import VideoError, choose_gl_backend, gif_stride
-from tests.test_train import small_params
+from tests.conftest import small_params
 
 SEED = 3
 EVAL_EPISODES = 2

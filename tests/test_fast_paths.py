@@ -32,7 +32,7 @@ from iapo.optimizers.iterative import IterativeOptimizer
 from iapo.train import Run
 from iapo.values.fused import FusedValue, stacked, supports
 from iapo.values.q_ensemble import QEnsemble, pessimistic, pessimistic_weights
-from tests.test_train import small_params
+from tests.conftest import small_params
 
 OBS_DIM, ACT_DIM = 17, 6
 

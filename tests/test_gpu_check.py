@@ -29,6 +29,7 @@ from iapo.tools.gpucheck import (
     pinned,
     same_csv,
     step_seconds,
+    targets,
     window_rate,
 )
 from tests.bare_python import make_bare_python
@@ -86,13 +87,45 @@ def test_every_step_ran_and_every_training_has_a_learning_phase_rate(check: tupl
     assert all(s["status"] == "ok" for s in result["steps"].values()), result["steps"]
     expected = {"train": set(TRAIN_RUNS), "loop": {(v, p) for v in LOOP_VARIANTS for p in PATHS}}
     for name, runs in expected.items():
-        rows = result[name]
+        rows = result[name]["runs"] if name == "train" else result[name]
         assert {(r["variant"], r["path"]) for r in rows} == runs
         for r in rows:
             assert math.isfinite(r["steps_per_s"]) and r["steps_per_s"] > 0, r
             assert not r["killed"]
             run = unpacked(r["folder"], check[1])
             assert json.loads((run / "run.json").read_text())["variant"] == r["variant"]
+
+
+@slow
+def test_the_cuda_tests_ran_with_pytest_and_every_target_passes(check: tuple[dict, Path]) -> None:
+    """The CUDA tests run in the bare Python (pytest among the wheels): here the CUDA-only cases skip
+    and the device tests pass. Deterministic runs repeat; captured = eager on the CPU exactly (the
+    graphs setting runs eagerly there); every target is decided and passes."""
+    result = check[0]
+    tests = result["cuda_tests"]
+    assert tests["failures"] == tests["errors"] == 0 and tests["skipped"] == 3 and tests["passed"] >= 20
+    assert result["deterministic"] == {name: {"identical": True, "max_rel_diff": 0.0}
+                                       for name in ("metrics.csv", "eval.csv")}
+    assert result["train"]["captured_vs_eager"] == {v: {"identical": True, "max_rel_diff": 0.0}
+                                                    for v in LOOP_VARIANTS}
+    verdicts = {t["target"]: t["pass"] for t in result["targets"]}
+    assert len(verdicts) == 3 + len(LOOP_VARIANTS) + 3 and all(v is True for v in verdicts.values()), verdicts
+
+
+def test_targets_fail_on_what_a_broken_device_would_give() -> None:
+    """The targets from a report whose numbers are off: each one fails, a missing step is not
+    measured, and nothing passes by default."""
+    broken = {"cuda_tests": {"passed": 5, "failures": 1, "errors": 0, "skipped": 0},
+              "resume": {"metrics.csv": {"identical": False, "max_rel_diff": 1e-3},
+                         "eval.csv": {"identical": True, "max_rel_diff": 0.0}},
+              "train": {"captured_vs_eager": {"iterative": {"identical": False, "max_rel_diff": 2e-3}}},
+              "checkpoints": {"direct, cuda-written": {"relative": 2e-4},
+                              "iterative captured, cuda-written": {"relative": math.nan}}}
+    verdicts = {t["target"]: t["pass"] for t in targets(broken)}
+    assert verdicts.pop("--deterministic repeats to the byte") is None  # its step did not run
+    assert verdicts and all(v is False for v in verdicts.values()), verdicts
+    fine = {"checkpoints": {"iterative captured, cuda-written": {"relative": 4e-2}}}
+    assert [t["pass"] for t in targets(fine) if "snapshot" in t["target"]] == [True]
 
 
 @slow
@@ -155,6 +188,7 @@ def test_markdown_table_is_written(check: tuple[dict, Path]) -> None:
     assert md.count(f"| train | {TRAIN_ENV} |") == len(TRAIN_RUNS) and md.count(f"| loop | {LOOP_ENV} |") == 4
     assert all(f"| {name} | ok (" in md for name in STEPS)
     assert "metrics.csv identical, eval.csv identical" in md
+    assert "| target | verdict | measured |" in md and "FAIL" not in md
 
 
 def test_same_csv_reports_the_largest_relative_difference(tmp_path: Path) -> None:

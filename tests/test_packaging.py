@@ -255,6 +255,7 @@ GPU_CHECK_PATH = """
 import sys
 from importlib.metadata import packages_distributions
 import iapo.cli, iapo.tools.gpucheck, iapo.tools.bench, iapo.train
+import pytest  # gpu-check runs the test suite's CUDA cases
 from iapo.envs import PAPER_ENVS, make_env
 for env in PAPER_ENVS:
     make_env(env, seed=0)[0].close()

@@ -154,13 +154,18 @@ def is_trainer(process: psutil.Process, out: str) -> bool:
 
 
 def parse_dry_run(text: str) -> list[dict]:
-    """Jobs of `snakemake -n` output (the workflow profile sets printshellcmds): rule, outputs, shell."""
+    """Jobs of `snakemake -n` output (the workflow profile sets printshellcmds): rule, outputs, shell,
+    and where printed, wildcards (a dict) and resources (the line as printed)."""
     jobs: list[dict] = []
     for line in text.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):$", line):
             jobs.append({"rule": m.group(1), "output": [], "shell": None})
         elif jobs and (m := re.match(r"^\s+output: (.*)$", line)):
             jobs[-1]["output"] = m.group(1).split(", ")
+        elif jobs and (m := re.match(r"^\s+wildcards: (.*)$", line)):
+            jobs[-1]["wildcards"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif jobs and (m := re.match(r"^\s+resources: (.*)$", line)):
+            jobs[-1]["resources"] = m.group(1)
         elif jobs and line.startswith("Shell command: "):
             shell = line.removeprefix("Shell command: ")
             jobs[-1]["shell"] = None if shell == "None" else shell
@@ -390,19 +395,38 @@ def test_make_figures_on_a_fresh_clone_rebuilds_every_notebook_and_the_audit(tmp
 
 
 def test_slurm_profile_dry_run_needs_no_cluster(bare_ws: Path) -> None:
-    """`snakemake --cores 8 --profile slurm -n` as typed from the repository root, no Slurm here."""
-    cmd = snakemake("--cores", "8", "--profile", "slurm", "-n", "--forceall")
-    out = check(run(cmd, bare_ws, timeout=120))
-    assert "Using profiles slurm and workflow specific profile profiles/default" in out
-    jobs = parse_dry_run(out)
-    train = [j for j in jobs if j["rule"] == "train"]
-    assert train and all("--device cuda" in j["shell"] for j in train)  # the GPU each job is given
-    assert re.search(r"resources: .*gpu=1", out)
-    # a site sharing GPUs asks for a shard (or MPS share) instead; a job asking for neither gets the CPU
-    for resource, device in (("gres=shard:1", "cuda"), ("runtime=60", "cpu")):
-        out = check(run([*cmd, "--set-resources", f"train:{resource}"], bare_ws, timeout=120))
-        train = [j for j in parse_dry_run(out) if j["rule"] == "train"]
-        assert train and all(f"--device {device} " in j["shell"] for j in train), resource
+    """`snakemake --cores 8 --profile slurm -n` as typed from the repository root, no Slurm here: the
+    profile trains every seed of an (env, variant) in one GPU job (`train: pack: 1`), also with a
+    scale chosen on the command line; without `pack` in the train block, one job per seed."""
+    from iapo.config import load_params
+
+    params = load_params(bare_ws / "params.yaml")
+    for scale in (None, "mini"):
+        cmd = snakemake("--cores", "8", "--profile", "slurm", "-n", "--forceall",
+                        *(("--config", f"scale={scale}") if scale else ()))
+        out = check(run(cmd, bare_ws, timeout=120))
+        assert "Using profiles slurm and workflow specific profile profiles/default" in out
+        sc = params.scales[scale or params.scale]
+        packs = [j for j in parse_dry_run(out) if j["rule"].startswith("train_pack_")]
+        assert not [j for j in parse_dry_run(out) if j["rule"] == "train"]
+        assert sorted(p["wildcards"]["run"] for p in packs) == sorted(f"{e}/{v}" for e, v in sc.runs())
+        for p in packs:
+            env, variant = p["wildcards"]["run"].split("/")
+            n = sc.seeds_of(env, variant)
+            assert p["rule"] == f"train_pack_{n}" and f"--seeds {' '.join(map(str, range(n)))} " in p["shell"]
+            assert "--device cuda " in p["shell"]  # the one GPU each job is given, shared by its seeds
+            assert f"cpus_per_task={2 * n}" in p["resources"] and "gpu=1" in p["resources"]
+    # a site sharing GPUs asks for a shard (or MPS share) instead; a job asking for neither gets the CPU;
+    # `--set-resources` replaces the profile's whole train block, so `pack` goes unless repeated
+    cases = ((["train:gres=shard:1", "train:pack=1"], "train_pack_", "cuda"),
+             (["train:gres=shard:1"], "train", "cuda"), (["train:runtime=60"], "train", "cpu"))
+    for resources, rule, device in cases:
+        cmd = snakemake("--cores", "8", "--profile", "slurm", "-n", "--forceall", "--set-resources",
+                        *resources)
+        out = check(run(cmd, bare_ws, timeout=120))
+        train = [j for j in parse_dry_run(out) if j["rule"].startswith(rule)]
+        assert train and all(j["rule"] == rule or rule.endswith("_") for j in train), resources
+        assert all(f"--device {device} " in j["shell"] for j in train), resources
 
 
 def test_bad_config_is_refused_before_any_job(bare_ws: Path, tmp_path: Path) -> None:

@@ -2,10 +2,11 @@
 jobs submitted by `snakemake --profile slurm` through snakemake-executor-plugin-slurm.
 
 Installs Debian's slurm-wlm and munge when missing (needs root and the Debian mirrors), runs part
-of the smoke DAG as Slurm jobs (two trainings and an analysis), stops one training mid-run as
-a preemption would (requeue) and the other as the profile's early time-limit signal does (each saves,
-resumes and ends bit-identical), checks that a failing job makes snakemake fail after its retry, and
-stops the daemons it started.
+of the smoke DAG as Slurm jobs the way the profile trains (`train: pack: 1`: two trainings of two
+seeds each, both seeds of one (env, variant) at once in one job, and an analysis), stops one pack
+mid-run as a preemption would (requeue) and the other as the profile's early time-limit signal does
+(every seed saves, resumes and ends bit-identical), checks that a failing job makes snakemake fail
+after its retry, and stops the daemons it started.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +48,7 @@ PROFILE = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text
 # with squeue (docs/pipeline.md, "On a Slurm cluster").
 TEST_NODE_ARGS = [
     "--set-resources", "train:mem_mb=1000", "train:runtime=20", "train:cpus_per_task=1",
+    f"train:pack={PROFILE['set-resources']['train']['pack']}",
     f"train:slurm_extra={PROFILE['set-resources']['train']['slurm_extra']}", "summarize:mem_mb=1000",
     "--default-resources", "mem_mb=1000", "runtime=20",
     "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
@@ -137,61 +140,92 @@ def run_cmd(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
     return run(cmd, ROOT, timeout=30, env=env)
 
 
-def test_smoke_subset_runs_on_slurm_and_survives_preemption_and_time_limit(cluster: dict, slurm_ws: Path,
-                                                                           tmp_path_factory) -> None:
-    """Two trainings stopped mid-run, each the way a cluster stops jobs: the direct one preempted
-    (requeued), the iterative one signalled by the profile's `--signal` ahead of its time limit. Both
-    save on SIGTERM, resume, and end bit-identical to the uninterrupted runs."""
+def two_seeds(ws: Path) -> None:
+    """The workspace's smoke scale with two seeds for its main grid group (one seed elsewhere)."""
+    raw = yaml.safe_load((ws / "params.yaml").read_text())
+    main = next(g for g in raw["scales"]["smoke"]["grid"] if g["purpose"] == "main")
+    main["seeds"] = 2
+    (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_smoke_subset_runs_on_slurm_and_survives_preemption_and_time_limit(
+        cluster: dict, slurm_ws: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Two packs of two seeds, each one Slurm job running both seeds at once, stopped mid-run the two
+    ways a cluster stops jobs: the direct pack preempted (requeued), the iterative one signalled by
+    the profile's `--signal` ahead of its time limit. Every seed saves on SIGTERM, resumes, and ends
+    bit-identical to its uninterrupted run (seed 0: the smoke workspace's; seed 1: trained here)."""
     ws, smoke = slurm_ws, smoke_workspace(tmp_path_factory)
-    direct, iterative = (run_folder(ws, "InvertedPendulum-v2", v, 0) for v in ("direct", "iterative"))
-    for folder in (direct, iterative):
-        shutil.rmtree(folder)
-    # the two trainings and one analysis of a resumed run (the summary job runs in the next test)
-    targets = [str((folder / "run.json").relative_to(ws)) for folder in (direct, iterative)]
-    targets.append("results/diagnostics/smoke/value_bias/InvertedPendulum-v2/iterative/seed0.csv")
+    two_seeds(ws)
+    env = "InvertedPendulum-v2"
+    packs = {v: [run_folder(ws, env, v, s) for s in (0, 1)] for v in ("direct", "iterative")}
+    for folders in packs.values():
+        for folder in folders:
+            if folder.exists():
+                shutil.rmtree(folder)
+    # the uninterrupted seed-1 runs, trained here meanwhile (their folders outside the workspace)
+    refs = {v: tmp_path / "ref" / v for v in packs}
+    reference_runs = [subprocess.Popen(
+        [sys.executable, "-m", "iapo.cli", "--params", str(ws / "params.yaml"), "train", "--scale", "smoke",
+         "--env", env, "--variant", v, "--seed", "1", "--out", str(refs[v])], cwd=ws, env=cluster,
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) for v in packs]
+    # the two packs and one analysis of a resumed run (the summary job runs in the next test)
+    targets = [str((f / "run.json").relative_to(ws)) for folders in packs.values() for f in folders]
+    targets.append(f"results/diagnostics/smoke/value_bias/{env}/iterative/seed0.csv")
     planned = parse_dry_run(check(run(slurm_cmd("-n", *targets), ws, timeout=120, env=cluster)))
-    assert sorted(j["rule"] for j in planned) == ["diagnose_value_bias", "train", "train"], planned
+    rules = sorted(j["rule"] for j in planned)
+    assert rules == ["diagnose_value_bias", "train_pack_2", "train_pack_2"], planned
     start = time.perf_counter()
     proc = subprocess.Popen(slurm_cmd(*targets), cwd=ws, env=cluster, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    # each stop once the run has saved its step-750 resume state (there is a state to resume from)
-    stops = {"InvertedPendulum-v2_direct": (direct, preempt),
-             "InvertedPendulum-v2_iterative": (iterative, near_time_limit)}
+    # each stop once both seeds of the pack have saved their step-750 resume state and neither has
+    # finished: the two run at once, in one job
+    stops = {f"{env}_direct": (packs["direct"], preempt),
+             f"{env}_iterative": (packs["iterative"], near_time_limit)}
     try:
-        deadline = time.time() + 400
+        deadline = time.time() + 500
         while stops:
-            for name, (folder, stop) in list(stops.items()):
-                if (folder / "resume" / "step_750.pt").exists():
+            for name, (folders, stop) in list(stops.items()):
+                if all((f / "resume" / "step_750.pt").exists() for f in folders):
+                    assert not any((f / "run.json").exists() for f in folders), name
                     stop(name, cluster)
                     del stops[name]
             assert proc.poll() is None, proc.stdout.read()
-            assert time.time() < deadline, f"no step-750 resume state after 400 s: {list(stops)}"
+            assert time.time() < deadline, f"no step-750 resume states after 500 s: {list(stops)}"
             time.sleep(0.2)
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for r in reference_runs:
+            r.wait(timeout=600)
     wall = time.perf_counter() - start
-    print(f"Slurm: 2 trainings (one preempted, one signalled) and {len(planned) - 2} downstream jobs "
-          f"in {wall:.0f} s")
+    print(f"Slurm: 2 packs of 2 seeds (one preempted, one signalled) and {len(planned) - 2} downstream "
+          f"job(s) in {wall:.0f} s")
     assert proc.returncode == 0, out[-6000:]
-    # every planned job once, plus the signalled training's second submission (a requeue keeps its id)
+    assert [r.returncode for r in reference_runs] == [0, 0]
+    # every planned job once, plus the signalled pack's second submission (a requeue keeps its id)
     assert out.count("has been submitted with SLURM jobid") == len(planned) + 1, out[-6000:]
-    for folder in (direct, iterative):
-        assert (folder / "run.json").exists()
-        for name in ("metrics.csv", "eval.csv"):  # stopped and resumed = never interrupted
-            ref = run_folder(smoke, "InvertedPendulum-v2", folder.parent.name, 0) / name
-            assert (folder / name).read_bytes() == ref.read_bytes(), (folder, name)
-    resumed = json.loads((iterative / "run.json").read_text())["resumed_at"]
-    # saved when the signal came, not at a periodic save (every 250 steps): the signal reached it
-    assert len(resumed) == 1 and 750 < resumed[0] < 1000, resumed
-    resumed = json.loads((direct / "run.json").read_text())["resumed_at"]
-    assert len(resumed) == 1 and resumed[0] >= 750, resumed
+    for variant, folders in packs.items():
+        for seed, folder in enumerate(folders):
+            assert (folder / "run.json").exists()
+            ref = run_folder(smoke, env, variant, 0) if seed == 0 else refs[variant]
+            for name in ("metrics.csv", "eval.csv"):  # stopped and resumed = never interrupted
+                assert (folder / name).read_bytes() == (ref / name).read_bytes(), (folder, name)
+            resumed = json.loads((folder / "run.json").read_text())["resumed_at"]
+            if variant == "iterative":  # saved when the signal came, not at a periodic save (every 250)
+                assert len(resumed) == 1 and 750 < resumed[0] < 1000, (folder, resumed)
+            else:
+                assert len(resumed) == 1 and resumed[0] >= 750, (folder, resumed)
+            log = (ws / "logs" / "smoke" / "train" / env / variant / f"seed{seed}.log").read_text()
+            assert "SIGTERM: saved" in log, log[-2000:]  # each seed's own log, kept across attempts
+        pack_log = (ws / "logs" / "smoke" / "train_pack" / env / f"{variant}.log").read_text()
+        cores = re.findall(r"--seed (\d) .* on cores \[(\d+)\]", pack_log)
+        assert sorted(set(cores))[:2] == [("0", "0"), ("1", "1")], pack_log  # one core each
     # the analysis of the resumed run's checkpoint is the uninterrupted run's, to the byte
     assert (ws / targets[-1]).read_bytes() == (smoke / targets[-1]).read_bytes()
     logs = ws / ".snakemake" / "slurm_logs"
-    assert len(list(logs.glob("rule_train/*/*.log"))) == 3  # the signalled job ran twice
+    assert len(list(logs.glob("rule_train_pack_2/*/*.log"))) == 3  # the signalled job ran twice
     assert list(logs.glob("rule_diagnose_value_bias/*/*.log"))
     assert not squeue(cluster)  # nothing left pending or running
 

@@ -21,21 +21,10 @@ from iapo import checkpoint
 from iapo.config import load_params, resolve
 from iapo.envs import make_env, scale_action
 from iapo.train import EXIT_PREEMPTED, Run, TrainingError
+from tests.conftest import small_params
 
 ROOT = Path(__file__).resolve().parents[1]
 IAPO = str(Path(sys.executable).with_name("iapo"))
-
-
-def small_params(tmp_path: Path, **scale) -> Path:
-    """params.yaml with a tiny `smoke` scale (same algorithm settings as the real file)."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["scales"]["smoke"] |= {
-        "steps": 400, "initial_random_steps": 150, "eval_every": 200, "eval_episodes": 1,
-        "log_every": 50, "checkpoint_steps": [200, 400], "resume_every": 100,
-    } | scale
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def train_cmd(params: Path, out: Path, variant: str = "direct", env: str = "InvertedPendulum-v2"):

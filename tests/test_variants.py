@@ -10,7 +10,7 @@ from iapo.agent import Agent, Batch
 from iapo.config import load_params, resolve
 from iapo.optimizers.flow import DirectFlowOptimizer
 from iapo.train import Run
-from tests.test_train import small_params
+from tests.conftest import small_params
 
 
 def test_every_variant_resolves_and_builds(params):

@@ -189,6 +189,21 @@ class TrainArgs(OnDevice, Scaled):
 
 
 @dataclass(kw_only=True)
+class TrainPackArgs(OnDevice, Scaled):
+    """The options of `iapo train-pack`."""
+
+    env: str = option(help="paper environment name, e.g. Hopper-v2")
+    variant: str = option(help="agent variant from params.yaml, e.g. iterative")
+    seeds: list[int] | None = option(None, "the seeds to train (default: every seed the scale's grid "
+                                     "gives this env and variant)", nargs="+", type=int)
+    threads: int = option(1, "torch CPU threads of each seed's training (default 1)")
+    logs: Path | None = option(None, "folder of the seeds' logs, seed<k>.log (default: this command's "
+                               "output)")
+    mps: bool = option(False, "run the seeds under a CUDA MPS control daemon started for this job (their "
+                       "kernels then run at once; without it they time-slice the GPU)", store_true=True)
+
+
+@dataclass(kw_only=True)
 class EvaluateArgs(OnDevice):
     """The options of `iapo evaluate`."""
 
@@ -238,6 +253,8 @@ class GpuCheckArgs(Args):
     out: Path = option(Path("results/gpu_check"), "default: %(default)s")
     budget_s: float | None = option(None, "skip the steps that would not end within this many seconds "
                                     "(default: run every step)")
+    mps: bool = option(False, "also measure the pack under a CUDA MPS control daemon started for it (needs "
+                       "nvidia-cuda-mps-control; changes no GPU setting)", store_true=True)
 
 
 @dataclass(kw_only=True)
@@ -341,6 +358,21 @@ def cmd_train(args: TrainArgs) -> int:
     return 0
 
 
+def cmd_train_pack(args: TrainPackArgs) -> int:
+    from iapo.envs import paper_name
+    from iapo.pack import train_pack
+
+    params = load_params(args.params)
+    env, scale = paper_name(args.env), args.scale_of(params)
+    resolve(params, env, args.variant, 0, scale)  # a bad env or variant: one paragraph, exit 2
+    seeds = args.seeds if args.seeds is not None else range(params.scales[scale].seeds_of(env, args.variant))
+    commands = [[sys.executable, "-m", "iapo.cli", "--params", str(args.params), "train", "--scale", scale,
+                 "--env", env, "--variant", args.variant, "--seed", str(seed), "--device", str(args.device),
+                 "--threads", str(args.threads)] for seed in seeds]
+    logs = None if args.logs is None else [args.logs / f"seed{seed}.log" for seed in seeds]
+    return train_pack(commands, logs, mps=args.mps)
+
+
 def cmd_evaluate(args: EvaluateArgs) -> int:
     import torch
 
@@ -420,9 +452,10 @@ def _bench_loop(args: BenchArgs) -> int:
 def cmd_gpu_check(args: GpuCheckArgs) -> int:
     from iapo.tools.gpucheck import format_markdown, gpu_check
 
-    result = gpu_check(args.device, args.out, args.params, args.budget_s)
+    result = gpu_check(args.device, args.out, args.params, args.budget_s, args.mps)
     print(format_markdown(result))
-    return 1 if any(s["status"] == "failed" for s in result["steps"].values()) else 0
+    failed = any(s["status"] == "failed" for s in result["steps"].values())
+    return 1 if failed or any(t["pass"] is False for t in result["targets"]) else 0
 
 
 def cmd_tables(args: TablesArgs) -> int:
@@ -563,6 +596,14 @@ class Subcommand:
 
 COMMANDS: dict[str, Subcommand] = {
     "train": Subcommand(TrainArgs, cmd_train, "train one agent", TRAIN_HELP, raw=True),
+    "train-pack": Subcommand(
+        TrainPackArgs, cmd_train_pack, "train several seeds of one env and variant at once, in one job",
+        "Every seed of one env and variant (or --seeds) trained at once, one `iapo train` process per seed, "
+        "each on its own share of this process's cores (taskset), each writing the run folder `iapo train` "
+        "writes. SIGTERM and SIGINT are passed on to every seed; the exit code is 143 if any seed was "
+        "stopped (it saved its resume state: rerunning the same command resumes every seed), else the "
+        "first failure's, else 0. The Slurm profile trains this way, one job (one GPU) per env and "
+        "variant (`train: pack: 1` in profiles/slurm/config.yaml)."),
     "evaluate": Subcommand(EvaluateArgs, cmd_evaluate, "evaluate a trained agent's snapshot, optionally "
                            "with a video", EVALUATE_HELP, raw=True),
     "bench": Subcommand(BenchArgs, cmd_bench, "time updates and action selection against their GEMM floor",
@@ -573,7 +614,8 @@ COMMANDS: dict[str, Subcommand] = {
         "One prepared run of every check that needs a GPU (`make gpu-check`), sized for one large GPU; "
         "--device cpu runs it at small sizes (the test suite does). Correctness first (kill and resume, "
         "snapshots across devices), then the costs. Writes OUT/gpu_check-<cpu|cuda>.json and .md after "
-        "every step (a failed step is recorded and the next one runs; the exit code is then 1); run folders "
+        "every step (a failed step is recorded and the next one runs), then prints each target with pass or "
+        "FAIL (the exit code is 1 if a step or a target failed); run folders "
         "and their logs go to OUT/work-<cpu|cuda>/. On a bare GPU machine (a Python with torch and "
         "nothing else, no network): tools/gpu-check-bare, with the wheels of `make device-wheels`."),
     "tables": Subcommand(

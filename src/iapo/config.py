@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
-from iapo.errors import ConfigError
+from iapo.errors import ConfigError, SummaryError
+from iapo.layout import RunKey
 
 DEFAULT_PARAMS = Path("params.yaml")
 Family = Literal["direct", "iterative", "direct_flow"]
@@ -702,3 +703,13 @@ def resolve(
         resume_every=sc.resume_every, training=_training_of(params.training, v), policy=params.policy,
         q_architecture=params.q_architectures[arch], model_based=params.model_based,
     )
+
+
+def run_grid(params: Params, scale: str) -> list[RunKey]:
+    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1 (the
+    group's own seed count where it sets one)."""
+    if scale not in params.scales:
+        raise SummaryError(f"scale: unknown value {scale!r}; allowed: {', '.join(sorted(params.scales))}")
+    sc = params.scales[scale]
+    return [RunKey(env, variant, seed) for env, variant in sc.runs()
+            for seed in range(sc.seeds_of(env, variant))]

@@ -17,12 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from iapo.errors import SummaryError
-
-if TYPE_CHECKING:
-    from iapo.config import Params
 
 RUNS_ROOT = Path("results/runs")
 DIAGNOSTICS_ROOT = Path("results/diagnostics")
@@ -115,16 +109,6 @@ class RunKey:
     def folder(self, scale: str, root: str | Path = RUNS_ROOT) -> Path:
         """`<root>/<scale>/<env>/<variant>/seed<k>`: the run folder `iapo train --out` writes."""
         return Path(root) / scale / self.env / self.variant / f"seed{self.seed}"
-
-
-def run_grid(params: Params, scale: str) -> list[RunKey]:
-    """Every run a scale asks for: each grid group's envs × variants, × seeds 0 … seeds-1 (the
-    group's own seed count where it sets one)."""
-    if scale not in params.scales:
-        raise SummaryError(f"scale: unknown value {scale!r}; allowed: {', '.join(sorted(params.scales))}")
-    sc = params.scales[scale]
-    return [RunKey(env, variant, seed) for env, variant in sc.runs()
-            for seed in range(sc.seeds_of(env, variant))]
 
 
 @dataclass(frozen=True)

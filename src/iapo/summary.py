@@ -29,15 +29,14 @@ import pandas as pd
 from pydantic import BaseModel
 
 from iapo import atomic
-from iapo.config import Params, Scale
+from iapo.config import Params, Scale, run_grid  # run_grid: handed on, like RunKey
 from iapo.errors import SummaryError
-from iapo.layout import (  # RunKey, DiagnosticRun, run_grid: handed on to modules importing them from here
+from iapo.layout import (  # RunKey, DiagnosticRun: handed on to the modules that import them from here
     DIAGNOSTICS_ROOT,
     REGISTRY,
     RUNS_ROOT,
     DiagnosticRun,
     RunKey,
-    run_grid,
     summary_dir,
     table_names,
 )

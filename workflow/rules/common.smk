@@ -1,7 +1,9 @@
 # Shared by every rule file: config validation, the scale's run grid, and where each product lives.
 # Paths come from iapo.layout (also the defaults of the `iapo` commands); the rules only wire them.
 
+import ast
 import os
+import re
 import sys
 
 from pydantic import ValidationError

@@ -4,20 +4,25 @@ On `--device cuda` it is sized for one large GPU; on `--device cpu` it runs the 
 sizes, so the script is exercised by the test suite and never rots. The steps, correctness first
 (each a real `iapo train` process, the benchmark, or a measurement):
 
-1. resume: a captured iterative run killed (SIGKILL) after a resume state, restarted, and compared
+1. cuda_tests: the test suite's CUDA cases and device tests, with pytest (`CUDA_TESTS`);
+2. resume: a captured iterative run killed (SIGKILL) after a resume state, restarted, and compared
    with the uninterrupted run;
-2. checkpoints: a CPU-written snapshot acting on the device, a device-written one on the CPU;
-3. bench: update and act of every (agent, Q arch) the paper grid trains, eager and captured;
-4. train: the learning loop of direct and iterative (eager and captured), direct_flow and
-   iterative_mb (captured) on InvertedPendulum;
-5. loop: env steps/s of whole training runs (direct and iterative, HalfCheetah);
-6. pack: several captured iterative runs at once, one core each, their aggregate env steps/s over
+3. deterministic: the captured iterative run twice with `--deterministic`, compared;
+4. checkpoints: a CPU-written snapshot acting on the device, a device-written one on the CPU;
+5. bench: update and act of every (agent, Q arch) the paper grid trains, eager and captured;
+6. train: the learning loop of direct and iterative (eager and captured), direct_flow and
+   iterative_mb (captured) on InvertedPendulum; the captured runs' first learning rows against the
+   eager ones (same seed);
+7. loop: env steps/s of whole training runs (direct and iterative, HalfCheetah);
+8. pack: several captured iterative runs at once, one core each, their aggregate env steps/s over
    the window all of them share, against one run alone pinned the same way; whether an MPS server
-   ran (without one, processes time-slice the GPU: they share it, they do not run at once);
-7. envs: the env step time of each paper environment;
-8. grid: the paper grid's training cost in device-hours, each run priced by its env, Q arch and agent.
+   ran (without one, processes time-slice the GPU: they share it, they do not run at once); with
+   `--mps`, once more under a CUDA MPS control daemon started for the step (`iapo.pack`);
+9. envs: the env step time of each paper environment;
+10. grid: the paper grid's training cost in device-hours, each run priced by its env, Q arch and agent.
 
-The report (OUT/gpu_check-<cpu|cuda>.json and .md) is written after every step. A step that fails
+Then each target (`targets`, `TOLERANCE`) is printed with pass or FAIL. The report
+(OUT/gpu_check-<cpu|cuda>.json and .md) is written after every step. A step that fails
 is recorded (error; a failed training's exit code and log tail) and the next one runs; with
 `--budget-s`, a step that would not end within the budget is skipped and says so. Rates are measured
 from outside the process: `metrics.csv` is rewritten at each log row, so its mtime and last env
@@ -30,7 +35,6 @@ import csv
 import dataclasses
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +48,7 @@ import yaml
 
 from iapo import atomic
 from iapo.config import load_params
+from iapo.pack import mps_daemon, on_cores
 
 if TYPE_CHECKING:
     import torch
@@ -129,23 +134,20 @@ class RunFailed(RuntimeError):
 
 def pinned(cmd: list[str], cpu: int | None) -> list[str]:
     """`cmd` on CPU `cpu` only (`taskset`, so every thread it ever starts inherits it), or as is."""
-    if cpu is None:
-        return cmd
-    if shutil.which("taskset") is None:
-        raise RuntimeError("gpu-check: pinning runs to cores needs `taskset` (util-linux)")
-    return ["taskset", "-c", str(cpu), *cmd]
+    return cmd if cpu is None else on_cores(cmd, [cpu])
 
 
 class Watched:
     """One `iapo train` process, its own log, and the (env step, time) of each rewrite of its
     metrics.csv (whose mtime is when that row was written)."""
 
-    def __init__(self, cmd: list[str], folder: Path, cpu: int | None = None) -> None:
+    def __init__(self, cmd: list[str], folder: Path, cpu: int | None = None, env: dict | None = None) -> None:
         self.cmd, self.folder, self.killed = cmd, folder, False
         folder.parent.mkdir(parents=True, exist_ok=True)
         self.log = folder.parent / f"{folder.name}.log"
         with open(self.log, "a") as sink:
-            self.proc = subprocess.Popen(pinned(cmd, cpu), stdout=sink, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(pinned(cmd, cpu), stdout=sink, stderr=subprocess.STDOUT,
+                                         env=None if env is None else os.environ | env)
         self.samples: list[tuple[int, float]] = []
         self._mtime = 0
 
@@ -200,13 +202,13 @@ def aggregate_rate(runs: list[list[tuple[int, float]]]) -> dict:
 
 
 def run_watched(cmds: list[list[str]], folders: list[Path], warmup: int, stop_after: int | None = None,
-                cpus: list[int] | None = None) -> list[Watched]:
+                cpus: list[int] | None = None, env: dict | None = None) -> list[Watched]:
     """Run `cmds` at once (folder i is command i's --out, its log beside it) and watch them.
 
     `stop_after`: SIGKILL each process once it has saved a resume state past that env step.
-    `cpus`: pin process i to CPU cpus[i] (each run on its own core). A run that fails (not one
-    killed here) raises `RunFailed` once all have ended."""
-    runs = [Watched(cmd, f, None if cpus is None else cpus[i])
+    `cpus`: pin process i to CPU cpus[i] (each run on its own core). `env`: added to their
+    environment. A run that fails (not one killed here) raises `RunFailed` once all have ended."""
+    runs = [Watched(cmd, f, None if cpus is None else cpus[i], env)
             for i, (cmd, f) in enumerate(zip(cmds, folders, strict=True))]
     t0 = time.perf_counter()
     while any(r.proc.poll() is None for r in runs):
@@ -228,13 +230,14 @@ def measured(r: Watched, warmup: int) -> dict:
     return {"folder": str(r.folder), "steps_per_s": r.rate(warmup), "wall_s": r.wall_s, "killed": r.killed}
 
 
-def same_csv(a: Path, b: Path) -> dict:
-    """Whether two CSVs are byte-identical, and the largest relative difference of their numbers."""
+def same_csv(a: Path, b: Path, rows: slice = slice(None)) -> dict:
+    """Whether two CSVs are byte-identical, and the largest relative difference of their numbers
+    (over the data rows `rows` only, if given; rows of different counts differ infinitely)."""
     if a.read_bytes() == b.read_bytes():
         return {"identical": True, "max_rel_diff": 0.0}
-    ra, rb = (list(csv.reader(p.open())) for p in (a, b))
+    ra, rb = (list(csv.reader(p.open()))[1:][rows] for p in (a, b))
     worst = math.inf if len(ra) != len(rb) else 0.0
-    for row_a, row_b in zip(ra[1:], rb[1:], strict=False):
+    for row_a, row_b in zip(ra, rb, strict=False):
         for x, y in zip(row_a, row_b, strict=False):
             try:
                 fx, fy = float(x), float(y)
@@ -243,6 +246,41 @@ def same_csv(a: Path, b: Path) -> dict:
             if math.isfinite(fx) and math.isfinite(fy):
                 worst = max(worst, abs(fx - fy) / max(abs(fx), abs(fy), 1e-12))
     return {"identical": False, "max_rel_diff": worst}
+
+
+def first_learning_rows(metrics: Path, warmup: int, n: int = 2) -> slice:
+    """The data rows of a metrics.csv that are its first `n` past the random warm-up."""
+    steps = [int(float(line.split(",")[0])) for line in metrics.read_text().splitlines()[1:]]
+    first = next((i for i, step in enumerate(steps) if step > warmup), len(steps))
+    return slice(first, first + n)
+
+
+CUDA_TESTS = ("tests/test_devices.py",
+              "tests/test_graphs.py::test_captured_update_and_acting_match_eager_on_cuda",
+              "tests/test_replay.py::test_rows_staged_on_a_gpu_match_the_cpu_rows")
+"""The test suite's CUDA cases and device tests (skipped without a GPU), run by the check with pytest."""
+
+
+def cuda_tests(root: Path, log: Path) -> dict:
+    """`CUDA_TESTS` with pytest, from the source tree at `root` (on the default CUDA device): their
+    counts, from a JUnit report."""
+    import xml.etree.ElementTree as ET
+
+    if not (root / "tests").is_dir():
+        raise RuntimeError(f"no tests/ folder beside the package ({root}): the check runs from a source tree")
+    report = log.with_suffix(".xml")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", f"--junitxml={report}",
+           *CUDA_TESTS]
+    env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}  # the source tree stays as it is
+    with open(log, "w") as sink:
+        code = subprocess.run(cmd, cwd=root, stdout=sink, stderr=subprocess.STDOUT, env=env).returncode
+    if not report.exists():
+        raise RunFailed(cmd, code, log)
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite[0]
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    return counts | {"passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
+                     "exit_code": code, "log": str(log)}
 
 
 def cross_device_actions(folder: Path, device: str, n_obs: int = 5) -> dict:
@@ -313,9 +351,8 @@ def grid_cost(params_path: Path, bench_rows: list[dict], env_ms: dict[str, float
     length: an upper bound). `loop_rate` (env steps/s of the measured HalfCheetah iterative loop, if
     any) calibrates the prices for what the loop adds (logging, replay sampling, copies); the grid
     is given alone and packed (divided by the pack's aggregate speed-up)."""
-    from iapo.config import resolve
+    from iapo.config import resolve, run_grid
     from iapo.envs import make_env
-    from iapo.layout import run_grid
 
     params = load_params(params_path)
     scale = params.scales["paper"]
@@ -370,14 +407,15 @@ def mps_active() -> bool:
     return False
 
 
-STEPS = ("resume", "checkpoints", "bench", "train", "loop", "pack", "envs", "grid")
+STEPS = ("cuda_tests", "resume", "deterministic", "checkpoints", "bench", "train", "loop", "pack", "envs",
+         "grid")
 """In the order they run: correctness first, then costs; each is ok, failed or skipped."""
 
 ESTIMATE_S = {
-    "cuda": {"resume": 120, "checkpoints": 90, "bench": 90, "train": 150, "loop": 120, "pack": 120,
-             "envs": 20, "grid": 5},
-    "cpu": {"resume": 40, "checkpoints": 20, "bench": 60, "train": 40, "loop": 30, "pack": 30,
-            "envs": 10, "grid": 5},
+    "cuda": {"cuda_tests": 60, "resume": 120, "deterministic": 90, "checkpoints": 90, "bench": 90,
+             "train": 150, "loop": 120, "pack": 120, "envs": 20, "grid": 5},
+    "cpu": {"cuda_tests": 60, "resume": 40, "deterministic": 30, "checkpoints": 20, "bench": 60, "train": 40,
+            "loop": 30, "pack": 30, "envs": 10, "grid": 5},
 }
 """Rough wall seconds of each step at the check's sizes, for `--budget-s` (a step is skipped when
 it would not end within the budget)."""
@@ -436,9 +474,11 @@ def tail(log: Path, lines: int = 20) -> str:
 
 
 def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gpu_check",
-              params_path: str | Path = "params.yaml", budget_s: float | None = None) -> dict:
+              params_path: str | Path = "params.yaml", budget_s: float | None = None,
+              mps: bool = False) -> dict:
     """Run every step (module docstring) on `device` within `budget_s` seconds if given; write the
-    report after each step and return it."""
+    report after each step and return it. `mps`: the pack step is measured a second time under a
+    CUDA MPS control daemon started for it (`iapo.pack.mps_daemon`)."""
     import torch
 
     from iapo.config import resolve
@@ -483,6 +523,14 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
             name: same_csv(f / name, Path(reference["folder"]) / name)
             for name in ("metrics.csv", "eval.csv")}
 
+    def deterministic() -> dict:
+        """The captured iterative run twice with `--deterministic`: the same bytes both times."""
+        folders = [folder("deterministic", f"run{i}") for i in (1, 2)]
+        for f in folders:
+            cmd = [*train_cmd(params["on"], TRAIN_ENV, "iterative", n_train, f, dev), "--deterministic"]
+            run_watched([cmd], [f], sizes.warmup)
+        return {name: same_csv(folders[0] / name, folders[1] / name) for name in ("metrics.csv", "eval.csv")}
+
     def checkpoints() -> dict:
         on_device = Path(trained(TRAIN_ENV, "direct", "eager", sizes.updates, "train")["folder"])
         on_cpu = on_device
@@ -503,8 +551,15 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
                                      warmup=sizes.bench_warmup, variants=variants, archs=archs)["ops"]
         return rows
 
-    def train() -> list[dict]:
-        return [trained(TRAIN_ENV, v, p, sizes.updates, "train") for v, p in TRAIN_RUNS]
+    def train() -> dict:
+        """The learning loop of each agent; the captured runs' first learning rows against the eager
+        ones (same seed)."""
+        rows = [trained(TRAIN_ENV, v, p, sizes.updates, "train") for v, p in TRAIN_RUNS]
+        agreement = {}
+        for v in LOOP_VARIANTS:
+            eager, captured = (Path(folder("train", v, p)) / "metrics.csv" for p in PATHS)
+            agreement[v] = same_csv(eager, captured, first_learning_rows(eager, sizes.warmup))
+        return {"runs": rows, "captured_vs_eager": agreement}
 
     def loop() -> list[dict]:
         return [trained(LOOP_ENV, v, p, sizes.loop_updates, "loop") for v in LOOP_VARIANTS for p in PATHS]
@@ -514,26 +569,39 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
         f = folder("pack", "alone")
         alone = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev)], [f],
                             sizes.warmup, cpus=cpus[:1])[0]
-        folders = [folder("pack", f"seed{i}") for i in range(sizes.pack)]
-        runs = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev, seed=i)
-                            for i, f in enumerate(folders)], folders, sizes.warmup,
-                           cpus=[cpus[i % len(cpus)] for i in range(sizes.pack)])
-        together = aggregate_rate([r.learning(sizes.warmup) for r in runs])
         single = alone.rate(sizes.warmup)
-        return {"runs": sizes.pack, "mps_active": mps_active(), "pinned": "one core per run (taskset)",
-                "single_steps_per_s": single, **together,
-                "speedup": together["aggregate_steps_per_s"] / single, "wall_s": runs[0].wall_s}
+
+        def together(name: str, env: dict | None) -> dict:
+            folders = [folder("pack", name, f"seed{i}") for i in range(sizes.pack)]
+            runs = run_watched([train_cmd(params["on"], LOOP_ENV, "iterative", n_loop, f, dev, seed=i)
+                                for i, f in enumerate(folders)], folders, sizes.warmup,
+                               cpus=[cpus[i % len(cpus)] for i in range(sizes.pack)], env=env)
+            rates = aggregate_rate([r.learning(sizes.warmup) for r in runs])
+            return rates | {"speedup": rates["aggregate_steps_per_s"] / single, "wall_s": runs[0].wall_s}
+
+        # without MPS (the processes time-slice the GPU), unless a server already runs; with a
+        # job-local MPS daemon only when asked (--mps): nothing here changes a GPU setting
+        result = {"runs": sizes.pack, "mps_active": mps_active(), "pinned": "one core per run (taskset)",
+                  "single_steps_per_s": single, **together("plain", None)}
+        if mps:
+            with mps_daemon(True) as env:
+                result["with_mps"] = together("mps", env)
+        return result
 
     def grid() -> dict:
         rows = report.result.get("bench")
         if not rows:
             raise RuntimeError("no bench rows to price the grid with (the bench step did not run)")
-        rates = [r["steps_per_s"] for r in report.result.get("loop", []) if r["variant"] == "iterative"]
+        rates = [r["steps_per_s"] for r in report.result.get("loop") or [] if r["variant"] == "iterative"]
         pack_result = report.result.get("pack") or {}
         return grid_cost(Path(params_path), rows, report.result.get("envs") or {},
                          max(rates) if rates else None, pack_result.get("speedup"))
 
+    root = Path(__file__).resolve().parents[3]
+    report.run("cuda_tests", "the test suite's CUDA cases and device tests (pytest)",
+               lambda: cuda_tests(root, work / "cuda_tests.log"))
     report.run("resume", "kill and resume (captured iterative) against the uninterrupted run", resume)
+    report.run("deterministic", "the captured iterative run twice with --deterministic", deterministic)
     report.run("checkpoints", "snapshots across devices", checkpoints)
     report.run("bench", f"update and act timed on {dev}, eager and captured", bench)
     report.run("train", f"training on {TRAIN_ENV}: the learning loop of each agent", train)
@@ -543,11 +611,54 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
                lambda: env_step_ms(list(PAPER_ENVS), sizes.env_steps))
     report.run("grid", "the paper grid's training cost", grid)
     result = report.result
+    result["targets"] = targets(result)
+    report.write()
+    for t in result["targets"]:
+        verdict = {True: "pass", False: "FAIL", None: "not measured"}[t["pass"]]
+        print(f"gpu-check target: {t['target']}: {verdict} ({t['measured']})", file=sys.stderr)
     failed = [n for n, s in result["steps"].items() if s["status"] != "ok"]
+    failed += [f"target '{t['target']}'" for t in result["targets"] if t["pass"] is False]
     not_ok = f"; not ok: {', '.join(failed)}" if failed else ""
     print(f"gpu-check: done in {report.elapsed():.0f} s{not_ok}"
           + f"; written: {report.json}, {report.md} (run folders and logs: {work})", file=sys.stderr)
     return result
+
+
+TOLERANCE = {"captured_vs_eager": 1e-3, "direct_across_devices": 1e-4, "iterative_across_devices": 5e-2}
+"""Targets of `targets`: the first learning rows of a captured run against the eager one (same seed,
+largest relative difference of any number); a snapshot's deterministic action on the device against
+the CPU, relative to the largest |a| (direct: rounding only; iterative: its K steps follow J's
+samples, whose generators differ between device kinds)."""
+
+
+def targets(r: dict) -> list[dict]:
+    """Each target of the check, `pass` True, False or None (its step did not run or measure it)."""
+    out = []
+
+    def add(target: str, ok: bool | None, measured: str) -> None:
+        out.append({"target": target, "pass": ok, "measured": measured})
+
+    if (t := r.get("cuda_tests")) is not None:
+        add("the CUDA tests pass", t["failures"] == 0 and t["errors"] == 0,
+            f"{t['passed']} passed, {t['failures']} failed, {t['errors']} errors, {t['skipped']} skipped")
+    else:
+        add("the CUDA tests pass", None, "not run")
+    for name, what in (("resume", "a killed and resumed run equals the uninterrupted one"),
+                       ("deterministic", "--deterministic repeats to the byte")):
+        x = r.get(name)
+        ok = None if x is None else x["metrics.csv"]["identical"] and x["eval.csv"]["identical"]
+        add(what, ok, "not run" if x is None else f"metrics.csv {_same(x['metrics.csv'])}, "
+                                                   f"eval.csv {_same(x['eval.csv'])}")
+    for variant, d in ((r.get("train") or {}).get("captured_vs_eager") or {}).items():
+        tol = TOLERANCE["captured_vs_eager"]
+        add(f"{variant}: captured = eager on the first learning rows (rel. ≤ {tol:g})",
+            d["max_rel_diff"] <= tol, f"max rel. diff {d['max_rel_diff']:.1e}")
+    for name, c in (r.get("checkpoints") or {}).items():
+        kind = "iterative" if name.startswith("iterative") else "direct"
+        tol = TOLERANCE[f"{kind}_across_devices"]
+        add(f"{name} snapshot acts alike on both devices (rel. ≤ {tol:g})",
+            bool(c["relative"] <= tol) if math.isfinite(c["relative"]) else False, f"{c['relative']:.1e}")
+    return out
 
 
 def format_markdown(r: dict) -> str:
@@ -566,7 +677,8 @@ def format_markdown(r: dict) -> str:
                 "failed": f"FAILED: {s.get('error')}"
                 + (f" (exit {s['exit_code']})" if "exit_code" in s else "")}
         lines.append(f"| {name} | {text[s['status']].replace('|', '/')} |")
-    runs = [(name, x) for name in ("train", "loop") for x in r.get(name) or []]
+    runs = [(name, x) for name in ("train", "loop")
+            for x in ((r.get(name) or {}).get("runs", []) if name == "train" else r.get(name) or [])]
     if runs:
         lines += ["", "| step | env | variant | Q arch | path | updates | env steps/s (learning phase) |",
                   "|---|---|---|---|---|---|---|"]
@@ -581,11 +693,13 @@ def format_markdown(r: dict) -> str:
                    f"{m['device']}: max abs action difference / max abs action | {c['max_abs_diff']:.2e} / "
                    f"{c['max_abs_action']:.2e} = {c['relative']:.1e} |" for name, c in ck.items()]
     if p := r.get("pack"):
-        mps = "on" if p["mps_active"] else "off"
-        checks.append(f"| {p['runs']} runs at once, one core each (MPS {mps}): "
-                      f"aggregate env steps/s over their common {p['window_s']:.0f} s (one run alone) | "
-                      f"{p['aggregate_steps_per_s']:.1f} ({p['single_steps_per_s']:.1f}): "
-                      f"{p['speedup']:.2f}x |")
+        for how, x in (("MPS " + ("on" if p["mps_active"] else "off"), p), ("a job-local MPS daemon",
+                                                                               p.get("with_mps"))):
+            if x is not None:
+                checks.append(f"| {p['runs']} runs at once, one core each ({how}): aggregate env steps/s "
+                              f"over their common {x['window_s']:.0f} s (one run alone) | "
+                              f"{x['aggregate_steps_per_s']:.1f} ({p['single_steps_per_s']:.1f}): "
+                              f"{x['speedup']:.2f}x |")
     if g := r.get("grid"):
         packed = "n/a" if g["hours_packed"] is None else f"{g['hours_packed']:.0f}"
         checks.append(f"| paper grid ({g['runs']} runs, each priced by env, Q arch and agent; calibration "
@@ -593,6 +707,10 @@ def format_markdown(r: dict) -> str:
                       f"{packed} |")
     if checks:
         lines += ["", "| check | result |", "|---|---|", *checks]
+    if r.get("targets"):
+        verdicts = {True: "pass", False: "**FAIL**", None: "not measured"}
+        lines += ["", "| target | verdict | measured |", "|---|---|---|"]
+        lines += [f"| {t['target']} | {verdicts[t['pass']]} | {t['measured']} |" for t in r["targets"]]
     if r.get("bench"):
         lines += ["", "| op | variant | Q arch | path | median ms | device ms | speed-up |",
                   "|---|---|---|---|---|---|---|"]
