@@ -15,7 +15,8 @@
 # one `train_pack_<n>` job per (env, variant) of the scale runs all its n seeds at once
 # (`iapo train-pack`, one `iapo train` process per seed on its own cores, one GPU shared). Its outputs
 # are the same run.json files, so every later rule is unchanged. Its resources are the `train` block's,
-# cores and memory times n; `train: mps: 1` starts a job-local MPS daemon (iapo.pack).
+# cores and memory times n; `train: mps: 1` starts a job-local MPS daemon (iapo.pack). The pack rules
+# are made for the scale of the call (`--config scale=…`, else params.yaml's), whose grid fixes n.
 def literal(resource):
     """A set resource's value as typed (`'--signal=TERM@600'` → the string; `shard:1` stays text)."""
     raw = getattr(resource, "raw", resource)
