@@ -95,3 +95,16 @@ def test_train_pack_refuses_an_unknown_variant_before_starting_anything(tmp_path
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "nope" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_an_mps_daemon_that_will_not_start_is_one_clear_error(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose nvidia-cuda-mps-control refuses to start (MPS not allowed): a DeviceError naming
+    the exit code and what it printed, and the seeds never start."""
+    fake = tmp_path / "nvidia-cuda-mps-control"
+    fake.write_text("#!/bin/sh\necho 'MPS not allowed on this node' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DeviceError, match=r"failed \(exit 3: MPS not allowed on this node\)"):
+        train_pack([seed_cmd(tmp_path, 0, 60)], None, mps=True)
+    assert not (tmp_path / "seed0.cores").exists()

@@ -70,7 +70,11 @@ def mps_daemon(enabled: bool) -> Iterator[dict[str, str]]:
         for path in env.values():
             os.makedirs(path)
         daemon_env = os.environ | env
-        subprocess.run([control, "-d"], env=daemon_env, check=True)
+        started = subprocess.run([control, "-d"], env=daemon_env, capture_output=True, text=True)
+        if started.returncode != 0:
+            raise DeviceError(f"--mps: `{control} -d` failed (exit {started.returncode}: "
+                              f"{(started.stderr or started.stdout).strip() or 'no message'}). The site may "
+                              "not allow MPS on this node; run without --mps.")
         print(f"train-pack: MPS control daemon started (pipes in {env['CUDA_MPS_PIPE_DIRECTORY']})",
               file=sys.stderr)
         try:
