@@ -70,7 +70,7 @@ def _column(values: list, name: str) -> list[str]:
         if not isinstance(v, (str, bool, numbers.Integral, float)):
             raise TypeError(f"write_rows: column {name!r} holds a {type(v).__name__} ({v!r}); "
                             "only int, float, bool and str are written")
-    if all(isinstance(v, str) for v in present) or any(isinstance(v, str) for v in present):
+    if not present or any(isinstance(v, str) for v in present):
         return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
     if present and len(present) == len(values) and all(isinstance(v, bool) for v in present):
         return [str(v) for v in values]

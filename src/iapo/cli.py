@@ -360,15 +360,14 @@ def cmd_train(args: TrainArgs) -> int:
 
 def cmd_train_pack(args: TrainPackArgs) -> int:
     from iapo.envs import paper_name
-    from iapo.pack import train_pack
+    from iapo.pack import train_argv, train_pack
 
     params = load_params(args.params)
     env, scale = paper_name(args.env), args.scale_of(params)
     resolve(params, env, args.variant, 0, scale)  # a bad env or variant: one paragraph, exit 2
     seeds = args.seeds if args.seeds is not None else range(params.scales[scale].seeds_of(env, args.variant))
-    commands = [[sys.executable, "-m", "iapo.cli", "--params", str(args.params), "train", "--scale", scale,
-                 "--env", env, "--variant", args.variant, "--seed", str(seed), "--device", str(args.device),
-                 "--threads", str(args.threads)] for seed in seeds]
+    commands = [train_argv(args.params, scale, env, args.variant, seed, str(args.device), args.threads)
+                for seed in seeds]
     logs = None if args.logs is None else [args.logs / f"seed{seed}.log" for seed in seeds]
     return train_pack(commands, logs, mps=args.mps)
 

@@ -31,6 +31,14 @@ from iapo.errors import DeviceError
 from iapo.train import EXIT_PREEMPTED
 
 
+def train_argv(params: str | Path, scale: str, env: str, variant: str, seed: int, device: str,
+               threads: int = 1, *more: str) -> list[str]:
+    """The command of one seed's `iapo train` (this Python, this package), `more` options appended."""
+    return [sys.executable, "-m", "iapo.cli", "--params", str(params), "train", "--scale", scale,
+            "--env", env, "--variant", variant, "--seed", str(seed), "--device", device,
+            "--threads", str(threads), *more]
+
+
 def core_sets(cpus: list[int], runs: int) -> list[list[int]]:
     """The cores of each of `runs` processes: `cpus` split into contiguous, equal shares (the first
     ones one larger when they do not divide); with fewer cores than runs, runs share cores in turn."""

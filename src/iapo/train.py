@@ -33,6 +33,12 @@ EXIT_PREEMPTED = 143  # 128 + SIGTERM: the job was stopped and saved; rerunning 
 KEEP_RESUME = 2       # newest full-state checkpoints kept in DIR/resume/
 
 
+def last_eval_return(eval_rows: list[dict]) -> float:
+    """The mean return of the last evaluation's episodes (eval.csv's rows are in env-step order)."""
+    step = eval_rows[-1]["env_step"]
+    return float(np.mean([row["return"] for row in eval_rows if row["env_step"] == step]))
+
+
 def _rows(saved: object, device: torch.device) -> list[torch.Tensor]:
     """Saved rows (a tensor stacked on the CPU; Python floats in states of earlier versions, float64
     values of float32 numbers) as a list of tensors on `device`."""
@@ -375,10 +381,8 @@ class Run:
         atomic.write_rows(self.out / "metrics.csv", self.c.metrics_rows)
         atomic.write_rows(self.out / "eval.csv", self.c.eval_rows)
         self.show_last_return()
-        if self.c.eval_rows:  # the last evaluation's mean return, as the bar showed it
-            step = self.c.eval_rows[-1]["env_step"]
-            returns = [row["return"] for row in self.c.eval_rows if row["env_step"] == step]
-            self.bar_postfix["eval_return"] = f"{np.mean(returns):.1f}"
+        if self.c.eval_rows:  # as the bar showed it
+            self.bar_postfix["eval_return"] = f"{last_eval_return(self.c.eval_rows):.1f}"
         return True
 
     def restore_cuda_rng(self, saved: object, step: int) -> bool:
@@ -468,13 +472,12 @@ class Run:
 
     def finish(self, steps_per_s: float) -> dict:
         """run.json, written last and atomically: its presence marks a complete run."""
-        last = max(row["env_step"] for row in self.c.eval_rows)
-        final = np.mean([row["return"] for row in self.c.eval_rows if row["env_step"] == last])
+        final = last_eval_return(self.c.eval_rows)
         info = provenance(self.device) | describe(self.device) | {
             "env": self.cfg.env, "variant": self.cfg.variant, "seed": self.cfg.seed,
             "scale": self.cfg.scale, "steps": self.c.step, "updates": self.agent.n_updates,
             "episodes": self.c.episodes, "params_hash": self.cfg.params_hash(),
-            "final_eval_return": float(final), "wall_time_s": round(self.c.wall_time, 2),
+            "final_eval_return": final, "wall_time_s": round(self.c.wall_time, 2),
             "env_steps_per_s_last_session": round(steps_per_s, 2),
             "resumed_at": self.c.resumed_at, "rng_reseeded_at": self.c.reseeded_at,
             "threads": torch.get_num_threads(),

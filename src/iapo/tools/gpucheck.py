@@ -48,7 +48,7 @@ import yaml
 
 from iapo import atomic
 from iapo.config import load_params
-from iapo.pack import mps_daemon, on_cores
+from iapo.pack import mps_daemon, on_cores, train_argv
 
 if TYPE_CHECKING:
     import torch
@@ -110,9 +110,9 @@ def check_params(base: Path, out: Path, graphs: str, sizes: Sizes) -> Path:
 
 def train_cmd(params: Path, env: str, variant: str, steps: int, folder: Path, device: str,
               seed: int = 0) -> list[str]:
-    return [sys.executable, "-m", "iapo.cli", "--params", str(params), "train", "--scale", CHECK_SCALE,
-            "--env", env, "--variant", variant, "--seed", str(seed), "--steps", str(steps),
-            "--out", str(folder), "--device", device, "--threads", "1"]
+    """One training of the check: `steps` env steps into `folder`, one thread."""
+    return train_argv(params, CHECK_SCALE, env, variant, seed, device, 1, "--steps", str(steps),
+                      "--out", str(folder))
 
 
 def last_step(metrics: Path) -> int | None:
@@ -557,7 +557,7 @@ def gpu_check(device: str | torch.device = "cuda", out: str | Path = "results/gp
         rows = [trained(TRAIN_ENV, v, p, sizes.updates, "train") for v, p in TRAIN_RUNS]
         agreement = {}
         for v in LOOP_VARIANTS:
-            eager, captured = (Path(folder("train", v, p)) / "metrics.csv" for p in PATHS)
+            eager, captured = (folder("train", v, p) / "metrics.csv" for p in PATHS)
             agreement[v] = same_csv(eager, captured, first_learning_rows(eager, sizes.warmup))
         return {"runs": rows, "captured_vs_eager": agreement}
 
